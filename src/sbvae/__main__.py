@@ -1,0 +1,5 @@
+import sys
+
+from sbvae.cli import main
+
+sys.exit(main())

@@ -1,0 +1,118 @@
+"""The ``sbvae`` command: a thin layer over the Python API.
+
+Every error a user can cause ends in one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from sbvae.errors import ConfigError, UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other user error
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _default_run_dir(preset: str, decoder: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{preset}-{decoder}-{stamp}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from sbvae.config import load_config, parse_override
+    from sbvae.train import resume_config, select_device, train
+
+    device = select_device(args.device)
+    if args.resume is not None:
+        steps = None
+        for item in args.set:
+            key, value = parse_override(item)
+            if key != "train.steps":
+                raise ConfigError(f"--resume keeps the run's config; only train.steps may be set, not {key}")
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"train.steps must be a positive int, not {value!r}")
+            steps = value
+        if args.config or args.seed is not None or args.out:
+            raise ConfigError("--resume takes the run's own config; drop --config, --seed and --out")
+        config, state = resume_config(Path(args.resume), steps)
+        train(config, args.resume, device, resume_state=state, progress=not args.quiet)
+        return
+    overrides = list(args.set)
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    config = load_config(args.config, overrides)
+    out = Path(args.out) if args.out else _default_run_dir(config.data.preset, config.model.decoder)
+    train(config, out, device, progress=not args.quiet)
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from sbvae.data import PRESETS, make_dataset, make_generator
+    from sbvae.viz.data import data_figure
+
+    if args.preset not in PRESETS:
+        raise UserError(f"unknown data preset '{args.preset}' (known: {', '.join(PRESETS)})")
+    if args.image_size <= 0 or args.image_size % 16:
+        raise UserError(f"--image-size must be a positive multiple of 16, not {args.image_size}")
+    if args.count <= 0:
+        raise UserError(f"--count must be positive, not {args.count}")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UserError(f"folder {out.parent} does not exist")
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out must be a .png file, not {out}")
+    data = make_dataset(args.preset, args.image_size)
+    batch = data.sample(args.count, make_generator(args.seed, "preview"))
+    data_figure(data, batch, out)
+    print(f"wrote {args.count} samples of {args.preset} to {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sbvae", description="Spatial Broadcast VAEs: train, evaluate, look.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a VAE (no arguments: the CPU-sized default)")
+    p.add_argument("--config", help="a preset name (default, paper, ...) or a YAML file")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="dotted overrides, e.g. model.decoder=deconv train.steps=2000")
+    p.add_argument("--out", help="run folder to create (default: runs/PRESET-DECODER-TIME)")
+    p.add_argument("--seed", type=int, help="shortcut for --set train.seed=N")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("data", help="save a grid of samples of a data preset with their factors")
+    p.add_argument("preset", help="a data preset, e.g. colored_sprites or dsprites")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--count", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f"sbvae: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sbvae: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

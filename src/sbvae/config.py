@@ -1,0 +1,251 @@
+"""Typed run configuration: dataclasses, YAML presets, dotted overrides, validation.
+
+A config has four sections (``data``, ``model``, ``objective``, ``train``). Every value is
+checked on load, so a typo or a bad value fails with one clear :class:`ConfigError` before
+anything is trained or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from sbvae.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """What the model sees. ``preset`` names a factor space in :mod:`sbvae.data.presets`."""
+
+    preset: str = "colored_sprites"
+    image_size: int = 64
+    val_size: int = 512
+    supersample: int = 4
+
+
+@dataclass
+class ModelConfig:
+    """Encoder and decoder shapes. See :mod:`sbvae.models` for what each knob means."""
+
+    decoder: Literal["sbd", "deconv"] = "sbd"
+    latent_dim: int = 10
+    encoder_channels: int = 64
+    encoder_hidden: int = 256
+    sbd_layers: int = 4
+    sbd_channels: int = 64
+    sbd_kernel: int = 3
+    broadcast: Literal["same", "valid"] = "valid"
+    deconv_channels: int = 64
+
+
+@dataclass
+class ObjectiveConfig:
+    """The loss: reconstruction likelihood (with its sigma) plus beta times the KL."""
+
+    likelihood: Literal["gaussian", "bernoulli"] = "gaussian"
+    sigma: float = 0.1
+    beta: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping. ``threads`` 0 means one per available CPU core."""
+
+    steps: int = 1_500_000
+    batch_size: int = 16
+    lr: float = 3e-4
+    seed: int = 0
+    log_every: int = 100
+    eval_every: int = 5000
+    checkpoint_every: int = 5000
+    threads: int = 0
+
+
+@dataclass
+class Config:
+    """A whole run: saved as ``config.yaml`` in every run folder."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "objective": ObjectiveConfig,
+    "train": TrainConfig,
+}
+
+
+def preset_names() -> list[str]:
+    """Names of the YAML presets shipped inside the package."""
+    folder = resources.files("sbvae") / "configs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{source} must hold a mapping of sections, not {type(loaded).__name__}")
+    return loaded
+
+
+def load_raw(name_or_path: str | None) -> dict[str, Any]:
+    """Read a preset by name (``default``, ``paper``, ...) or a YAML file by path."""
+    if name_or_path is None:
+        name_or_path = "default"
+    if name_or_path in preset_names() and not Path(name_or_path).exists():
+        text = (resources.files("sbvae") / "configs" / f"{name_or_path}.yaml").read_text()
+        return _read_yaml(text, f"preset '{name_or_path}'")
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file not found: {path} (built-in presets: {', '.join(preset_names())})"
+        )
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    return _read_yaml(text, str(path))
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split ``section.key=value``; the value is parsed as YAML (``3e-4``, ``true``, ``sbd``)."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' needs the form section.key=value")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if key.count(".") != 1:
+        raise ConfigError(f"override key '{key}' needs the form section.key (e.g. train.steps)")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    return key, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``section.key=value`` applied."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for item in overrides:
+        key, value = parse_override(item)
+        section, name = key.split(".")
+        target = merged.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"config section '{section}' must be a mapping")
+        target[name] = value
+    return merged
+
+
+def _coerce(where: str, value: Any, annotation: Any) -> Any:
+    """Check ``value`` against a field's type; ints are accepted where floats are expected."""
+    if typing.get_origin(annotation) is Literal:
+        choices = typing.get_args(annotation)
+        if value not in choices:
+            raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))}, not {value!r}")
+        return value
+    if annotation is bool:
+        ok = isinstance(value, bool)
+    elif annotation is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif annotation is str:
+        ok = isinstance(value, str)
+    else:  # pragma: no cover - every field type is listed above
+        raise TypeError(annotation)
+    if not ok:
+        raise ConfigError(f"{where} must be {annotation.__name__}, not {value!r}")
+    return value
+
+
+def _build_section(name: str, cls: type, raw: Any) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config section '{name}' must be a mapping, not {raw!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(
+                f"unknown config key '{name}.{key}' (known: {', '.join(sorted(known))})"
+            )
+    values = {key: _coerce(f"{name}.{key}", raw[key], hints[key]) for key in raw}
+    return cls(**values)
+
+
+def build_config(raw: dict[str, Any]) -> Config:
+    """Turn a nested dict into a validated :class:`Config`."""
+    for section in raw:
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"unknown config section '{section}' (known: {', '.join(SECTIONS)})"
+            )
+    sections = {name: _build_section(name, cls, raw.get(name)) for name, cls in SECTIONS.items()}
+    config = Config(**sections)
+    validate(config)
+    return config
+
+
+def load_config(name_or_path: str | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a preset or YAML file, apply dotted overrides, validate."""
+    raw = apply_overrides(load_raw(name_or_path), overrides or [])
+    return build_config(raw)
+
+
+def _positive(where: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{where} must be positive, not {value}")
+
+
+def validate(config: Config) -> None:
+    """Check values that types alone cannot (sizes, ranges, presets)."""
+    from sbvae.data.presets import PRESETS  # late import: data depends on nothing here
+
+    d, m, o, t = config.data, config.model, config.objective, config.train
+    if d.preset not in PRESETS:
+        raise ConfigError(f"data.preset '{d.preset}' is unknown (known: {', '.join(PRESETS)})")
+    _positive("data.image_size", d.image_size)
+    if d.image_size % 16:
+        raise ConfigError(f"data.image_size must be divisible by 16, not {d.image_size}")
+    _positive("data.val_size", d.val_size)
+    _positive("data.supersample", d.supersample)
+    for key in ("latent_dim", "encoder_channels", "encoder_hidden", "sbd_layers",
+                "sbd_channels", "deconv_channels"):
+        _positive(f"model.{key}", getattr(m, key))
+    _positive("model.sbd_kernel", m.sbd_kernel)
+    if m.broadcast == "same" and m.sbd_kernel % 2 == 0:
+        raise ConfigError("model.sbd_kernel must be odd with model.broadcast=same")
+    _positive("objective.sigma", o.sigma)
+    if o.beta < 0:
+        raise ConfigError(f"objective.beta must be >= 0, not {o.beta}")
+    for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
+        _positive(f"train.{key}", getattr(t, key))
+    _positive("train.lr", t.lr)
+    if t.seed < 0:
+        raise ConfigError(f"train.seed must be >= 0, not {t.seed}")
+    if t.threads < 0:
+        raise ConfigError(f"train.threads must be >= 0 (0 = automatic), not {t.threads}")
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write the resolved config as YAML."""
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

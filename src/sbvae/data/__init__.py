@@ -1,0 +1,19 @@
+"""Data with exact ground truth: factor distributions, the sprite renderer, presets."""
+
+from sbvae.data.dataset import Batch, SpriteDataset, derive_seed, make_generator
+from sbvae.data.factors import (
+    Continuous,
+    Discrete,
+    FactorDistribution,
+    Intersection,
+    Product,
+    SetMinus,
+)
+from sbvae.data.presets import PRESETS, make_dataset
+from sbvae.data.sprites import SHAPES, SpriteRenderer, hsv_to_rgb
+
+__all__ = [
+    "Batch", "Continuous", "Discrete", "FactorDistribution", "Intersection", "PRESETS",
+    "Product", "SHAPES", "SetMinus", "SpriteDataset", "SpriteRenderer", "derive_seed",
+    "hsv_to_rgb", "make_dataset", "make_generator",
+]

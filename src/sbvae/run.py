@@ -1,0 +1,138 @@
+"""The run folder: the contract between training, evaluation and pictures.
+
+Layout::
+
+    RUN_DIR/
+      config.yaml          the resolved config
+      checkpoint.pt        model, optimizer, step and RNG states (latest)
+      metrics.jsonl        one JSON object per logged step (``split`` = train or val)
+      tensorboard/         the same scalars for TensorBoard
+      reconstructions.png  inputs over reconstructions (end of training)
+      traversals.png       latent traversals, rows ordered by KL (end of training)
+
+Checkpoints are written to a temporary file and renamed, so a crash never leaves a
+half-written checkpoint in place of a good one; they are read with ``weights_only=True``
+so loading one never executes code from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sbvae.config import Config, build_config
+from sbvae.errors import CheckpointError, ConfigError
+from sbvae.models import VAE, build_vae
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each artefact of a run lives."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def reconstructions(self) -> Path:
+        return self.root / "reconstructions.png"
+
+    @property
+    def traversals(self) -> Path:
+        return self.root / "traversals.png"
+
+
+def atomic_write_bytes(path: Path, write: Any) -> None:
+    """Call ``write(file)`` on a temporary sibling of ``path``, then rename it into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically."""
+    atomic_write_bytes(path, lambda handle: torch.save({"format": CHECKPOINT_FORMAT, **state}, handle))
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely; any problem becomes a one-line :class:`CheckpointError`."""
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
+            zipfile.BadZipFile, KeyError, AttributeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable: {first}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not an sbvae checkpoint (format {CHECKPOINT_FORMAT})")
+    for key in ("step", "model", "config"):
+        if key not in state:
+            raise CheckpointError(f"checkpoint {path} lacks '{key}'")
+    return state
+
+
+def config_from_checkpoint(state: dict[str, Any], path: Path) -> Config:
+    try:
+        return build_config(state["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {path} holds an invalid config: {exc}") from None
+
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Config, VAE, dict[str, Any]]:
+    """The trained model of a run folder (config, VAE in eval mode on ``device``, checkpoint)."""
+    paths = RunPaths(Path(run_dir))
+    if not paths.root.is_dir():
+        raise CheckpointError(f"run folder not found: {paths.root}")
+    state = load_checkpoint(paths.checkpoint, map_location=device)
+    config = config_from_checkpoint(state, paths.checkpoint)
+    from sbvae.data import make_dataset
+
+    data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+    model = build_vae(config.model, data.image_size, data.channels).to(device)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {paths.checkpoint} does not match its config: "
+                              f"{str(exc).splitlines()[0]}") from None
+    model.eval()
+    return config, model, state
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """All rows of a ``metrics.jsonl`` (an incomplete last line, from a crash, is skipped)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows

@@ -1,0 +1,288 @@
+"""The training loop: an endless stream of rendered batches, Adam, logs, checkpoints, resume.
+
+Everything random has its own seeded generator (model init, the data stream, the
+reparameterisation noise, the validation noise), and the stream's and the noise's states are
+saved in every checkpoint, so on the CPU N steps in one go and N/2 + resume + N/2 give the
+same parameters bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from sbvae.config import Config, save_config
+from sbvae.data import Batch, SpriteDataset, make_dataset, make_generator
+from sbvae.errors import CheckpointError, UserError
+from sbvae.models import VAE, build_vae, count_parameters
+from sbvae.objectives import LossTerms, to_image, vae_loss
+from sbvae.run import RunPaths, atomic_write_bytes, config_from_checkpoint, load_checkpoint, save_checkpoint
+from sbvae.viz import reconstructions_figure, traversals_figure
+from sbvae.viz.figures import ACTIVE_KL
+
+
+
+def select_device(name: str | None = None) -> torch.device:
+    """CUDA when present, else CPU; ``name`` (``cpu``, ``cuda``, ``cuda:1``) overrides."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}' (use cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' requested but CUDA is not available here")
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"device '{name}' is not supported (use cpu, cuda or cuda:N)")
+    return device
+
+
+def set_threads(threads: int) -> int:
+    """Use ``threads`` CPU threads (0: one per core this process may run on)."""
+    if threads == 0:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    return threads
+
+
+def parameter_report(config: Config, model: VAE, data: SpriteDataset) -> str:
+    """One line with the parameter counts of the encoder and of both decoders."""
+    other = "deconv" if config.model.decoder == "sbd" else "sbd"
+    swapped = build_vae(type(config.model)(**{**vars(config.model), "decoder": other}),
+                        data.image_size, data.channels)
+    counts = {config.model.decoder: count_parameters(model.decoder),
+              other: count_parameters(swapped.decoder)}
+    return (f"parameters: encoder {count_parameters(model.encoder):,} | "
+            f"sbd decoder {counts['sbd']:,} | deconv decoder {counts['deconv']:,} "
+            f"(training: {config.model.decoder})")
+
+
+class Trainer:
+    """Owns the model, optimizer, data stream and run folder of one training run."""
+
+    def __init__(self, config: Config, run_dir: Path, device: torch.device) -> None:
+        self.config, self.device = config, device
+        self.paths = RunPaths(Path(run_dir))
+        self.data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+        torch.manual_seed(config.train.seed)
+        self.model = build_vae(config.model, self.data.image_size, self.data.channels).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        self.data_rng = make_generator(config.train.seed, "train")
+        self.noise_rng = make_generator(config.train.seed, "noise")
+        self.step = 0
+        self.elapsed = 0.0
+        self._val: Batch | None = None
+
+    # -- state ---------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "data_rng": self.data_rng.get_state(),
+            "noise_rng": self.noise_rng.get_state(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.data_rng.set_state(state["data_rng"])
+            self.noise_rng.set_state(state["noise_rng"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {self.paths.checkpoint} cannot be restored: "
+                                  f"{str(exc).splitlines()[0]}") from None
+        self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))
+
+    def save(self) -> None:
+        save_checkpoint(self.paths.checkpoint, self.state())
+
+    # -- one step ------------------------------------------------------------------------
+    def loss(self, images: torch.Tensor, noise: torch.Tensor) -> LossTerms:
+        o = self.config.objective
+        return vae_loss(images, self.model(images, noise), o.likelihood, o.sigma, o.beta)
+
+    def train_step(self) -> LossTerms:
+        batch = self.data.sample(self.config.train.batch_size, self.data_rng, self.device)
+        noise = torch.randn(len(batch.images), self.config.model.latent_dim,
+                            generator=self.noise_rng).to(self.device)
+        terms = self.loss(batch.images, noise)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return LossTerms(*(t.detach() for t in terms))
+
+    # -- evaluation ----------------------------------------------------------------------
+    @property
+    def val(self) -> Batch:
+        if self._val is None:
+            self._val = self.data.fixed_set(self.config.data.val_size, self.config.train.seed, "val", self.device)
+        return self._val
+
+    @torch.no_grad()
+    def validate(self, chunk: int = 256) -> dict[str, Any]:
+        """Mean loss terms on the fixed validation set, with fixed noise (no RNG consumed),
+        plus ``sse``: the per-image sum of squared errors of the reconstruction in [0, 1]."""
+        self.model.eval()
+        o = self.config.objective
+        noise_rng = make_generator(self.config.train.seed, "val-noise")
+        totals: list[torch.Tensor] = []
+        images = self.val.images
+        for start in range(0, len(images), chunk):
+            part = images[start : start + chunk]
+            noise = torch.randn(len(part), self.config.model.latent_dim, generator=noise_rng).to(self.device)
+            out = self.model(part, noise)
+            terms = vae_loss(part, out, o.likelihood, o.sigma, o.beta)
+            sse = ((to_image(out.decoded, o.likelihood) - part) ** 2).flatten(1).sum(1).mean()
+            totals.append(torch.cat([sse.reshape(1)] + [t.reshape(-1) for t in terms]) * len(part))
+        self.model.train()
+        mean = torch.stack(totals).sum(0) / len(images)
+        sse, loss, recon, kl, kl_dims = mean[0], mean[1], mean[2], mean[3], mean[4:]
+        return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(), "sse": sse.item(),
+                "kl_per_dim": kl_dims.tolist(), "active_latents": int((kl_dims > ACTIVE_KL).sum())}
+
+    def pictures(self, kl_per_dim: list[float]) -> None:
+        """The reconstruction grid and the traversal grid, into the run folder."""
+        self.model.eval()
+        likelihood = self.config.objective.likelihood
+        reconstructions_figure(self.model, self.val.images[:10], likelihood, self.paths.reconstructions)
+        traversals_figure(self.model, self.val.images[0], torch.tensor(kl_per_dim), likelihood,
+                          self.paths.traversals)
+        self.model.train()
+
+
+class MetricsLog:
+    """Appends rows to metrics.jsonl and TensorBoard."""
+
+    def __init__(self, paths: RunPaths) -> None:
+        from tensorboardX import SummaryWriter
+
+        self.path = paths.metrics
+        self.writer = SummaryWriter(str(paths.tensorboard))
+
+    def write(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        step, split = row["step"], row["split"]
+        for key, value in row.items():
+            if key in ("step", "split"):
+                continue
+            if isinstance(value, list):
+                for i, v in enumerate(value):
+                    self.writer.add_scalar(f"{split}/{key}/{i}", v, step)
+            elif isinstance(value, (int, float)):
+                self.writer.add_scalar(f"{split}/{key}", value, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows logged after the checkpoint we resume from (they will be logged again)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    atomic_write_bytes(path, lambda handle: handle.write("".join(kept).encode()))
+
+
+def prepare_new_run(run_dir: Path) -> None:
+    """Create an empty run folder; refuse one that already holds files."""
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise UserError(f"output folder {run_dir} already exists and is not empty "
+                        f"(choose another --out, or --resume {run_dir})")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {run_dir}: {exc.strerror}") from None
+
+
+def resume_config(run_dir: Path, steps: int | None = None) -> tuple[Config, dict[str, Any]]:
+    """The config and checkpoint of a run to resume; ``steps`` may extend its length."""
+    paths = RunPaths(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"resume folder not found: {run_dir}")
+    state = load_checkpoint(paths.checkpoint)
+    config = config_from_checkpoint(state, paths.checkpoint)
+    if steps is not None:
+        config.train.steps = steps
+    return config, state
+
+
+def train(config: Config, run_dir: str | Path, device: str | torch.device | None = None,
+          resume_state: dict[str, Any] | None = None, progress: bool = True) -> Path:
+    """Train ``config`` into ``run_dir`` (a new, empty folder unless ``resume_state`` is given).
+
+    Returns the run folder. On resume, training continues from the checkpoint's step up to
+    ``config.train.steps``.
+    """
+    run_dir = Path(run_dir)
+    device = device if isinstance(device, torch.device) else select_device(device)
+    if resume_state is None:
+        prepare_new_run(run_dir)
+    threads = set_threads(config.train.threads)
+    trainer = Trainer(config, run_dir, device)
+    paths = trainer.paths
+    if resume_state is not None:
+        trainer.load_state(resume_state)
+        _truncate_metrics(paths.metrics, trainer.step)
+    save_config(config, paths.config)
+    t = config.train
+    print(parameter_report(config, trainer.model, trainer.data))
+    print(f"device {device} ({threads} threads) | {config.data.preset} {config.data.image_size}px | "
+          f"{t.steps:,} steps of {t.batch_size} | run folder {run_dir}")
+    log = MetricsLog(paths)
+    bar = tqdm(total=t.steps, initial=trainer.step, unit="step", disable=not progress,
+               dynamic_ncols=True)
+    sums: torch.Tensor | None = None
+    count, busy = 0, 0.0
+    last_val: dict[str, Any] | None = None
+    try:
+        while trainer.step < t.steps:
+            tick = time.perf_counter()
+            terms = trainer.train_step()
+            row = torch.cat([x.reshape(-1) for x in terms])
+            sums = row if sums is None else sums + row
+            count += 1
+            busy += time.perf_counter() - tick  # training time only: evaluation is excluded
+            if trainer.step % t.log_every == 0 or trainer.step == t.steps:
+                mean = (sums / count).tolist()  # .tolist() waits for the device
+                trainer.elapsed += busy
+                rate = count * t.batch_size / max(busy, 1e-9)
+                log.write({"step": trainer.step, "split": "train", "loss": mean[0], "recon": mean[1],
+                           "kl": mean[2], "kl_per_dim": mean[3:], "images_per_sec": rate,
+                           "elapsed": trainer.elapsed})
+                bar.set_postfix_str(f"loss {mean[0]:.1f} recon {mean[1]:.1f} kl {mean[2]:.1f} "
+                                    f"{rate:.0f} img/s")
+                sums, count, busy = None, 0, 0.0
+            if trainer.step % t.eval_every == 0 or trainer.step == t.steps:
+                last_val = trainer.validate()
+                log.write({"step": trainer.step, "split": "val", **last_val})
+            if trainer.step % t.checkpoint_every == 0 or trainer.step == t.steps:
+                trainer.save()
+            bar.update(1)
+    finally:
+        bar.close()
+        log.close()
+    if last_val is None:  # resumed a finished run: nothing trained, still refresh the pictures
+        last_val = trainer.validate()
+    trainer.pictures(last_val["kl_per_dim"])
+    print(f"done: step {trainer.step:,} | val loss {last_val['loss']:.1f} recon {last_val['recon']:.1f} "
+          f"kl {last_val['kl']:.1f} nats/image | {last_val['active_latents']} active latents | "
+          f"{trainer.elapsed / 60:.1f} min of training")
+    return run_dir

@@ -1,0 +1,48 @@
+"""A picture of a dataset: sample images captioned with their exact factors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from sbvae.data import Batch, SpriteDataset
+from sbvae.data.sprites import SHAPES
+from sbvae.viz.figures import save_figure
+from sbvae.viz.grid import to_uint8
+
+
+def describe_factors(names: tuple[str, ...], values: list[float]) -> str:
+    """A short caption such as ``heart s0.8 o1.57 / x0.42 y0.10 / h0.31 s0.77 v0.90``."""
+    short = {"scale": "s", "orientation": "o", "x": "x", "y": "y", "hue": "h",
+             "saturation": "s", "value": "v"}
+    parts = {}
+    for name, value in zip(names, values):
+        parts[name] = SHAPES[int(round(value))] if name == "shape" else f"{short.get(name, name)}{value:.2f}"
+    lines = [[parts[k] for k in ("shape", "scale", "orientation") if k in parts],
+             [parts[k] for k in ("x", "y") if k in parts],
+             [parts[k] for k in ("hue", "saturation", "value") if k in parts]]
+    known = {"shape", "scale", "orientation", "x", "y", "hue", "saturation", "value"}
+    lines.append([parts[k] for k in names if k not in known])
+    return "\n".join(" ".join(line) for line in lines if line)
+
+
+def data_figure(data: SpriteDataset, batch: Batch, path: Path, columns: int = 8) -> None:
+    """Save the batch's images in a grid, each titled with its factor values."""
+    n = len(batch.images)
+    columns = min(columns, n)
+    rows = math.ceil(n / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.3 * rows), squeeze=False)
+    up = max(1, 128 // data.image_size)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        image = batch.images[i]
+        if image.shape[0] == 1:
+            image = image.repeat(3, 1, 1)
+        ax.imshow(to_uint8(image, up), interpolation="nearest")
+        ax.set_title(describe_factors(data.factor_names, batch.values[i].tolist()), fontsize=7)
+    fig.suptitle(f"{data.name}, {data.image_size}px: samples and their factors")
+    save_figure(fig, path)
