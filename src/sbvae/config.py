@@ -8,6 +8,7 @@ anything is trained or written.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -153,6 +154,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return merged
 
 
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+"""``1e-3``: PyYAML (YAML 1.1) reads a float without a dot as a string."""
+
+
 def _coerce(where: str, value: Any, annotation: Any) -> Any:
     """Check ``value`` against a field's type; ints are accepted where floats are expected."""
     if typing.get_origin(annotation) is Literal:
@@ -165,6 +170,8 @@ def _coerce(where: str, value: Any, annotation: Any) -> Any:
     elif annotation is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif annotation is float:
+        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+            value = float(value)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif annotation is str:

@@ -88,8 +88,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
             zipfile.BadZipFile, KeyError, AttributeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable: {first}") from None
+        if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+            reason = "it holds objects other than tensors and plain data (not loaded, for safety)"
+        else:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable: {reason}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} is not an sbvae checkpoint (format {CHECKPOINT_FORMAT})")
     for key in ("step", "model", "config"):
@@ -99,6 +102,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def config_from_checkpoint(state: dict[str, Any], path: Path) -> Config:
+    """The validated config stored in a checkpoint."""
+    if not isinstance(state["config"], dict):
+        raise CheckpointError(f"checkpoint {path} holds no config mapping")
     try:
         return build_config(state["config"])
     except ConfigError as exc:

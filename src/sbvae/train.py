@@ -259,8 +259,11 @@ def train(config: Config, run_dir: str | Path, device: str | torch.device | None
             row = torch.cat([x.reshape(-1) for x in terms])
             sums = row if sums is None else sums + row
             count += 1
+            log_now = trainer.step % t.log_every == 0 or trainer.step == t.steps
+            if log_now and device.type == "cuda":
+                torch.cuda.synchronize(device)  # so the timing covers the queued kernels
             busy += time.perf_counter() - tick  # training time only: evaluation is excluded
-            if trainer.step % t.log_every == 0 or trainer.step == t.steps:
+            if log_now:
                 mean = (sums / count).tolist()  # .tolist() waits for the device
                 trainer.elapsed += busy
                 rate = count * t.batch_size / max(busy, 1e-9)

@@ -1,0 +1,78 @@
+"""Shared fixtures: a tiny training config, an in-process CLI runner, folder snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from sbvae.cli import main
+
+# Small enough that a whole `sbvae train` (6 steps, pictures included) takes a few seconds on
+# one core. One thread: the tensors are tiny, and the machine is shared.
+TINY = [
+    "data.image_size=32",
+    "model.sbd_layers=2",
+    "model.sbd_channels=16",
+    "train.steps=6",
+    "train.batch_size=8",
+    "train.log_every=2",
+    "train.eval_every=3",
+    "train.checkpoint_every=3",
+    "data.val_size=16",
+    "train.threads=1",
+]
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """`sbvae train` sets torch's global thread count; keep it from leaking between tests."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_overrides() -> list[str]:
+    """`--set` items for a run of a few seconds (a fresh list each time, safe to extend)."""
+    return list(TINY)
+
+
+def invoke(argv: list[str]) -> int:
+    """Run the CLI in-process and return its exit code (argparse errors exit via SystemExit)."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli(*args) -> (code, stdout, stderr)`` for ``sbvae ARGS`` run in-process."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()  # drop anything printed before
+        code = invoke([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Bytes and mtime of every file under ``folder`` (relative path -> (bytes, mtime_ns))."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A finished 6-step SBD run (checkpoints at steps 3 and 6). Tests must not modify it."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    code = invoke(["train", "--set", *TINY, "--out", str(out), "--quiet"])
+    assert code == 0, "the tiny training run failed"
+    return out

@@ -1,0 +1,187 @@
+"""Configs: presets, dotted overrides with YAML typing, and one clear error per bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from sbvae.config import (
+    Config,
+    build_config,
+    load_config,
+    parse_override,
+    preset_names,
+    save_config,
+)
+from sbvae.errors import ConfigError, UserError
+
+
+def test_presets_are_listed():
+    assert {"default", "paper"} <= set(preset_names())
+
+
+def test_default_preset_is_cpu_sized():
+    config = load_config("default")
+    assert load_config(None) == config  # no name: the default
+    assert config.data.preset == "colored_sprites"
+    assert config.data.image_size == 32
+    assert config.model.decoder == "sbd"
+    assert config.objective.likelihood == "gaussian"
+
+
+def test_paper_preset():
+    c = load_config("paper")
+    assert c.data.preset == "colored_sprites"
+    assert c.data.image_size == 64
+    assert c.train.batch_size == 16
+    assert c.train.lr == pytest.approx(3e-4) and isinstance(c.train.lr, float)
+    assert c.train.steps == 1_500_000
+    assert c.model.latent_dim == 10
+    assert c.objective.beta == 1.0
+
+
+def test_overrides_apply_with_yaml_typing():
+    c = load_config("default", [
+        "train.steps=2000", "train.lr=3e-4", "objective.sigma=0.05", "objective.beta=4",
+        "model.decoder=deconv", "data.preset=dsprites", "model.broadcast=valid",
+        "data.image_size=48", "train.seed=7",
+    ])
+    assert c.train.steps == 2000 and type(c.train.steps) is int
+    assert c.train.lr == pytest.approx(3e-4) and type(c.train.lr) is float
+    assert c.objective.sigma == 0.05
+    assert c.objective.beta == 4.0 and type(c.objective.beta) is float  # int accepted as float
+    assert c.model.decoder == "deconv"
+    assert c.data.preset == "dsprites"
+    assert c.model.broadcast == "valid"
+    assert c.data.image_size == 48
+    assert c.train.seed == 7
+    # Untouched values keep the preset's.
+    assert c.train.batch_size == load_config("default").train.batch_size
+
+
+def test_later_override_wins_and_spaces_are_tolerated():
+    c = load_config("default", ["train.steps=10", " train.steps = 20"])
+    assert c.train.steps == 20
+
+
+def test_parse_override():
+    assert parse_override("train.lr=1.0e-3") == ("train.lr", 1.0e-3)
+    assert parse_override("model.decoder=sbd") == ("model.decoder", "sbd")
+    assert parse_override("a.b=true") == ("a.b", True)
+    assert parse_override("a.b=x=y") == ("a.b", "x=y")  # split at the first '='
+
+
+def test_yaml_file_and_round_trip(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("train:\n  steps: 12\n  lr: 1e-3\nmodel:\n  decoder: deconv\n")
+    c = load_config(str(path))
+    assert c.train.steps == 12 and c.train.lr == pytest.approx(1e-3)
+    assert c.model.decoder == "deconv"
+    assert c.data == Config().data  # missing sections take the dataclass defaults
+    saved = tmp_path / "saved.yaml"
+    save_config(c, saved)
+    assert load_config(str(saved)) == c
+    assert build_config(c.to_dict()) == c
+
+
+def test_empty_yaml_file_gives_defaults(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing\n")
+    assert load_config(str(path)) == Config()
+
+
+def _error(*overrides: str, config: str | None = "default") -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(config, list(overrides))
+    assert isinstance(info.value, UserError)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("train.stepz=5", ["unknown config key", "train.stepz"]),
+        ("model.layers=3", ["unknown config key", "model.layers"]),
+        ("trian.steps=5", ["unknown config section", "trian"]),
+        ("train.steps=abc", ["train.steps", "int", "abc"]),
+        ("train.steps=true", ["train.steps", "int", "True"]),
+        ("train.steps=2.5", ["train.steps", "int"]),
+        ("train.lr=fast", ["train.lr", "float", "fast"]),
+        ("objective.sigma=yes", ["objective.sigma", "float"]),
+        ("data.preset=5", ["data.preset", "str"]),
+        ("model.decoder=mlp", ["model.decoder", "sbd", "deconv", "mlp"]),
+        ("objective.likelihood=laplace", ["objective.likelihood", "laplace"]),
+        ("data.preset=mnist", ["data.preset", "mnist", "unknown"]),
+        ("data.image_size=40", ["data.image_size", "divisible by 16", "40"]),
+        ("data.image_size=0", ["data.image_size", "positive"]),
+        ("data.image_size=-32", ["data.image_size", "positive"]),
+        ("data.val_size=0", ["data.val_size", "positive"]),
+        ("model.latent_dim=0", ["model.latent_dim", "positive"]),
+        ("model.sbd_layers=-1", ["model.sbd_layers", "positive"]),
+        ("train.steps=0", ["train.steps", "positive"]),
+        ("train.steps=-5", ["train.steps", "positive"]),
+        ("train.batch_size=0", ["train.batch_size", "positive"]),
+        ("train.lr=0", ["train.lr", "positive"]),
+        ("objective.sigma=0", ["objective.sigma", "positive"]),
+        ("objective.sigma=-0.1", ["objective.sigma", "positive"]),
+        ("objective.beta=-1", ["objective.beta", ">= 0"]),
+        ("train.seed=-1", ["train.seed"]),
+        ("train.threads=-2", ["train.threads"]),
+        ("foo", ["'foo'", "section.key=value"]),
+        ("steps=5", ["steps", "section.key"]),
+        ("a.b.c=5", ["a.b.c", "section.key"]),
+    ],
+)
+def test_bad_override_raises_config_error(override, words):
+    message = _error(override)
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_even_kernel_needs_valid_broadcast():
+    message = _error("model.sbd_kernel=4", "model.broadcast=same")
+    assert "model.sbd_kernel" in message and "odd" in message
+    assert load_config("default", ["model.sbd_kernel=4", "model.broadcast=valid"]).model.sbd_kernel == 4
+
+
+def test_missing_config_file(tmp_path):
+    message = _error(config=str(tmp_path / "nope.yaml"))
+    assert "config file not found" in message and "nope.yaml" in message
+    assert "default" in message and "paper" in message  # names the presets
+
+
+def test_unknown_preset_name_is_a_missing_file():
+    assert "config file not found" in _error(config="papr")
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("- 1\n- 2\n", ["must hold a mapping", "list"]),
+        ("just a string\n", ["must hold a mapping", "str"]),
+        ("train: [unclosed\n", ["not valid YAML"]),
+        ("train:\n  steps: 5\n   lr: 1\n", ["not valid YAML"]),
+        ("train: 5\n", ["section 'train'", "mapping"]),
+        ("optim:\n  lr: 1\n", ["unknown config section", "optim"]),
+        ("train:\n  epochs: 5\n", ["unknown config key", "train.epochs"]),
+    ],
+)
+def test_bad_yaml_file(tmp_path, text, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    message = _error(config=str(path))
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_override_into_non_mapping_section(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train: 5\n")
+    message = _error("train.steps=3", config=str(path))
+    assert "train" in message and "mapping" in message
+
+
+def test_build_config_rejects_non_mapping_section():
+    with pytest.raises(ConfigError, match="model"):
+        build_config({"model": [1, 2]})

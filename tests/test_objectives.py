@@ -1,0 +1,118 @@
+"""The VAE objective against closed forms and torch.distributions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.distributions import Bernoulli, Normal, kl_divergence
+
+from sbvae.models import VAEOutput
+from sbvae.objectives import kl_per_dimension, reconstruction_nll, to_image, vae_loss
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(1234)
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.1, 1.0, 2.5])
+def test_gaussian_nll_is_the_normal_log_density(gen, sigma):
+    images = torch.rand(4, 3, 8, 8, generator=gen, dtype=torch.float64)
+    decoded = torch.randn(4, 3, 8, 8, generator=gen, dtype=torch.float64)
+    nll = reconstruction_nll(images, decoded, "gaussian", sigma)
+    expected = -Normal(decoded, sigma).log_prob(images).sum(dim=(1, 2, 3))
+    assert nll.shape == (4,)
+    assert torch.allclose(nll, expected, rtol=1e-10, atol=1e-8)
+    # Closed form, written out: 0.5 r^2 / s^2 + log s + 0.5 log 2 pi per pixel.
+    closed = (0.5 * ((images - decoded) / sigma) ** 2 + math.log(sigma)
+              + 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
+    assert torch.allclose(nll, closed, rtol=1e-12)
+
+
+def test_gaussian_nll_is_minimal_at_the_image(gen):
+    images = torch.rand(2, 1, 8, 8, generator=gen, dtype=torch.float64)
+    best = reconstruction_nll(images, images, "gaussian", 0.1)
+    assert torch.allclose(best, torch.full((2,), 64 * (math.log(0.1) + 0.5 * math.log(2 * math.pi)),
+                                           dtype=torch.float64))
+    worse = reconstruction_nll(images, images + 0.01, "gaussian", 0.1)
+    assert (worse > best).all()
+
+
+def test_bernoulli_nll_is_bce_with_logits(gen):
+    images = torch.rand(4, 3, 8, 8, generator=gen, dtype=torch.float64)
+    logits = 3 * torch.randn(4, 3, 8, 8, generator=gen, dtype=torch.float64)
+    nll = reconstruction_nll(images, logits, "bernoulli", sigma=0.1)  # sigma is ignored
+    bce = F.binary_cross_entropy_with_logits(logits, images, reduction="none").flatten(1).sum(1)
+    assert torch.allclose(nll, bce, rtol=1e-12)
+    p = torch.sigmoid(logits)
+    closed = -(images * torch.log(p) + (1 - images) * torch.log1p(-p)).flatten(1).sum(1)
+    assert torch.allclose(nll, closed, rtol=1e-8)
+    assert torch.equal(nll, reconstruction_nll(images, logits, "bernoulli", sigma=7.0))
+
+
+def test_bernoulli_nll_on_binary_images_is_the_log_probability(gen):
+    images = (torch.rand(3, 1, 8, 8, generator=gen, dtype=torch.float64) > 0.5).double()
+    logits = 2 * torch.randn(3, 1, 8, 8, generator=gen, dtype=torch.float64)
+    expected = -Bernoulli(logits=logits).log_prob(images).flatten(1).sum(1)
+    assert torch.allclose(reconstruction_nll(images, logits, "bernoulli", 0.1), expected, rtol=1e-10)
+
+
+def test_unknown_likelihood_raises():
+    with pytest.raises(ValueError, match="likelihood"):
+        reconstruction_nll(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), "laplace", 0.1)
+
+
+def test_kl_per_dim_matches_torch_distributions(gen):
+    mean = 2 * torch.randn(5, 7, generator=gen, dtype=torch.float64)
+    logvar = torch.randn(5, 7, generator=gen, dtype=torch.float64)
+    kl = kl_per_dimension(mean, logvar)
+    expected = kl_divergence(Normal(mean, torch.exp(0.5 * logvar)),
+                             Normal(torch.zeros_like(mean), torch.ones_like(mean)))
+    assert kl.shape == (5, 7)
+    assert torch.allclose(kl, expected, rtol=1e-10, atol=1e-12)
+    assert (kl >= 0).all()
+    assert torch.equal(kl_per_dimension(torch.zeros(2, 3), torch.zeros(2, 3)), torch.zeros(2, 3))
+
+
+def _output(gen, n=6, k=4):
+    images = torch.rand(n, 3, 8, 8, generator=gen, dtype=torch.float64)
+    decoded = torch.rand(n, 3, 8, 8, generator=gen, dtype=torch.float64)
+    mean = torch.randn(n, k, generator=gen, dtype=torch.float64)
+    logvar = torch.randn(n, k, generator=gen, dtype=torch.float64)
+    return images, VAEOutput(mean, logvar, mean, decoded)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_loss_terms_are_batch_means(gen, likelihood):
+    images, out = _output(gen)
+    terms = vae_loss(images, out, likelihood, sigma=0.2, beta=1.0)
+    per_dim = kl_per_dimension(out.mean, out.logvar)
+    assert torch.allclose(terms.recon, reconstruction_nll(images, out.decoded, likelihood, 0.2).mean())
+    assert terms.kl_per_dim.shape == (4,)
+    assert torch.allclose(terms.kl_per_dim, per_dim.mean(0))
+    assert torch.allclose(terms.kl, terms.kl_per_dim.sum())
+    assert torch.allclose(terms.kl, per_dim.sum(1).mean())
+    assert torch.allclose(terms.loss, terms.recon + terms.kl)
+
+
+def test_beta_scales_only_the_kl(gen):
+    images, out = _output(gen)
+    base = vae_loss(images, out, "gaussian", sigma=0.1, beta=1.0)
+    assert base.kl > 0
+    for beta in (0.0, 0.5, 4.0, 250.0):
+        terms = vae_loss(images, out, "gaussian", sigma=0.1, beta=beta)
+        assert torch.equal(terms.recon, base.recon)
+        assert torch.equal(terms.kl, base.kl)
+        assert torch.equal(terms.kl_per_dim, base.kl_per_dim)
+        assert torch.allclose(terms.loss, base.recon + beta * base.kl, rtol=1e-12)
+    zero = vae_loss(images, out, "gaussian", sigma=0.1, beta=0.0)
+    assert torch.allclose(zero.loss, zero.recon)
+
+
+def test_to_image():
+    decoded = torch.tensor([-2.0, -0.1, 0.0, 0.4, 1.0, 3.0])
+    assert torch.equal(to_image(decoded, "gaussian"), decoded.clamp(0, 1))
+    assert torch.allclose(to_image(decoded, "bernoulli"), 1 / (1 + torch.exp(-decoded)))
