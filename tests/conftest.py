@@ -22,6 +22,7 @@ TINY = [
     "train.checkpoint_every=3",
     "data.val_size=16",
     "train.threads=1",
+    "train.mig_samples=200",
 ]
 
 

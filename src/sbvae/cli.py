@@ -76,6 +76,16 @@ def cmd_data(args: argparse.Namespace) -> None:
     print(f"wrote {args.count} samples of {args.preset} to {out}")
 
 
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from sbvae.evaluate import evaluate_run, format_table
+
+    result = evaluate_run(args.run_dir, args.metrics, args.representation, args.seed,
+                          args.num_train, args.num_test, args.device,
+                          log=lambda line: print(line, flush=True))
+    print(format_table(result))
+    print(f"wrote {Path(args.run_dir) / 'metrics.json'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sbvae", description="Spatial Broadcast VAEs: train, evaluate, look.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -90,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="disentanglement metrics and test reconstruction of a run")
+    p.add_argument("run_dir", help="a run folder written by sbvae train")
+    p.add_argument("--metrics", default="all",
+                   help="comma-separated: mig,dci,sap,modularity,unsupervised,factor_vae,beta_vae (default all)")
+    p.add_argument("--representation", default="mean", choices=["mean", "sampled"],
+                   help="posterior mean (default, what papers report) or one posterior sample")
+    p.add_argument("--num-train", type=int, default=10_000, help="training points (disentanglement_lib: 10000)")
+    p.add_argument("--num-test", type=int, default=5_000, help="test points (disentanglement_lib: 5000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("data", help="save a grid of samples of a data preset with their factors")
     p.add_argument("preset", help="a data preset, e.g. colored_sprites or dsprites")

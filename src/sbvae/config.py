@@ -56,7 +56,11 @@ class ObjectiveConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation and bookkeeping. ``threads`` 0 means one per available CPU core."""
+    """Optimisation and bookkeeping.
+
+    ``mig_every``: log MIG every so many steps (0: only at the end); ``mig_samples``: samples
+    for that MIG; ``threads``: CPU threads (0: one per available core).
+    """
 
     steps: int = 1_500_000
     batch_size: int = 16
@@ -65,6 +69,8 @@ class TrainConfig:
     log_every: int = 100
     eval_every: int = 5000
     checkpoint_every: int = 5000
+    mig_every: int = 0
+    mig_samples: int = 10_000
     threads: int = 0
 
 
@@ -247,6 +253,10 @@ def validate(config: Config) -> None:
     for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
         _positive(f"train.{key}", getattr(t, key))
     _positive("train.lr", t.lr)
+    if t.mig_every < 0:
+        raise ConfigError(f"train.mig_every must be >= 0 (0 = off), not {t.mig_every}")
+    if t.mig_samples < 2:
+        raise ConfigError(f"train.mig_samples must be at least 2, not {t.mig_samples}")
     if t.seed < 0:
         raise ConfigError(f"train.seed must be >= 0, not {t.seed}")
     if t.threads < 0:

@@ -37,6 +37,7 @@ class Encoder(nn.Module):
                  width: int = 64, hidden: int = 256) -> None:
         super().__init__()
         _check_size(image_size)
+        self.latent_dim = latent_dim
         layers: list[nn.Module] = []
         in_ch = channels
         for _ in range(4):

@@ -9,7 +9,6 @@ same parameters bit for bit.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,37 +17,16 @@ import torch
 from tqdm import tqdm
 
 from sbvae.config import Config, save_config
+from sbvae.device import select_device, set_threads
 from sbvae.data import Batch, SpriteDataset, make_dataset, make_generator
 from sbvae.errors import CheckpointError, UserError
 from sbvae.models import VAE, build_vae, count_parameters
-from sbvae.objectives import LossTerms, to_image, vae_loss
+from sbvae.evaluate import compute_metrics, elbo_statistics, evaluate_model, format_table, write_metrics
+from sbvae.objectives import LossTerms, vae_loss
+from sbvae.sampling import GroundTruthSampler
 from sbvae.run import RunPaths, atomic_write_bytes, config_from_checkpoint, load_checkpoint, save_checkpoint
 from sbvae.viz import reconstructions_figure, traversals_figure
-from sbvae.viz.figures import ACTIVE_KL
 
-
-
-def select_device(name: str | None = None) -> torch.device:
-    """CUDA when present, else CPU; ``name`` (``cpu``, ``cuda``, ``cuda:1``) overrides."""
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device '{name}' (use cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device '{name}' requested but CUDA is not available here")
-    if device.type not in ("cpu", "cuda"):
-        raise UserError(f"device '{name}' is not supported (use cpu, cuda or cuda:N)")
-    return device
-
-
-def set_threads(threads: int) -> int:
-    """Use ``threads`` CPU threads (0: one per core this process may run on)."""
-    if threads == 0:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    return threads
 
 
 def parameter_report(config: Config, model: VAE, data: SpriteDataset) -> str:
@@ -129,27 +107,17 @@ class Trainer:
             self._val = self.data.fixed_set(self.config.data.val_size, self.config.train.seed, "val", self.device)
         return self._val
 
-    @torch.no_grad()
-    def validate(self, chunk: int = 256) -> dict[str, Any]:
-        """Mean loss terms on the fixed validation set, with fixed noise (no RNG consumed),
-        plus ``sse``: the per-image sum of squared errors of the reconstruction in [0, 1]."""
+    def validate(self) -> dict[str, Any]:
+        """Loss terms, squared error and active latents on the fixed validation set."""
+        return elbo_statistics(self.model, self.val.images, self.config.objective, self.config.train.seed)
+
+    def mig(self) -> dict[str, Any]:
+        """Discrete MIG on ``train.mig_samples`` fresh samples (posterior means)."""
         self.model.eval()
-        o = self.config.objective
-        noise_rng = make_generator(self.config.train.seed, "val-noise")
-        totals: list[torch.Tensor] = []
-        images = self.val.images
-        for start in range(0, len(images), chunk):
-            part = images[start : start + chunk]
-            noise = torch.randn(len(part), self.config.model.latent_dim, generator=noise_rng).to(self.device)
-            out = self.model(part, noise)
-            terms = vae_loss(part, out, o.likelihood, o.sigma, o.beta)
-            sse = ((to_image(out.decoded, o.likelihood) - part) ** 2).flatten(1).sum(1).mean()
-            totals.append(torch.cat([sse.reshape(1)] + [t.reshape(-1) for t in terms]) * len(part))
+        scores, _ = compute_metrics(GroundTruthSampler(self.data, self.model, self.device), ["mig"],
+                                    self.config.train.seed, self.config.train.mig_samples)
         self.model.train()
-        mean = torch.stack(totals).sum(0) / len(images)
-        sse, loss, recon, kl, kl_dims = mean[0], mean[1], mean[2], mean[3], mean[4:]
-        return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(), "sse": sse.item(),
-                "kl_per_dim": kl_dims.tolist(), "active_latents": int((kl_dims > ACTIVE_KL).sum())}
+        return {"discrete_mig": scores["discrete_mig"], "mig_per_factor": scores["mig_per_factor"]}
 
     def pictures(self, kl_per_dim: list[float]) -> None:
         """The reconstruction grid and the traversal grid, into the run folder."""
@@ -276,6 +244,8 @@ def train(config: Config, run_dir: str | Path, device: str | torch.device | None
             if trainer.step % t.eval_every == 0 or trainer.step == t.steps:
                 last_val = trainer.validate()
                 log.write({"step": trainer.step, "split": "val", **last_val})
+            if t.mig_every and trainer.step % t.mig_every == 0 and trainer.step < t.steps:
+                log.write({"step": trainer.step, "split": "mig", **trainer.mig()})
             if trainer.step % t.checkpoint_every == 0 or trainer.step == t.steps:
                 trainer.save()
             bar.update(1)
@@ -285,6 +255,13 @@ def train(config: Config, run_dir: str | Path, device: str | torch.device | None
     if last_val is None:  # resumed a finished run: nothing trained, still refresh the pictures
         last_val = trainer.validate()
     trainer.pictures(last_val["kl_per_dim"])
+    quick = evaluate_model(config, trainer.model, device, ["mig"], seed=t.seed,
+                           num_train=t.mig_samples, num_test_images=config.data.val_size)
+    write_metrics(paths.root / "metrics.json", {"run": str(run_dir), "step": trainer.step, **quick})
+    with open(paths.metrics, "a") as handle:
+        handle.write(json.dumps({"step": trainer.step, "split": "mig",
+                                 "discrete_mig": quick["scores"]["discrete_mig"]}) + "\n")
+    print(format_table(quick))
     print(f"done: step {trainer.step:,} | val loss {last_val['loss']:.1f} recon {last_val['recon']:.1f} "
           f"kl {last_val['kl']:.1f} nats/image | {last_val['active_latents']} active latents | "
           f"{trainer.elapsed / 60:.1f} min of training")

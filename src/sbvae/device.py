@@ -1,0 +1,32 @@
+"""Where computation runs: the device and the CPU thread count."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from sbvae.errors import UserError
+
+
+def select_device(name: str | None = None) -> torch.device:
+    """CUDA when present, else CPU; ``name`` (``cpu``, ``cuda``, ``cuda:1``) overrides."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}' (use cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' requested but CUDA is not available here")
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"device '{name}' is not supported (use cpu, cuda or cuda:N)")
+    return device
+
+
+def set_threads(threads: int) -> int:
+    """Use ``threads`` CPU threads (0: one per core this process may run on)."""
+    if threads == 0:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    return threads

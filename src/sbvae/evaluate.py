@@ -1,0 +1,197 @@
+"""Evaluate a trained run: reconstruction and ELBO on a test set, per-latent KL, and the
+disentanglement metrics, written to ``RUN_DIR/metrics.json``.
+
+Sample counts default to disentanglement_lib's study defaults: 10,000 training and 5,000
+test points for the array metrics; for the FactorVAE score 10,000 samples for the global
+variances and 10,000 + 5,000 votes; for the BetaVAE score 10,000 + 5,000 points. The one
+``num_train`` / ``num_test`` pair sets all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sbvae import metrics
+from sbvae.config import Config, ObjectiveConfig
+from sbvae.data import make_dataset, make_generator
+from sbvae.device import select_device
+from sbvae.errors import UserError
+from sbvae.models import VAE
+from sbvae.objectives import to_image, vae_loss
+from sbvae.run import RunPaths, atomic_write_bytes, load_model
+from sbvae.sampling import GroundTruthSampler, Representation
+from sbvae.viz.figures import ACTIVE_KL
+
+ARRAY_METRICS = ("mig", "dci", "sap", "modularity", "unsupervised")
+SAMPLER_METRICS = ("factor_vae", "beta_vae")
+ALL_METRICS = ARRAY_METRICS + SAMPLER_METRICS
+
+
+@torch.no_grad()
+def elbo_statistics(model: VAE, images: torch.Tensor, objective: ObjectiveConfig, seed: int,
+                    chunk: int = 256) -> dict[str, Any]:
+    """Mean loss terms over ``images`` with seeded noise (no global RNG consumed), plus
+    ``sse``: the per-image sum of squared errors of the reconstruction in [0, 1]."""
+    was_training = model.training
+    model.eval()
+    noise_rng = make_generator(seed, "eval-noise")
+    totals: list[torch.Tensor] = []
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk]
+        noise = torch.randn(len(part), model.encoder.latent_dim, generator=noise_rng).to(part.device)
+        out = model(part, noise)
+        terms = vae_loss(part, out, objective.likelihood, objective.sigma, objective.beta)
+        sse = ((to_image(out.decoded, objective.likelihood) - part) ** 2).flatten(1).sum(1).mean()
+        totals.append(torch.cat([sse.reshape(1)] + [t.reshape(-1) for t in terms]) * len(part))
+    model.train(was_training)
+    mean = torch.stack(totals).sum(0) / len(images)
+    sse, loss, recon, kl, kl_dims = mean[0], mean[1], mean[2], mean[3], mean[4:]
+    return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(), "sse": sse.item(),
+            "kl_per_dim": kl_dims.tolist(), "active_latents": int((kl_dims > ACTIVE_KL).sum())}
+
+
+def parse_metric_names(text: str | Sequence[str] | None) -> list[str]:
+    """``"mig,dci"`` or a list -> validated names; ``None`` or ``"all"`` -> every metric."""
+    if text is None or text == "all":
+        return list(ALL_METRICS)
+    names = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
+    unknown = [n for n in names if n not in ALL_METRICS]
+    if unknown or not names:
+        raise UserError(f"unknown metric {', '.join(unknown) or '(none given)'} "
+                        f"(known: {', '.join(ALL_METRICS)})")
+    return names
+
+
+def library_versions() -> dict[str, str]:
+    import scipy
+    import sklearn
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
+
+
+def _array_metric(name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                  seed: int) -> dict[str, Any]:
+    (c_train, l_train), (c_test, l_test) = train, test
+    if name == "mig":
+        return metrics.mig(c_train, l_train)
+    if name == "dci":
+        return metrics.dci(c_train, l_train, c_test, l_test, seed=seed)
+    if name == "sap":
+        return metrics.sap(c_train, l_train, c_test, l_test)
+    if name == "modularity":
+        return metrics.modularity_explicitness(c_train, l_train, c_test, l_test)
+    if name == "unsupervised":
+        return metrics.unsupervised_scores(c_train)
+    raise KeyError(name)
+
+
+def compute_metrics(sampler: GroundTruthSampler, names: Sequence[str], seed: int = 0,
+                    num_train: int = 10_000, num_test: int = 5_000,
+                    log: Callable[[str], None] = lambda _: None) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run the named metrics on fresh ground-truth samples; returns (scores, seconds per metric).
+
+    Sampler-based scores are prefixed (``factor_vae_eval_accuracy``); the array metrics keep
+    disentanglement_lib's names (``discrete_mig``, ``dci_disentanglement``, ...).
+    """
+    scores: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    generator = make_generator(seed, "metrics")
+    num_factors = len(sampler.dataset.factor_names)
+    array_names = [n for n in names if n in ARRAY_METRICS]
+    if array_names:
+        tick = time.perf_counter()
+        train = sampler.codes_and_labels(num_train, generator)
+        needs_test = any(n in ("dci", "sap", "modularity") for n in array_names)
+        test = sampler.codes_and_labels(num_test, generator) if needs_test else train
+        timings["encode"] = time.perf_counter() - tick
+        log(f"encoded {num_train:,} + {num_test:,} samples in {timings['encode']:.1f} s")
+        for name in array_names:
+            tick = time.perf_counter()
+            try:
+                result = _array_metric(name, train, test, seed)
+            except ValueError as exc:
+                raise UserError(f"metric {name}: {exc}") from None
+            timings[name] = time.perf_counter() - tick
+            scores.update(result)
+            log(f"{name} done in {timings[name]:.1f} s")
+    for name in (n for n in names if n in SAMPLER_METRICS):
+        tick = time.perf_counter()
+        common = (sampler.sample_values, sampler.encode_values, generator, num_factors)
+        if name == "factor_vae":
+            result = metrics.factor_vae_score(*common, num_train=num_train, num_eval=num_test,
+                                              num_variance_estimate=num_train)
+        else:
+            result = metrics.beta_vae_score(*common, num_train=num_train, num_eval=num_test, seed=seed)
+        scores.update({f"{name}_{k}": v for k, v in result.items()})
+        timings[name] = time.perf_counter() - tick
+        log(f"{name} done in {timings[name]:.1f} s")
+    return scores, timings
+
+
+def evaluate_model(config: Config, model: VAE, device: torch.device, names: Sequence[str] | None = None,
+                   representation: Representation = "mean", seed: int = 0, num_train: int = 10_000,
+                   num_test: int = 5_000, num_test_images: int = 2_000,
+                   log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Everything ``metrics.json`` holds, for an in-memory model."""
+    names = parse_metric_names(names)
+    data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+    tick = time.perf_counter()
+    test_images = data.fixed_set(num_test_images, config.train.seed, "test", device).images
+    reconstruction = elbo_statistics(model, test_images, config.objective, seed)
+    timings = {"reconstruction": time.perf_counter() - tick}
+    sampler = GroundTruthSampler(data, model, device, representation, noise_seed=seed)
+    scores, metric_timings = compute_metrics(sampler, names, seed, num_train, num_test, log)
+    return {
+        "metrics": names,
+        "scores": scores,
+        "reconstruction": {"test_images": num_test_images, **reconstruction},
+        "factor_names": list(data.factor_names),
+        "representation": representation,
+        "seed": seed,
+        "num_train": num_train,
+        "num_test": num_test,
+        "timings": {**timings, **metric_timings},
+        "versions": library_versions(),
+    }
+
+
+def write_metrics(path: Path, result: dict[str, Any]) -> None:
+    atomic_write_bytes(path, lambda handle: handle.write(json.dumps(result, indent=2).encode()))
+
+
+def evaluate_run(run_dir: str | Path, names: Sequence[str] | str | None = None,
+                 representation: Representation = "mean", seed: int = 0, num_train: int = 10_000,
+                 num_test: int = 5_000, device: str | torch.device | None = None,
+                 log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Evaluate the run's checkpoint and write ``RUN_DIR/metrics.json``; returns its content."""
+    names = parse_metric_names(names)
+    if representation not in ("mean", "sampled"):
+        raise UserError(f"representation must be mean or sampled, not {representation!r}")
+    if num_train < 2 or num_test < 2:
+        raise UserError("--num-train and --num-test must be at least 2")
+    device = device if isinstance(device, torch.device) else select_device(device)
+    config, model, state = load_model(run_dir, device)
+    result = evaluate_model(config, model, device, names, representation, seed, num_train, num_test, log=log)
+    result = {"run": str(run_dir), "step": int(state["step"]), **result}
+    write_metrics(RunPaths(Path(run_dir)).root / "metrics.json", result)
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A compact two-column table of every scalar score and the reconstruction."""
+    rows = [(k, v) for k, v in result["scores"].items() if isinstance(v, (int, float))]
+    rec = result["reconstruction"]
+    rows += [("test recon (nats/image)", rec["recon"]), ("test KL (nats/image)", rec["kl"]),
+             ("test squared error/image", rec["sse"]), ("active latents", rec["active_latents"])]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""The thin layer between a model and the metrics: encode ground-truth samples in batches.
+
+Metrics never see a model. They get arrays (codes ``[N, D]``, labels ``[N, K]``) or, for the
+sampler-based scores (FactorVAE, BetaVAE), two callables: one that draws factor values and
+one that renders and encodes them. Encoding streams in fixed-size batches under
+``torch.inference_mode``, so peak memory does not grow with the number of samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from sbvae.data import SpriteDataset
+from sbvae.models import VAE
+
+Representation = Literal["mean", "sampled"]
+SampleValues = Callable[[int, torch.Generator], torch.Tensor]
+"""``(n, generator) -> [n, K]`` float64 factor values."""
+EncodeValues = Callable[[torch.Tensor], np.ndarray]
+"""``[n, K]`` factor values -> ``[n, D]`` codes (renders, then encodes)."""
+
+
+@dataclass
+class GroundTruthSampler:
+    """Draws factors from ``dataset``, renders them on ``device`` and encodes them with ``model``.
+
+    ``representation`` is the posterior mean (what papers report, the default) or one sample
+    ``mean + exp(logvar / 2) * eps`` with ``eps`` from ``noise_seed``.
+    """
+
+    dataset: SpriteDataset
+    model: VAE
+    device: torch.device
+    representation: Representation = "mean"
+    batch_size: int = 256
+    noise_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.representation not in ("mean", "sampled"):
+            raise ValueError(f"representation must be 'mean' or 'sampled', not {self.representation!r}")
+        self._noise = torch.Generator().manual_seed(self.noise_seed)
+
+    def sample_values(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.dataset.factors.sample(n, generator)
+
+    @torch.inference_mode()
+    def encode_values(self, values: torch.Tensor) -> np.ndarray:
+        """Render and encode ``[n, K]`` factor values in batches; returns ``[n, D]`` float64."""
+        chunks = []
+        for start in range(0, len(values), self.batch_size):
+            images = self.dataset.render(values[start : start + self.batch_size], self.device)
+            mean, logvar = self.model.encoder(images)
+            if self.representation == "sampled":
+                eps = torch.randn(mean.shape, generator=self._noise).to(mean.device)
+                mean = mean + torch.exp(0.5 * logvar) * eps
+            chunks.append(mean.double().cpu().numpy())
+        return np.concatenate(chunks) if chunks else np.zeros((0, 0))
+
+    def codes_and_labels(self, n: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` fresh samples: codes ``[n, D]`` and integer factor labels ``[n, K]``."""
+        values = self.sample_values(n, generator)
+        return self.encode_values(values), self.dataset.factors.labels(values).numpy()

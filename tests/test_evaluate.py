@@ -1,0 +1,70 @@
+"""`sbvae evaluate` and the quick evaluation at the end of `sbvae train`."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+from conftest import snapshot
+
+ARRAY_KEYS = {
+    "discrete_mig", "dci_disentanglement", "dci_completeness", "dci_informativeness_train",
+    "dci_informativeness_test", "sap_score", "modularity_score", "explicitness_score_train",
+    "explicitness_score_test", "gaussian_total_correlation", "gaussian_wasserstein_correlation",
+    "gaussian_wasserstein_correlation_norm", "mutual_info_score",
+}
+SAMPLER_KEYS = {"factor_vae_train_accuracy", "factor_vae_eval_accuracy", "beta_vae_train_accuracy",
+                "beta_vae_eval_accuracy"}
+
+
+def test_train_ends_with_a_quick_mig(trained_run):
+    result = json.loads((trained_run / "metrics.json").read_text())
+    assert result["step"] == 6 and result["metrics"] == ["mig"]
+    assert 0.0 <= result["scores"]["discrete_mig"] <= 1.0
+    rows = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["split"] == "mig"] == [6]
+
+
+def test_evaluate_writes_every_metric(tmp_path, trained_run, run_cli):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    code, out, err = run_cli("evaluate", run, "--num-train", "120", "--num-test", "80",
+                             "--device", "cpu")
+    assert code == 0, err
+    result = json.loads((run / "metrics.json").read_text())
+    assert ARRAY_KEYS | SAMPLER_KEYS <= set(result["scores"])
+    for key in ARRAY_KEYS | SAMPLER_KEYS:
+        assert math.isfinite(result["scores"][key]), key
+    assert result["representation"] == "mean" and result["seed"] == 0
+    assert result["num_train"] == 120 and result["num_test"] == 80
+    assert {"torch", "numpy", "scipy", "scikit-learn"} <= set(result["versions"])
+    rec = result["reconstruction"]
+    assert len(rec["kl_per_dim"]) == 10 and 0 <= rec["active_latents"] <= 10
+    assert "discrete_mig" in out and "metrics.json" in out
+
+
+def test_evaluate_is_repeatable(tmp_path, trained_run, run_cli):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    scores = []
+    for _ in range(2):
+        code, _, err = run_cli("evaluate", run, "--metrics", "mig,unsupervised", "--num-train", "500")
+        assert code == 0, err
+        scores.append(json.loads((run / "metrics.json").read_text())["scores"])
+    assert scores[0] == scores[1]
+
+
+def test_evaluate_bad_input_is_one_line(tmp_path, trained_run, run_cli):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = snapshot(run)
+    for argv in (["evaluate", run, "--metrics", "mig,nonsense"],
+                 ["evaluate", tmp_path / "missing"],
+                 ["evaluate", tmp_path],  # a folder without a checkpoint
+                 ["evaluate", run, "--num-train", "1"]):
+        code, _, err = run_cli(*argv)
+        assert code == 2, argv
+        assert len(err.strip().splitlines()) == 1 and err.startswith("sbvae: error:"), err
+        assert "Traceback" not in err
+    assert snapshot(run) == before
