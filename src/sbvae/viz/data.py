@@ -14,8 +14,8 @@ from sbvae.viz.grid import to_uint8
 
 
 def describe_factors(names: tuple[str, ...], values: list[float]) -> str:
-    """A short caption such as ``heart s0.8 o1.57 / x0.42 y0.10 / h0.31 s0.77 v0.90``."""
-    short = {"scale": "s", "orientation": "o", "x": "x", "y": "y", "hue": "h",
+    """A short caption such as ``heart sc0.80 o1.57 / x0.42 y0.10 / h0.31 s0.77 v0.90``."""
+    short = {"scale": "sc", "orientation": "o", "x": "x", "y": "y", "hue": "h",
              "saturation": "s", "value": "v"}
     parts = {}
     for name, value in zip(names, values):
