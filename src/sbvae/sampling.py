@@ -50,7 +50,8 @@ class GroundTruthSampler:
 
     @torch.inference_mode()
     def encode_values(self, values: torch.Tensor) -> np.ndarray:
-        """Render and encode ``[n, K]`` factor values in batches; returns ``[n, D]`` float64."""
+        """Render and encode ``[n, K]`` factor values in batches; returns ``[n, D]`` float32
+        (disentanglement_lib's dtype, which its histogram bin edges depend on)."""
         chunks = []
         for start in range(0, len(values), self.batch_size):
             images = self.dataset.render(values[start : start + self.batch_size], self.device)
@@ -58,7 +59,7 @@ class GroundTruthSampler:
             if self.representation == "sampled":
                 eps = torch.randn(mean.shape, generator=self._noise).to(mean.device)
                 mean = mean + torch.exp(0.5 * logvar) * eps
-            chunks.append(mean.double().cpu().numpy())
+            chunks.append(mean.float().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 0))
 
     def codes_and_labels(self, n: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
