@@ -68,3 +68,21 @@ def test_evaluate_bad_input_is_one_line(tmp_path, trained_run, run_cli):
         assert len(err.strip().splitlines()) == 1 and err.startswith("sbvae: error:"), err
         assert "Traceback" not in err
     assert snapshot(run) == before
+
+
+def test_train_logs_mig_every_n_steps(tmp_path, run_cli, tiny_overrides):
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "--set", *tiny_overrides, "train.mig_every=2", "--out", run, "--quiet")
+    assert code == 0, err
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    mig_rows = [r for r in rows if r["split"] == "mig"]
+    assert [r["step"] for r in mig_rows] == [2, 4, 6]
+    for r in mig_rows:
+        assert 0.0 <= r["discrete_mig"] <= 1.0 and len(r["mig_per_factor"]) == 8
+
+
+def test_negative_mig_interval_is_a_config_error(tmp_path, run_cli, tiny_overrides):
+    code, _, err = run_cli("train", "--set", *tiny_overrides, "train.mig_every=-1",
+                           "--out", tmp_path / "run", "--quiet")
+    assert code == 2 and "train.mig_every" in err
+    assert not (tmp_path / "run").exists()

@@ -17,14 +17,14 @@ import torch
 from tqdm import tqdm
 
 from sbvae.config import Config, save_config
-from sbvae.device import select_device, set_threads
 from sbvae.data import Batch, SpriteDataset, make_dataset, make_generator
+from sbvae.device import select_device, set_threads
 from sbvae.errors import CheckpointError, UserError
-from sbvae.models import VAE, build_vae, count_parameters
 from sbvae.evaluate import compute_metrics, elbo_statistics, evaluate_model, format_table, write_metrics
+from sbvae.models import VAE, build_vae, count_parameters
 from sbvae.objectives import LossTerms, vae_loss
-from sbvae.sampling import GroundTruthSampler
 from sbvae.run import RunPaths, atomic_write_bytes, config_from_checkpoint, load_checkpoint, save_checkpoint
+from sbvae.sampling import GroundTruthSampler
 from sbvae.viz import reconstructions_figure, traversals_figure
 
 
@@ -117,7 +117,7 @@ class Trainer:
         scores, _ = compute_metrics(GroundTruthSampler(self.data, self.model, self.device), ["mig"],
                                     self.config.train.seed, self.config.train.mig_samples)
         self.model.train()
-        return {"discrete_mig": scores["discrete_mig"], "mig_per_factor": scores["mig_per_factor"]}
+        return scores
 
     def pictures(self, kl_per_dim: list[float]) -> None:
         """The reconstruction grid and the traversal grid, into the run folder."""
@@ -249,18 +249,16 @@ def train(config: Config, run_dir: str | Path, device: str | torch.device | None
             if trainer.step % t.checkpoint_every == 0 or trainer.step == t.steps:
                 trainer.save()
             bar.update(1)
+        if last_val is None:  # resumed a finished run: nothing trained, still refresh the pictures
+            last_val = trainer.validate()
+        trainer.pictures(last_val["kl_per_dim"])
+        quick = evaluate_model(config, trainer.model, device, ["mig"], seed=t.seed,
+                               num_train=t.mig_samples, num_test_images=config.data.val_size)
+        write_metrics(paths.root / "metrics.json", {"run": str(run_dir), "step": trainer.step, **quick})
+        log.write({"step": trainer.step, "split": "mig", **quick["scores"]})
     finally:
         bar.close()
         log.close()
-    if last_val is None:  # resumed a finished run: nothing trained, still refresh the pictures
-        last_val = trainer.validate()
-    trainer.pictures(last_val["kl_per_dim"])
-    quick = evaluate_model(config, trainer.model, device, ["mig"], seed=t.seed,
-                           num_train=t.mig_samples, num_test_images=config.data.val_size)
-    write_metrics(paths.root / "metrics.json", {"run": str(run_dir), "step": trainer.step, **quick})
-    with open(paths.metrics, "a") as handle:
-        handle.write(json.dumps({"step": trainer.step, "split": "mig",
-                                 "discrete_mig": quick["scores"]["discrete_mig"]}) + "\n")
     print(format_table(quick))
     print(f"done: step {trainer.step:,} | val loss {last_val['loss']:.1f} recon {last_val['recon']:.1f} "
           f"kl {last_val['kl']:.1f} nats/image | {last_val['active_latents']} active latents | "
