@@ -113,3 +113,11 @@ def test_permuting_codes_and_seeding(factors):
         assert permuted[key] == pytest.approx(value, abs=0.01), key
     unseeded = dci(c_train, train, c_test, test)  # dlib's mode: tiny run-to-run jitter only
     assert unseeded["dci_disentanglement"] == pytest.approx(base["dci_disentanglement"], abs=0.02)
+
+
+def test_parallel_factors_give_the_same_scores(factors):
+    train, test = factors
+    rng = np.random.default_rng(6)
+    c_train = train + 0.5 * rng.normal(size=train.shape)
+    c_test = test + 0.5 * rng.normal(size=test.shape)
+    assert dci(c_train, train, c_test, test, seed=1, n_jobs=2) == dci(c_train, train, c_test, test, seed=1)

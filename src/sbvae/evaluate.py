@@ -84,7 +84,7 @@ def _array_metric(name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[n
     if name == "mig":
         return metrics.mig(c_train, l_train)
     if name == "dci":
-        return metrics.dci(c_train, l_train, c_test, l_test, seed=seed)
+        return metrics.dci(c_train, l_train, c_test, l_test, seed=seed, n_jobs=-1)  # factors in parallel
     if name == "sap":
         return metrics.sap(c_train, l_train, c_test, l_test)
     if name == "modularity":
