@@ -16,6 +16,7 @@ import argparse
 import os
 import resource
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -38,16 +39,15 @@ def images_per_stage(num_train: int, num_test: int, batch: int = 64) -> dict[str
             "beta_vae": (num_train + num_test) * 2 * batch}
 
 
-@torch.inference_mode()
-def encoder_throughput(model: torch.nn.Module, images: torch.Tensor, repeats: int = 5) -> float:
-    """Images/s of the encoder's forward pass alone (median of ``repeats``)."""
-    model.encoder(images)  # warm-up
+def median_rate(count: int, run: Callable[[], object], repeats: int = 5) -> float:
+    """Items/s of ``run`` (which handles ``count`` items): median of ``repeats`` after a warm-up."""
+    run()
     times = []
     for _ in range(repeats):
         tick = time.perf_counter()
-        model.encoder(images)
+        run()
         times.append(time.perf_counter() - tick)
-    return len(images) / float(np.median(times))
+    return count / float(np.median(times))
 
 
 def main() -> None:
@@ -72,13 +72,13 @@ def main() -> None:
         sampler.codes_and_labels(n, generator)
         print(f"encode {n:>6,} samples: {time.perf_counter() - tick:6.1f} s, "
               f"peak RSS so far {peak_rss_gb():.2f} GB")
-    batch = data.render(data.factors.sample(sampler.batch_size, generator), device)
-    forward = encoder_throughput(model, batch)
-    tick = time.perf_counter()
-    data.render(data.factors.sample(2_048, generator), device)
-    render = 2_048 / (time.perf_counter() - tick)
-    print(f"encoder forward alone: {forward:,.0f} img/s; renderer alone: {render:,.0f} img/s "
-          f"(batch {sampler.batch_size})")
+    values = data.factors.sample(sampler.batch_size, generator)
+    batch = data.render(values, device)
+    with torch.inference_mode():
+        forward = median_rate(len(batch), lambda: model.encoder(batch))
+    render = median_rate(len(values), lambda: data.render(values, device))
+    print(f"batches of {sampler.batch_size}: encoder forward alone {forward:,.0f} img/s, "
+          f"renderer alone {render:,.0f} img/s")
 
     names = parse_metric_names(args.metrics)
     result = evaluate_model(config, model, device, names, num_train=args.num_train, num_test=args.num_test,

@@ -86,3 +86,25 @@ def test_negative_mig_interval_is_a_config_error(tmp_path, run_cli, tiny_overrid
                            "--out", tmp_path / "run", "--quiet")
     assert code == 2 and "train.mig_every" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_encoding_streams_in_bounded_batches(trained_run):
+    """However many samples are asked for, the encoder never sees more than one batch at once."""
+    import torch
+
+    from sbvae.data import make_dataset, make_generator
+    from sbvae.run import load_model
+    from sbvae.sampling import GroundTruthSampler
+
+    config, model, _ = load_model(trained_run, torch.device("cpu"))
+    data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+    seen: list[int] = []
+    model.encoder.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    sampler = GroundTruthSampler(data, model, torch.device("cpu"), batch_size=64)
+    values = sampler.sample_values(1_000, make_generator(0, "test"))
+    codes = sampler.encode_values(values)
+    assert codes.shape == (1_000, model.encoder.latent_dim) and codes.dtype.name == "float32"
+    assert max(seen) == 64 and sum(seen) == 1_000
+    with torch.inference_mode():  # the batching does not change the codes
+        direct = model.encoder(data.render(values[:64]))[0].numpy()
+    assert abs(codes[:64] - direct).max() < 1e-5
