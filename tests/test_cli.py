@@ -15,6 +15,7 @@ import yaml
 from PIL import Image
 
 from conftest import snapshot
+from sbvae.run import FIGURE_FILES
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -37,8 +38,11 @@ def check_run_folder(run: Path, steps: int, decoder: str) -> None:
     for name in ("config.yaml", "checkpoint.pt", "metrics.jsonl"):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
-    assert_png(run / "reconstructions.png")
-    assert_png(run / "traversals.png")
+    for name, file in FIGURE_FILES.items():
+        if file.endswith(".png"):
+            assert_png(run / file)
+    assert (run / "traversals.gif").read_bytes()[:6] == b"GIF89a"
+    assert "<h2>Scores</h2>" in (run / "report.html").read_text()
     assert not list(run.glob("*.tmp*"))  # no temporary files left behind
 
     saved = yaml.safe_load((run / "config.yaml").read_text())

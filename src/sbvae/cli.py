@@ -13,6 +13,12 @@ from pathlib import Path
 from sbvae.errors import ConfigError, UserError
 
 
+def _figure_names() -> list[str]:
+    from sbvae.run import FIGURE_FILES
+
+    return list(FIGURE_FILES)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every other user error
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -86,6 +92,33 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"wrote {Path(args.run_dir) / 'metrics.json'}")
 
 
+def _factor_pair(text: str) -> list[str]:
+    return [f.strip() for f in text.split(",")]
+
+
+def cmd_visualize(args: argparse.Namespace) -> None:
+    from sbvae.visualize import visualize_run
+
+    written = visualize_run(args.run_dir, args.only, _factor_pair(args.factors), args.device)
+    for path in written.values():
+        print(f"wrote {path}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from sbvae.report import run_report
+    from sbvae.visualize import visualize_run
+
+    if not args.no_figures:
+        visualize_run(args.run_dir, None, _factor_pair(args.factors), args.device)
+    print(f"wrote {run_report(args.run_dir)}")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from sbvae.report import compare_runs
+
+    print(f"wrote {compare_runs(args.run_dirs, args.out, _factor_pair(args.factors), args.device)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sbvae", description="Spatial Broadcast VAEs: train, evaluate, look.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -112,6 +145,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.set_defaults(func=cmd_evaluate)
+
+    factors_help = "the two factors of the latent-geometry plot (default x,y)"
+    p = sub.add_parser("visualize", help="draw every figure of a run into its folder")
+    p.add_argument("run_dir", help="a run folder written by sbvae train")
+    p.add_argument("--only", help="comma-separated figures: " + ", ".join(_figure_names()))
+    p.add_argument("--factors", default="x,y", help=factors_help)
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("report", help="write RUN_DIR/report.html: config, scores and figures in one page")
+    p.add_argument("run_dir", help="a run folder written by sbvae train")
+    p.add_argument("--factors", default="x,y", help=factors_help)
+    p.add_argument("--no-figures", action="store_true", help="use the figures already in the folder")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="one page comparing several runs (e.g. SBD and DeConv, seeds)")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", required=True, help="folder for compare.html and its figures")
+    p.add_argument("--factors", default="x,y", help=factors_help)
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("data", help="save a grid of samples of a data preset with their factors")
     p.add_argument("preset", help="a data preset, e.g. colored_sprites or dsprites")

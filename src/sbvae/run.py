@@ -7,8 +7,9 @@ Layout::
       checkpoint.pt        model, optimizer, step and RNG states (latest)
       metrics.jsonl        one JSON object per logged step (``split`` = train or val)
       tensorboard/         the same scalars for TensorBoard
-      reconstructions.png  inputs over reconstructions (end of training)
-      traversals.png       latent traversals, rows ordered by KL (end of training)
+      metrics.json         scores of the latest evaluation (sbvae evaluate, or MIG after training)
+      *.png, traversals.gif  figures (FIGURE_FILES; end of training, or sbvae visualize)
+      report.html          config, scores and figures in one self-contained page
 
 Checkpoints are written to a temporary file and renamed, so a crash never leaves a
 half-written checkpoint in place of a good one; they are read with ``weights_only=True``
@@ -32,6 +33,18 @@ from sbvae.errors import CheckpointError, ConfigError
 from sbvae.models import VAE, build_vae
 
 CHECKPOINT_FORMAT = 1
+
+FIGURE_FILES = {
+    "geometry": "geometry.png",
+    "traversals": "traversals.png",
+    "traversal_gif": "traversals.gif",
+    "reconstructions": "reconstructions.png",
+    "prior_samples": "prior_samples.png",
+    "kl": "kl.png",
+    "curves": "curves.png",
+    "data": "data.png",
+}
+"""Every figure of a run, by name (what ``sbvae visualize --only`` takes), in report order."""
 
 
 @dataclass(frozen=True)
@@ -57,12 +70,15 @@ class RunPaths:
         return self.root / "tensorboard"
 
     @property
-    def reconstructions(self) -> Path:
-        return self.root / "reconstructions.png"
+    def scores(self) -> Path:
+        return self.root / "metrics.json"
 
     @property
-    def traversals(self) -> Path:
-        return self.root / "traversals.png"
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    def figure(self, name: str) -> Path:
+        return self.root / FIGURE_FILES[name]
 
 
 def atomic_write_bytes(path: Path, write: Any) -> None:

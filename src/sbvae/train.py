@@ -24,8 +24,9 @@ from sbvae.evaluate import compute_metrics, elbo_statistics, evaluate_model, for
 from sbvae.models import VAE, build_vae, count_parameters
 from sbvae.objectives import LossTerms, vae_loss
 from sbvae.run import RunPaths, atomic_write_bytes, config_from_checkpoint, load_checkpoint, save_checkpoint
+from sbvae.report import run_report
 from sbvae.sampling import GroundTruthSampler
-from sbvae.viz import reconstructions_figure, traversals_figure
+from sbvae.visualize import write_figures
 
 
 
@@ -118,16 +119,6 @@ class Trainer:
                                     self.config.train.seed, self.config.train.mig_samples)
         self.model.train()
         return scores
-
-    def pictures(self, kl_per_dim: list[float]) -> None:
-        """The reconstruction grid and the traversal grid, into the run folder."""
-        self.model.eval()
-        likelihood = self.config.objective.likelihood
-        reconstructions_figure(self.model, self.val.images[:10], likelihood, self.paths.reconstructions)
-        traversals_figure(self.model, self.val.images[0], torch.tensor(kl_per_dim), likelihood,
-                          self.paths.traversals)
-        self.model.train()
-
 
 class MetricsLog:
     """Appends rows to metrics.jsonl and TensorBoard."""
@@ -249,17 +240,19 @@ def train(config: Config, run_dir: str | Path, device: str | torch.device | None
             if trainer.step % t.checkpoint_every == 0 or trainer.step == t.steps:
                 trainer.save()
             bar.update(1)
-        if last_val is None:  # resumed a finished run: nothing trained, still refresh the pictures
+        if last_val is None:  # resumed a finished run: nothing trained, still refresh the outputs
             last_val = trainer.validate()
-        trainer.pictures(last_val["kl_per_dim"])
         quick = evaluate_model(config, trainer.model, device, ["mig"], seed=t.seed,
                                num_train=t.mig_samples, num_test_images=config.data.val_size)
-        write_metrics(paths.root / "metrics.json", {"run": str(run_dir), "step": trainer.step, **quick})
+        write_metrics(paths.scores, {"run": str(run_dir), "step": trainer.step, **quick})
         log.write({"step": trainer.step, "split": "mig", **quick["scores"]})
+        write_figures(config, trainer.model, paths, device=device)
+        run_report(run_dir)
     finally:
         bar.close()
         log.close()
     print(format_table(quick))
+    print(f"report: {paths.report}")
     print(f"done: step {trainer.step:,} | val loss {last_val['loss']:.1f} recon {last_val['recon']:.1f} "
           f"kl {last_val['kl']:.1f} nats/image | {last_val['active_latents']} active latents | "
           f"{trainer.elapsed / 60:.1f} min of training")

@@ -8,6 +8,7 @@ from sbvae.data.factors import (
     Intersection,
     Product,
     SetMinus,
+    find_factor,
 )
 from sbvae.data.presets import PRESETS, make_dataset
 from sbvae.data.sprites import SHAPES, SpriteRenderer, hsv_to_rgb
@@ -15,5 +16,5 @@ from sbvae.data.sprites import SHAPES, SpriteRenderer, hsv_to_rgb
 __all__ = [
     "Batch", "Continuous", "Discrete", "FactorDistribution", "Intersection", "PRESETS",
     "Product", "SHAPES", "SetMinus", "SpriteDataset", "SpriteRenderer", "derive_seed",
-    "hsv_to_rgb", "make_dataset", "make_generator",
+    "find_factor",     "hsv_to_rgb", "make_dataset", "make_generator",
 ]

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import torch
 
-from sbvae.data.factors import FactorDistribution
+from sbvae.data.factors import Continuous, Discrete, FactorDistribution, find_factor
 from sbvae.data.sprites import SpriteRenderer
 
 
@@ -54,6 +54,18 @@ class SpriteDataset:
     @property
     def image_size(self) -> int:
         return self.renderer.image_size
+
+    def factor(self, name: str) -> Discrete | Continuous:
+        """The named factor; ``KeyError`` (naming the known factors) if there is none."""
+        try:
+            return find_factor(self.factors, name)
+        except KeyError:
+            raise KeyError(f"{self.name} has no factor '{name}' (factors: {', '.join(self.factor_names)})") from None
+
+    def centre_values(self, n: int) -> torch.Tensor:
+        """``[n, K]`` factor values with every factor at its centre (see ``Discrete.centre``)."""
+        centre = [self.factor(name).centre for name in self.factor_names]
+        return torch.tensor(centre, dtype=torch.float64).repeat(n, 1)
 
     def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
         """Draw images for ``[N, K]`` factor values (columns = ``factor_names``)."""

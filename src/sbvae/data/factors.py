@@ -71,6 +71,18 @@ class Discrete(Factor):
         index = torch.randint(len(self.values), (n,), generator=generator)
         return self.values[index][:, None]
 
+    def span(self, count: int) -> torch.Tensor:
+        """Up to ``count`` of the grid's values, evenly spread from the first to the last."""
+        if count >= len(self.values):
+            return self.values.clone()
+        index = torch.linspace(0, len(self.values) - 1, count).round().long()
+        return self.values[index]
+
+    @property
+    def centre(self) -> float:
+        """The middle grid value (what figures hold this factor at)."""
+        return float(self.values[(len(self.values) - 1) // 2])
+
     def _nearest(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         distance = (values[:, :1] - self.values[None, :]).abs()
         return distance.min(dim=1)
@@ -101,6 +113,14 @@ class Continuous(Factor):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         u = torch.rand(n, generator=generator, dtype=torch.float64)
         return (self.low + (self.high - self.low) * u)[:, None]
+
+    def span(self, count: int) -> torch.Tensor:
+        """``count`` evenly spaced values, the centres of ``count`` equal cells of the range."""
+        return self.low + (self.high - self.low) * (torch.arange(count, dtype=torch.float64) + 0.5) / count
+
+    @property
+    def centre(self) -> float:
+        return 0.5 * (self.low + self.high)
 
     def contains(self, values: torch.Tensor) -> torch.Tensor:
         v = values[:, 0]
@@ -208,6 +228,21 @@ class Intersection(_Restricted):
 
     def __repr__(self) -> str:
         return f"Intersection({self.base!r}, {self.region!r})"
+
+
+def find_factor(distribution: FactorDistribution, name: str) -> Discrete | Continuous:
+    """The leaf factor called ``name`` inside a (possibly composed) distribution.
+
+    Figures use its ``span`` and ``centre``; a restricted distribution's leaves are its base's.
+    """
+    if isinstance(distribution, (Discrete, Continuous)):
+        if distribution.names[0] == name:
+            return distribution
+    children = getattr(distribution, "parts", ()) or ([distribution.base] if hasattr(distribution, "base") else [])
+    for child in children:
+        if name in child.names:
+            return find_factor(child, name)
+    raise KeyError(name)
 
 
 def grid(low: float, high: float, count: int, endpoint: bool = True) -> list[float]:

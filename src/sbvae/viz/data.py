@@ -6,11 +6,12 @@ import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import torch
 
 from sbvae.data import Batch, SpriteDataset
 from sbvae.data.sprites import SHAPES
 from sbvae.viz.figures import save_figure
-from sbvae.viz.grid import to_uint8
+from sbvae.viz.grid import make_grid, to_uint8
 
 
 def describe_factors(names: tuple[str, ...], values: list[float]) -> str:
@@ -45,4 +46,25 @@ def data_figure(data: SpriteDataset, batch: Batch, path: Path, columns: int = 8)
         ax.imshow(to_uint8(image, up), interpolation="nearest")
         ax.set_title(describe_factors(data.factor_names, batch.values[i].tolist()), fontsize=7)
     fig.suptitle(f"{data.name}, {data.image_size}px: samples and their factors")
+    save_figure(fig, path)
+
+
+def factors_figure(data: SpriteDataset, path: Path, steps: int = 9) -> None:
+    """One row per factor: that factor swept over its range, every other one at its centre."""
+    names = data.factor_names
+    rows = []
+    for column, name in enumerate(names):
+        values = data.centre_values(steps)
+        span = data.factor(name).span(steps)
+        values[:, column] = span[torch.linspace(0, len(span) - 1, steps).round().long()]
+        rows.append(data.render(values))
+    up = max(1, 64 // data.image_size)
+    grid = make_grid(torch.cat(rows), rows=len(names))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * steps, 0.8 * len(names) + 0.8))
+    ax.imshow(to_uint8(grid, up), interpolation="nearest")
+    ax.set_yticks([(r + 0.5) * grid.shape[1] * up / len(names) for r in range(len(names))])
+    ax.set_yticklabels(names)
+    ax.set_xticks([])
+    ax.set_xlabel("each factor from its lowest to its highest value; the others at their centre")
+    ax.set_title(f"{data.name}, {data.image_size}px: one factor at a time")
     save_figure(fig, path)

@@ -1,0 +1,90 @@
+"""Every figure of a run, from its checkpoint: what ``sbvae visualize RUN_DIR`` writes.
+
+The figures and their files are listed in ``sbvae.run.FIGURE_FILES``. Each is written through
+a temporary file, so a failure never replaces an earlier good picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from sbvae.config import Config
+from sbvae.data import SpriteDataset, make_dataset
+from sbvae.device import select_device
+from sbvae.errors import UserError
+from sbvae.evaluate import elbo_statistics
+from sbvae.models import VAE
+from sbvae.run import FIGURE_FILES, RunPaths, load_model, read_metrics
+from sbvae.viz.animation import traversal_gif
+from sbvae.viz.curves import curves_figure
+from sbvae.viz.data import factors_figure
+from sbvae.viz.figures import kl_figure, prior_samples_figure, reconstructions_figure, traversals_figure
+from sbvae.viz.geometry import factor_plane, geometry_figure, geometry_panel
+
+DEFAULT_FACTORS = ("x", "y")
+GIF_INPUTS = 4
+
+
+def parse_figure_names(text: str | Sequence[str] | None) -> list[str]:
+    """``"geometry,kl"`` or a list -> validated names in report order; ``None``/``"all"`` -> all."""
+    if text is None or text == "all":
+        return list(FIGURE_FILES)
+    names = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
+    unknown = [n for n in names if n not in FIGURE_FILES]
+    if unknown or not names:
+        raise UserError(f"unknown figure {', '.join(unknown) or '(none given)'} (known: {', '.join(FIGURE_FILES)})")
+    return [n for n in FIGURE_FILES if n in names]
+
+
+def check_factors(data: SpriteDataset, factors: Sequence[str]) -> tuple[str, str]:
+    """Two distinct factor names of ``data`` or a one-line :class:`UserError`."""
+    if len(factors) != 2 or factors[0] == factors[1]:
+        raise UserError(f"the geometry plot needs two different factors, not {','.join(factors)}")
+    for name in factors:
+        if name not in data.factor_names:
+            raise UserError(f"{data.name} has no factor '{name}' (factors: {', '.join(data.factor_names)})")
+    return factors[0], factors[1]
+
+
+def write_figures(config: Config, model: VAE, paths: RunPaths, names: Sequence[str] | None = None,
+                  factors: Sequence[str] = DEFAULT_FACTORS, device: torch.device | str = "cpu",
+                  label: str | None = None) -> dict[str, Path]:
+    """Draw the named figures of an in-memory ``model`` into ``paths``; returns name -> file."""
+    names = parse_figure_names(names)
+    data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+    factors = check_factors(data, factors) if "geometry" in names else tuple(factors)
+    likelihood = config.objective.likelihood
+    model.eval()
+    val = data.fixed_set(config.data.val_size, config.train.seed, "val", device).images
+    kl = torch.tensor(elbo_statistics(model, val, config.objective, config.train.seed)["kl_per_dim"])
+    draw = {
+        "geometry": lambda path: geometry_figure(
+            [geometry_panel(label or config.model.decoder.upper(), model, data, plane, device)], plane, data, path),
+        "traversals": lambda path: traversals_figure(model, val[0], kl, likelihood, path),
+        "traversal_gif": lambda path: traversal_gif(model, val[:GIF_INPUTS], kl, likelihood, path),
+        "reconstructions": lambda path: reconstructions_figure(model, val[:10], likelihood, path),
+        "prior_samples": lambda path: prior_samples_figure(model, likelihood, path, seed=config.train.seed),
+        "kl": lambda path: kl_figure(kl, path),
+        "curves": lambda path: curves_figure({label or "run": read_metrics(paths.metrics)}, path),
+        "data": lambda path: factors_figure(data, path),
+    }
+    plane = factor_plane(data, factors) if "geometry" in names else None
+    written = {}
+    with torch.no_grad():
+        for name in names:
+            draw[name](paths.figure(name))
+            written[name] = paths.figure(name)
+    return written
+
+
+def visualize_run(run_dir: str | Path, names: Sequence[str] | str | None = None,
+                  factors: Sequence[str] = DEFAULT_FACTORS,
+                  device: str | torch.device | None = None) -> dict[str, Path]:
+    """Load a run's model and write its figures into the run folder; returns name -> file."""
+    names = parse_figure_names(names)
+    device = device if isinstance(device, torch.device) else select_device(device)
+    config, model, _ = load_model(run_dir, device)
+    return write_figures(config, model, RunPaths(Path(run_dir)), names, factors, device)
