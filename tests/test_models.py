@@ -190,3 +190,22 @@ def test_decoder_overfits_a_fixed_batch(decoder, steps, factor):
     before, after = _overfit(decoder, steps)
     assert before > 10  # an untrained model really does reconstruct badly
     assert after * factor <= before, f"{decoder}: SSE {before:.2f} -> {after:.2f}"
+
+
+@pytest.mark.parametrize("broadcast", ["valid", "same"])
+@pytest.mark.parametrize("size, kernel", [(32, 3), (64, 5), (16, 1)])
+def test_factorised_first_layer_equals_the_tiled_input(broadcast, size, kernel):
+    """The fast path (z part + shared coordinate map) gives the straightforward decoder's
+    outputs and gradients: tile z, concatenate the coordinates, run every conv."""
+    torch.manual_seed(0)
+    decoder = SpatialBroadcastDecoder(size, 3, 6, layers=2, width=8, kernel=kernel, broadcast=broadcast).double()
+    z = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    target = torch.rand(4, 3, size, size, dtype=torch.float64)
+    fast = decoder(z)
+    slow = decoder.convs(decoder.broadcast_latents(z))
+    torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)
+    inputs = [z, *decoder.parameters()]
+    fast_grads = torch.autograd.grad(((fast - target) ** 2).sum(), inputs)
+    slow_grads = torch.autograd.grad(((slow - target) ** 2).sum(), inputs)
+    for a, b in zip(fast_grads, slow_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

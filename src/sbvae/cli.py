@@ -119,6 +119,23 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(f"wrote {compare_runs(args.run_dirs, args.out, _factor_pair(args.factors), args.device)}")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from sbvae.bench import format_report, run_benchmark, write_json
+    from sbvae.device import set_threads
+
+    if args.repeats is not None and args.repeats < 1:
+        raise UserError(f"--repeats must be at least 1, not {args.repeats}")
+    json_path = Path(args.json) if args.json else None
+    if json_path is not None and not json_path.parent.is_dir():
+        raise UserError(f"folder {json_path.parent} does not exist")
+    set_threads(args.threads)
+    result = run_benchmark(args.quick, args.repeats, log=lambda line: print(line, flush=True))
+    print(format_report(result))
+    if json_path is not None:
+        write_json(result, json_path)
+        print(f"wrote {json_path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sbvae", description="Spatial Broadcast VAEs: train, evaluate, look.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -167,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factors", default="x,y", help=factors_help)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("bench", help="training, rendering and encoding speed of this machine, side by side")
+    p.add_argument("--quick", action="store_true", help="32 px only, 3 repeats (about a minute)")
+    p.add_argument("--repeats", type=int, help="timed rounds per case (default 5, --quick 3)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per core)")
+    p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("data", help="save a grid of samples of a data preset with their factors")
     p.add_argument("preset", help="a data preset, e.g. colored_sprites or dsprites")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:
@@ -107,8 +108,36 @@ class SpatialBroadcastDecoder(nn.Module):
         coords = self.coords[None].expand(n, 2, g, g).to(z.dtype)
         return torch.cat([tiled, coords], dim=1)
 
+    def first_layer(self, z: torch.Tensor) -> torch.Tensor:
+        """The first conv's output (before its ReLU) without building the tiled input.
+
+        The conv is linear in its input, so it splits into the z channels, which are constant
+        over the grid, and the coordinate channels, which are the same for every sample:
+
+        * z part: each output position sums the kernel taps of the z channels that land on the
+          grid. Unpadded (``valid``) every tap lands, so it is ``z @ W_z.sum(taps)``, one
+          vector per sample; zero-padded (``same``) the taps that fall on the padding drop out
+          at the border, which the per-position tap sums ``M`` handle exactly.
+        * coordinate part: one conv of the two coordinate planes, shared by the batch.
+
+        Same numbers as ``convs[0](broadcast_latents(z))`` up to float rounding, without the
+        ``[N, k + 2, G, G]`` input or its k + 2 channel convolution.
+        """
+        conv = self.convs[0]
+        k = z.shape[1]
+        w_z, w_c = conv.weight[:, :k], conv.weight[:, k:]
+        coord_part = F.conv2d(self.coords[None].to(z.dtype), w_c, conv.bias, padding=conv.padding)
+        if self.broadcast == "valid":
+            return (z @ w_z.sum((2, 3)).t())[:, :, None, None] + coord_part
+        g = self.grid_size
+        taps = w_z.reshape(-1, 1, *w_z.shape[2:])  # [width * k, 1, kh, kw]
+        ones = torch.ones(1, 1, g, g, dtype=z.dtype, device=z.device)
+        sums = F.conv2d(ones, taps, padding=conv.padding).view(w_z.shape[0], k, g * g)  # M
+        z_part = z @ sums.transpose(0, 1).reshape(k, -1)  # [N, width * G * G]
+        return z_part.view(len(z), w_z.shape[0], g, g) + coord_part
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.convs(self.broadcast_latents(z))
+        return self.convs[1:](self.first_layer(z))
 
 
 class DeconvDecoder(nn.Module):

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from sbvae.data import SpriteDataset
+from sbvae.data import SHAPES, SpriteDataset
 from sbvae.metrics.utils import discrete_mutual_info, discretize
 from sbvae.models import VAE
 from sbvae.viz.figures import save_figure
@@ -136,6 +136,10 @@ def _draw_lines(ax: plt.Axes, points: np.ndarray, colours: list[tuple[float, ...
         ax.plot(line[:, 0], line[:, 1], ".", color=colour, markersize=3)
 
 
+def _value_text(name: str, value: float) -> str:
+    return SHAPES[int(round(value))] if name == "shape" else f"{value:.2f}"
+
+
 def geometry_figure(panels: list[GeometryPanel], plane: FactorPlane, data: SpriteDataset, path: Path) -> None:
     """The ground-truth grid of lines, then each panel's latent geometry, side by side."""
     colours = line_colours(plane.first_lines, len(plane.values) - plane.first_lines)
@@ -147,7 +151,8 @@ def geometry_figure(panels: list[GeometryPanel], plane: FactorPlane, data: Sprit
     ax.set_ylabel(plane.names[1])
     ax.set_title("ground truth: the factor plane")
     ax.set_aspect("equal", adjustable="datalim")
-    held = [f"{name}={data.factor(name).centre:.2f}" for name in data.factor_names if name not in plane.names]
+    held = [f"{name}={_value_text(name, data.factor(name).centre)}" for name in data.factor_names
+            if name not in plane.names]
     for ax, panel in zip(axes[0, 1:], panels):
         _draw_lines(ax, panel.points, colours)
         ax.set_xlabel(f"z{panel.dims[0]} (carries {plane.names[0]}, MI {panel.mi[0]:.2f})")

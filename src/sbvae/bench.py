@@ -1,0 +1,271 @@
+"""``sbvae bench``: how fast this machine trains, renders and encodes, measured side by side.
+
+Every candidate is timed in the same run, interleaved repeat by repeat, and the median is
+reported, so a busy machine slows all of them alike and the ratios stay meaningful even when
+the absolute numbers do not. What is measured:
+
+* training images/s (forward, backward, Adam step on a fixed rendered batch) of the SBD (the
+  paper's: four 3x3 layers of 64 channels on an unpadded grid) and the DeConv VAE, at 32 and
+  64 px and batch 16 and 64; for the SBD also a straightforward reference kept here (tile z,
+  concatenate the coordinates, one conv stack) and our model's speed as a ratio to it;
+* achieved GFLOP/s: nominal FLOPs of a training step (3 x the straightforward forward pass's
+  multiply-adds x 2) per second, against a large float32 matrix product measured in the same
+  run (the practical limit of the machine);
+* the renderer against a per-image Pillow polygon renderer (how spriteworld and the peers
+  draw), both anti-aliased by 4x4 supersampling, at 64 px;
+* evaluation encoding (render + encode, as the metrics do) against the encoder's forward pass;
+* peak resident memory of a training step above the resting process (Linux ``VmHWM``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from sbvae.config import ModelConfig
+from sbvae.data import make_dataset, make_generator
+from sbvae.data.sprites import MARGIN, SHAPES, UNIT, hsv_to_rgb
+from sbvae.models import VAE, SpatialBroadcastDecoder, build_vae
+from sbvae.objectives import vae_loss
+from sbvae.sampling import GroundTruthSampler
+
+PAPER_SBD = ModelConfig(decoder="sbd", sbd_layers=4, sbd_channels=64, sbd_kernel=3, broadcast="valid")
+DECONV = ModelConfig(decoder="deconv")
+
+
+class ReferenceSBD(nn.Module):
+    """The Spatial Broadcast decoder as every public implementation writes it, sharing the
+    weights of ``model``: tile z over the grid, concatenate the coordinates, run the convs."""
+
+    def __init__(self, model: SpatialBroadcastDecoder) -> None:
+        super().__init__()
+        self.convs, self.grid_size = model.convs, model.grid_size
+        self.register_buffer("coords", model.coords.clone(), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        n, g = len(z), self.grid_size
+        tiled = z[:, :, None, None].expand(n, z.shape[1], g, g)
+        return self.convs(torch.cat([tiled, self.coords[None].expand(n, 2, g, g)], dim=1))
+
+
+def median_seconds(run: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``run`` over ``repeats`` calls, after one warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - tick)
+    return statistics.median(times)
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """float32 GFLOP/s of a ``size`` x ``size`` matrix product (the machine's practical peak)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    return 2 * size**3 / median_seconds(lambda: a @ b, repeats) / 1e9
+
+
+def forward_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
+    """FLOPs (2 x multiply-adds) of the convolutions and linear layers in one forward pass."""
+    total = 0
+
+    def count(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            total += 2 * out.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
+        elif isinstance(module, nn.ConvTranspose2d):
+            total += 2 * args[0].numel() * module.out_channels * math.prod(module.kernel_size)
+        elif isinstance(module, nn.Linear):
+            total += 2 * out.numel() * module.in_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    with torch.no_grad():
+        model(*inputs)
+    for hook in hooks:
+        hook.remove()
+    return total
+
+
+@dataclass
+class TrainCase:
+    """One training configuration to time."""
+
+    name: str
+    model: VAE
+    images: torch.Tensor
+    noise: torch.Tensor
+    flops_per_image: float  # nominal, of the straightforward model
+
+    def __post_init__(self) -> None:
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+
+    def step(self) -> None:
+        terms = vae_loss(self.images, self.model(self.images, self.noise))
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        self.optimizer.step()
+
+
+def train_cases(sizes: list[int], batches: list[int]) -> list[TrainCase]:
+    """SBD (ours and the reference, sharing weights) and DeConv at every size and batch."""
+    cases = []
+    for size in sizes:
+        data = make_dataset("colored_sprites", size)
+        for batch in batches:
+            images = data.sample(batch, make_generator(0, "bench")).images
+            noise = torch.randn(batch, PAPER_SBD.latent_dim, generator=torch.Generator().manual_seed(0))
+            torch.manual_seed(0)
+            sbd = build_vae(PAPER_SBD, size, 3)
+            reference = VAE(sbd.encoder, ReferenceSBD(sbd.decoder))
+            deconv = build_vae(DECONV, size, 3)
+            flops = {m: 3 * forward_flops(m, images[:1], noise[:1]) for m in (reference, deconv)}
+            tag = f"{size}px b{batch}"
+            cases += [TrainCase(f"sbd {tag}", sbd, images, noise, flops[reference]),
+                      TrainCase(f"sbd-reference {tag}", reference, images, noise, flops[reference]),
+                      TrainCase(f"deconv {tag}", deconv, images, noise, flops[deconv])]
+    return cases
+
+
+def peak_step_memory_mb(case: TrainCase) -> float | None:
+    """Peak RSS during one training step above the RSS before it, in MB (None off Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # reset the peak (VmHWM) to the current RSS
+        before = _status_kb("VmRSS")
+        case.step()
+        return (_status_kb("VmHWM") - before) / 1024
+    except OSError:
+        return None
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def pillow_render(values: torch.Tensor, names: tuple[str, ...], size: int, supersample: int = 4) -> np.ndarray:
+    """Draw each sprite on its own Pillow canvas at ``supersample`` x the size, as polygons,
+    then box-filter down (the straightforward per-image renderer the benchmark compares to)."""
+    col = {n: i for i, n in enumerate(names)}
+    fine = size * supersample
+    out = np.zeros((len(values), size, size, 3), dtype=np.uint8)
+    rgb = hsv_to_rgb(values[:, col["hue"]].float(), values[:, col["saturation"]].float(),
+                     values[:, col["value"]].float())
+    for i, v in enumerate(values.tolist()):
+        image = Image.new("RGB", (fine, fine))
+        radius = v[col["scale"]] * UNIT * fine
+        cx, cy = ((MARGIN + (1 - 2 * MARGIN) * v[col[k]]) * fine for k in ("x", "y"))
+        angle = v[col["orientation"]]
+        outline = _unit_outline(SHAPES[int(v[col["shape"]])])
+        cos, sin = math.cos(angle), math.sin(angle)
+        points = [(cx + radius * (cos * u - sin * w), cy + radius * (sin * u + cos * w)) for u, w in outline]
+        ImageDraw.Draw(image).polygon(points, fill=tuple(int(255 * c) for c in rgb[i].tolist()))
+        out[i] = np.asarray(image.resize((size, size), Image.BOX))
+    return out
+
+
+def _unit_outline(shape: str, count: int = 48) -> list[tuple[float, float]]:
+    """A polygon close to the renderer's unit shape (area about 4)."""
+    if shape == "square":
+        return [(-1, -1), (1, -1), (1, 1), (-1, 1)]
+    t = [2 * math.pi * i / count for i in range(count)]
+    if shape == "ellipse":
+        b = math.sqrt(2 / math.pi)
+        return [(2 * b * math.cos(a), b * math.sin(a)) for a in t]
+    return [(1.2 * math.sin(a) ** 3, -(0.95 * math.cos(a) - 0.4 * math.cos(2 * a) - 0.15 * math.cos(3 * a)))
+            for a in t]  # a heart curve
+
+
+def machine_load() -> tuple[float, int]:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return os.getloadavg()[0], cores
+
+
+def run_benchmark(quick: bool = False, repeats: int | None = None,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure everything in the module docstring; returns the numbers (also what the table shows)."""
+    repeats = repeats or (3 if quick else 5)
+    load, cores = machine_load()
+    if load > 0.5:
+        log(f"warning: the machine is busy (load {load:.1f} on {cores} cores); the ratios below are "
+            "measured side by side and stay meaningful, the absolute rates do not")
+    sizes, batches = ([32], [16, 64]) if quick else ([32, 64], [16, 64])
+    cases = train_cases(sizes, batches)
+    times: dict[str, list[float]] = {c.name: [] for c in cases}
+    for c in cases:
+        c.step()  # warm-up
+    peak = matmul_gflops()
+    for r in range(repeats):  # interleaved: every case once per round
+        for c in cases:
+            tick = time.perf_counter()
+            c.step()
+            times[c.name].append(time.perf_counter() - tick)
+        log(f"round {r + 1}/{repeats} done")
+    train = {}
+    for c in cases:
+        seconds = statistics.median(times[c.name])
+        rate = len(c.images) / seconds
+        train[c.name] = {"images_per_sec": rate, "gflops": c.flops_per_image * rate / 1e9,
+                         "peak_step_mb": peak_step_memory_mb(c)}
+    for c in cases:
+        if c.name.startswith("sbd "):
+            ref = train[c.name.replace("sbd ", "sbd-reference ")]
+            train[c.name]["speedup_vs_reference"] = train[c.name]["images_per_sec"] / ref["images_per_sec"]
+
+    data = make_dataset("colored_sprites", 64)
+    values = data.factors.sample(256, make_generator(0, "bench-render"))
+    ours = 256 / median_seconds(lambda: data.render(values), repeats)
+    few = values[:32]
+    pillow = 32 / median_seconds(lambda: pillow_render(few, data.factor_names, 64), repeats)
+
+    model = build_vae(PAPER_SBD, 64, 3).eval()
+    sampler = GroundTruthSampler(data, model, torch.device("cpu"))
+    batch = data.render(values)
+    with torch.inference_mode():
+        forward = 256 / median_seconds(lambda: model.encoder(batch), repeats)
+    encode = 256 / median_seconds(lambda: sampler.encode_values(values), repeats)
+    return {"load": load, "cores": cores, "threads": torch.get_num_threads(), "repeats": repeats,
+            "torch": torch.__version__, "matmul_gflops": peak, "train": train,
+            "render_64px": {"ours_images_per_sec": ours, "pillow_images_per_sec": pillow, "ratio": ours / pillow},
+            "encode_64px": {"render_and_encode_images_per_sec": encode, "encoder_forward_images_per_sec": forward,
+                            "ratio": encode / forward}}
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The benchmark as a Markdown table (what ``sbvae bench`` prints)."""
+    peak = result["matmul_gflops"]
+    lines = [f"float32 matrix product: {peak:.0f} GFLOP/s ({result['threads']} threads, "
+             f"load {result['load']:.1f} on {result['cores']} cores, median of {result['repeats']})", "",
+             "| training | images/s | GFLOP/s | % of matmul | vs reference SBD | step peak MB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, row in result["train"].items():
+        speedup = f"{row['speedup_vs_reference']:.2f}x" if "speedup_vs_reference" in row else ""
+        mb = f"{row['peak_step_mb']:.0f}" if row["peak_step_mb"] is not None else "n/a"
+        lines.append(f"| {name} | {row['images_per_sec']:.0f} | {row['gflops']:.1f} | "
+                     f"{100 * row['gflops'] / peak:.0f}% | {speedup} | {mb} |")
+    r, e = result["render_64px"], result["encode_64px"]
+    lines += ["", f"renderer, 64 px, 4x4 supersampling: {r['ours_images_per_sec']:,.0f} images/s; per-image "
+              f"Pillow: {r['pillow_images_per_sec']:,.0f} images/s ({r['ratio']:.1f}x)",
+              f"evaluation encoding, 64 px: {e['render_and_encode_images_per_sec']:,.0f} images/s "
+              f"(render + encode); encoder forward alone {e['encoder_forward_images_per_sec']:,.0f} "
+              f"images/s ({e['ratio']:.2f} of it)"]
+    return "\n".join(lines)
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(result, indent=2))
