@@ -116,3 +116,23 @@ def test_to_image():
     decoded = torch.tensor([-2.0, -0.1, 0.0, 0.4, 1.0, 3.0])
     assert torch.equal(to_image(decoded, "gaussian"), decoded.clamp(0, 1))
     assert torch.allclose(to_image(decoded, "bernoulli"), 1 / (1 + torch.exp(-decoded)))
+
+
+@pytest.mark.parametrize("decoder", ["sbd", "deconv"])
+def test_micro_batches_accumulate_the_whole_batch_gradient(tmp_path, decoder):
+    from sbvae.config import load_config
+    from sbvae.train import Trainer
+
+    grads, losses = [], []
+    for micro in (0, 4):
+        config = load_config("default", ["data.image_size=32", "model.sbd_layers=2", "model.sbd_channels=8",
+                                         "train.batch_size=12", f"train.micro_batch={micro}",
+                                         f"model.decoder={decoder}"])
+        trainer = Trainer(config, tmp_path / str(micro), torch.device("cpu"))
+        trainer.optimizer.step = lambda: None  # keep the accumulated gradient, skip the update
+        losses.append(trainer.train_step())
+        grads.append([p.grad.clone() for p in trainer.model.parameters()])
+    for whole, chunked in zip(*losses):
+        torch.testing.assert_close(whole, chunked, rtol=1e-5, atol=1e-3)
+    for whole, chunked in zip(*grads):
+        torch.testing.assert_close(whole, chunked, rtol=1e-4, atol=1e-4)

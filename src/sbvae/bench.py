@@ -7,7 +7,8 @@ the absolute numbers do not. What is measured:
 * training images/s (forward, backward, Adam step on a fixed rendered batch) of the SBD (the
   paper's: four 3x3 layers of 64 channels on an unpadded grid) and the DeConv VAE, at 32 and
   64 px and batch 16 and 64; for the SBD also a straightforward reference kept here (tile z,
-  concatenate the coordinates, one conv stack) and our model's speed as a ratio to it;
+  concatenate the coordinates, one conv stack) and our model's speed as a ratio to it, and
+  our model with the batch accumulated in micro-batches of 16 (``train.micro_batch``);
 * achieved GFLOP/s: nominal FLOPs of a training step (3 x the straightforward forward pass's
   multiply-adds x 2) per second, against a large float32 matrix product measured in the same
   run (the practical limit of the machine);
@@ -23,6 +24,8 @@ import json
 import math
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +46,7 @@ from sbvae.sampling import GroundTruthSampler
 
 PAPER_SBD = ModelConfig(decoder="sbd", sbd_layers=4, sbd_channels=64, sbd_kernel=3, broadcast="valid")
 DECONV = ModelConfig(decoder="deconv")
+MICRO_BATCH = 16
 
 
 class ReferenceSBD(nn.Module):
@@ -71,7 +75,7 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+def matmul_gflops(size: int = 3072, repeats: int = 5) -> float:
     """float32 GFLOP/s of a ``size`` x ``size`` matrix product (the machine's practical peak)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     return 2 * size**3 / median_seconds(lambda: a @ b, repeats) / 1e9
@@ -108,14 +112,17 @@ class TrainCase:
     images: torch.Tensor
     noise: torch.Tensor
     flops_per_image: float  # nominal, of the straightforward model
+    micro_batch: int = 0  # as train.micro_batch: gradient accumulated over chunks of this size
 
     def __post_init__(self) -> None:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
 
     def step(self) -> None:
-        terms = vae_loss(self.images, self.model(self.images, self.noise))
+        chunk = self.micro_batch or len(self.images)
         self.optimizer.zero_grad(set_to_none=True)
-        terms.loss.backward()
+        for start in range(0, len(self.images), chunk):
+            images, noise = self.images[start : start + chunk], self.noise[start : start + chunk]
+            (vae_loss(images, self.model(images, noise)).loss * (len(images) / len(self.images))).backward()
         self.optimizer.step()
 
 
@@ -136,19 +143,36 @@ def train_cases(sizes: list[int], batches: list[int]) -> list[TrainCase]:
             cases += [TrainCase(f"sbd {tag}", sbd, images, noise, flops[reference]),
                       TrainCase(f"sbd-reference {tag}", reference, images, noise, flops[reference]),
                       TrainCase(f"deconv {tag}", deconv, images, noise, flops[deconv])]
+            if batch > MICRO_BATCH:
+                cases.append(TrainCase(f"sbd-micro{MICRO_BATCH} {tag}", build_vae(PAPER_SBD, size, 3),
+                                       images, noise, flops[reference], micro_batch=MICRO_BATCH))
     return cases
 
 
-def peak_step_memory_mb(case: TrainCase) -> float | None:
-    """Peak RSS during one training step above the RSS before it, in MB (None off Linux)."""
+def peak_step_memory_mb(decoder: str, size: int, batch: int) -> float | None:
+    """Peak RSS of one training step above the process's RSS just before it, in MB, measured
+    in a fresh Python process (so no earlier case's cached memory hides it); None off Linux."""
+    probe = [sys.executable, "-m", "sbvae.bench", "memory-probe", decoder, str(size), str(batch)]
+    # Large blocks straight from and back to the OS, so resident memory follows live tensors.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "SBVAE_BENCH_THREADS": str(torch.get_num_threads())}
+    done = subprocess.run(probe, capture_output=True, text=True, timeout=600, env=env)
     try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")  # reset the peak (VmHWM) to the current RSS
-        before = _status_kb("VmRSS")
-        case.step()
-        return (_status_kb("VmHWM") - before) / 1024
-    except OSError:
+        return float(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
         return None
+
+
+def _memory_probe(decoder: str, size: int, batch: int) -> float:
+    """Run inside the fresh process: build one case, take a step (one-time allocations: Adam's
+    state, kernel caches), reset the peak, take another step."""
+    case = next(c for c in train_cases([size], [batch]) if c.name == f"{decoder} {size}px b{batch}")
+    torch.set_num_threads(int(os.environ.get("SBVAE_BENCH_THREADS", torch.get_num_threads())))
+    case.step()
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # reset the peak (VmHWM) to the current RSS
+    before = _status_kb("VmRSS")
+    case.step()
+    return (_status_kb("VmHWM") - before) / 1024
 
 
 def _status_kb(field: str) -> int:
@@ -180,15 +204,22 @@ def pillow_render(values: torch.Tensor, names: tuple[str, ...], size: int, super
 
 
 def _unit_outline(shape: str, count: int = 48) -> list[tuple[float, float]]:
-    """A polygon close to the renderer's unit shape (area about 4)."""
+    """A polygon close to the renderer's unit shape: area 4, centre of mass at the origin."""
     if shape == "square":
         return [(-1, -1), (1, -1), (1, 1), (-1, 1)]
-    t = [2 * math.pi * i / count for i in range(count)]
+    t = np.linspace(0, 2 * math.pi, count, endpoint=False)
     if shape == "ellipse":
         b = math.sqrt(2 / math.pi)
-        return [(2 * b * math.cos(a), b * math.sin(a)) for a in t]
-    return [(1.2 * math.sin(a) ** 3, -(0.95 * math.cos(a) - 0.4 * math.cos(2 * a) - 0.15 * math.cos(3 * a)))
-            for a in t]  # a heart curve
+        u, w = 2 * b * np.cos(t), b * np.sin(t)
+    else:  # the classic heart curve, pointing down (+y) like the renderer's
+        u = np.sin(t) ** 3
+        w = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)) / 16
+    cross = u * np.roll(w, -1) - np.roll(u, -1) * w  # shoelace terms
+    area = cross.sum() / 2
+    cu = ((u + np.roll(u, -1)) * cross).sum() / (6 * area)
+    cw = ((w + np.roll(w, -1)) * cross).sum() / (6 * area)
+    k = math.sqrt(4 / abs(area))
+    return list(zip(((u - cu) * k).tolist(), ((w - cw) * k).tolist()))
 
 
 def machine_load() -> tuple[float, int]:
@@ -220,11 +251,13 @@ def run_benchmark(quick: bool = False, repeats: int | None = None,
     for c in cases:
         seconds = statistics.median(times[c.name])
         rate = len(c.images) / seconds
+        decoder, size, batch = c.name.split()
         train[c.name] = {"images_per_sec": rate, "gflops": c.flops_per_image * rate / 1e9,
-                         "peak_step_mb": peak_step_memory_mb(c)}
+                         "peak_step_mb": peak_step_memory_mb(decoder, int(size[:-2]), int(batch[1:]))}
     for c in cases:
-        if c.name.startswith("sbd "):
-            ref = train[c.name.replace("sbd ", "sbd-reference ")]
+        kind, tag = c.name.split(" ", 1)
+        if kind.startswith("sbd") and kind != "sbd-reference":
+            ref = train[f"sbd-reference {tag}"]
             train[c.name]["speedup_vs_reference"] = train[c.name]["images_per_sec"] / ref["images_per_sec"]
 
     data = make_dataset("colored_sprites", 64)
@@ -269,3 +302,7 @@ def format_report(result: dict[str, Any]) -> str:
 
 def write_json(result: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["memory-probe"]:
+    print(_memory_probe(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))

@@ -59,7 +59,10 @@ class TrainConfig:
     """Optimisation and bookkeeping.
 
     ``mig_every``: log MIG every so many steps (0: only at the end); ``mig_samples``: samples
-    for that MIG; ``threads``: CPU threads (0: one per available core).
+    for that MIG; ``threads``: CPU threads (0: one per available core); ``micro_batch``: split
+    each batch into chunks of this many images whose gradients are summed before the step
+    (0: the whole batch at once). Same update up to float rounding; on a CPU small chunks
+    stay in cache and run faster (see ``sbvae bench``).
     """
 
     steps: int = 1_500_000
@@ -72,6 +75,7 @@ class TrainConfig:
     mig_every: int = 0
     mig_samples: int = 10_000
     threads: int = 0
+    micro_batch: int = 0
 
 
 @dataclass
@@ -261,6 +265,9 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train.seed must be >= 0, not {t.seed}")
     if t.threads < 0:
         raise ConfigError(f"train.threads must be >= 0 (0 = automatic), not {t.threads}")
+    if t.micro_batch < 0 or (t.micro_batch and t.batch_size % t.micro_batch):
+        raise ConfigError(f"train.micro_batch must divide train.batch_size ({t.batch_size}) "
+                          f"or be 0 (whole batch), not {t.micro_batch}")
 
 
 def save_config(config: Config, path: Path) -> None:

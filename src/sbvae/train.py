@@ -91,15 +91,23 @@ class Trainer:
         return vae_loss(images, self.model(images, noise), o.likelihood, o.sigma, o.beta)
 
     def train_step(self) -> LossTerms:
+        """One optimizer step on a fresh batch; with ``train.micro_batch`` the batch's gradient
+        is accumulated chunk by chunk (each chunk's loss weighted by its share of the batch)."""
         batch = self.data.sample(self.config.train.batch_size, self.data_rng, self.device)
         noise = torch.randn(len(batch.images), self.config.model.latent_dim,
                             generator=self.noise_rng).to(self.device)
-        terms = self.loss(batch.images, noise)
+        chunk = self.config.train.micro_batch or len(batch.images)
         self.optimizer.zero_grad(set_to_none=True)
-        terms.loss.backward()
+        totals = None
+        for start in range(0, len(batch.images), chunk):
+            terms = self.loss(batch.images[start : start + chunk], noise[start : start + chunk])
+            share = chunk / len(batch.images)
+            (terms.loss * share).backward()
+            part = [t.detach() * share for t in terms]
+            totals = part if totals is None else [a + b for a, b in zip(totals, part)]
         self.optimizer.step()
         self.step += 1
-        return LossTerms(*(t.detach() for t in terms))
+        return LossTerms(*totals)
 
     # -- evaluation ----------------------------------------------------------------------
     @property

@@ -55,6 +55,9 @@ def _inside_heart(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 _INSIDE = (_inside_square, _inside_ellipse, _inside_heart)
+REACH = _ELLIPSE_A
+"""The farthest any unit shape reaches from its centre of mass (the ellipse's semi-major
+axis; the square reaches sqrt(2), the heart about 1.39)."""
 
 
 def hsv_to_rgb(hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -79,15 +82,25 @@ class SpriteRenderer:
         factors = {k: v.to(device=device, dtype=torch.float32) for k, v in factors.items()}
         n = len(factors["x"])
         out = torch.empty(n, self.channels, self.image_size, self.image_size, device=device)
-        fine = self.image_size * self.supersample
+        fine = self.window(factors.get("scale", torch.ones(1))) * self.supersample
         chunk = max(1, self.max_points // (fine * fine))
         for start in range(0, n, chunk):
             part = {k: v[start : start + chunk] for k, v in factors.items()}
             out[start : start + chunk] = self._render_chunk(part, device)
         return out
 
+    def window(self, scale: torch.Tensor) -> int:
+        """Side in pixels of a square that holds any sprite of ``scale`` or smaller, whatever
+        its shape and rotation (plus a pixel on each side), capped at the image size."""
+        reach = REACH * float(scale.max()) * UNIT * self.image_size
+        return min(self.image_size, math.ceil(2 * reach) + 2)
+
     def coverage(self, factors: dict[str, torch.Tensor], device: torch.device | str) -> torch.Tensor:
-        """Fraction of each pixel covered by the sprite, ``[N, size, size]``."""
+        """Fraction of each pixel covered by the sprite, ``[N, size, size]``.
+
+        Only a window around each sprite (see ``window``) is sampled; every pixel outside it
+        is empty, so the result equals sampling the whole image.
+        """
         size, ss = self.image_size, self.supersample
         n = len(factors["x"])
         ones = torch.ones(n, device=device)
@@ -96,19 +109,30 @@ class SpriteRenderer:
         angle = factors.get("orientation", torch.zeros(n, device=device))
         cx = (MARGIN + (1 - 2 * MARGIN) * factors["x"]) * size
         cy = (MARGIN + (1 - 2 * MARGIN) * factors["y"]) * size
-        points = (torch.arange(size * ss, device=device, dtype=torch.float32) + 0.5) / ss
-        dx = points[None, None, :] - cx[:, None, None]
-        dy = points[None, :, None] - cy[:, None, None]
+        side = self.window(factors.get("scale", ones))
+        left = (cx - side / 2).round().long().clamp(0, size - side)  # window corners, in pixels
+        top = (cy - side / 2).round().long().clamp(0, size - side)
+        steps = torch.arange(side * ss, device=device)
+        px = ((left[:, None] * ss + steps[None, :]).float() + 0.5) / ss  # the full image's sample points
+        py = ((top[:, None] * ss + steps[None, :]).float() + 0.5) / ss
+        dx = px[:, None, :] - cx[:, None, None]
+        dy = py[:, :, None] - cy[:, None, None]
         cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
         inv = 1 / scale[:, None, None]
         u = (cos * dx + sin * dy) * inv  # rotate the sample points by -angle into the
         v = (cos * dy - sin * dx) * inv  # sprite's own frame, in unit-shape coordinates
-        inside = torch.zeros(n, size * ss, size * ss, device=device)
+        inside = torch.zeros(n, side * ss, side * ss, device=device)
         for shape_id, test in enumerate(_INSIDE):
             rows = (shape == shape_id).nonzero().squeeze(1)
             if len(rows):
                 inside[rows] = test(u[rows], v[rows]).float()
-        return F.avg_pool2d(inside[:, None], ss)[:, 0]
+        local = F.avg_pool2d(inside[:, None], ss)[:, 0]  # [N, side, side]
+        cover = torch.zeros(n, size, size, device=device)
+        pixels = torch.arange(side, device=device)
+        rows_index = (top[:, None] + pixels[None, :])[:, :, None]
+        cols_index = (left[:, None] + pixels[None, :])[:, None, :]
+        cover[torch.arange(n, device=device)[:, None, None], rows_index, cols_index] = local
+        return cover
 
     def _render_chunk(self, factors: dict[str, torch.Tensor], device: torch.device | str) -> torch.Tensor:
         cover = self.coverage(factors, device)
