@@ -128,6 +128,8 @@ def _error(*overrides: str, config: str | None = "default") -> str:
         ("objective.beta=-1", ["objective.beta", ">= 0"]),
         ("train.seed=-1", ["train.seed"]),
         ("train.threads=-2", ["train.threads"]),
+        ("train.micro_batch=-1", ["train.micro_batch"]),
+        ("train.micro_batch=5", ["train.micro_batch", "divide", "32"]),
         ("foo", ["'foo'", "section.key=value"]),
         ("steps=5", ["steps", "section.key"]),
         ("a.b.c=5", ["a.b.c", "section.key"]),
@@ -137,6 +139,11 @@ def test_bad_override_raises_config_error(override, words):
     message = _error(override)
     for word in words:
         assert word in message, (word, message)
+
+
+def test_micro_batch_at_least_the_batch_means_the_whole_batch():
+    assert load_config("default", ["train.batch_size=8"]).train.micro_batch == 16  # preset's 16 > 8: fine
+    assert load_config("default", ["train.micro_batch=64"]).train.micro_batch == 64
 
 
 def test_even_kernel_needs_valid_broadcast():

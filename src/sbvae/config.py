@@ -61,7 +61,7 @@ class TrainConfig:
     ``mig_every``: log MIG every so many steps (0: only at the end); ``mig_samples``: samples
     for that MIG; ``threads``: CPU threads (0: one per available core); ``micro_batch``: split
     each batch into chunks of this many images whose gradients are summed before the step
-    (0: the whole batch at once). Same update up to float rounding; on a CPU small chunks
+    (0, or at least the batch: the whole batch at once). Same update up to float rounding; on a CPU small chunks
     stay in cache and run faster (see ``sbvae bench``).
     """
 
@@ -265,9 +265,9 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train.seed must be >= 0, not {t.seed}")
     if t.threads < 0:
         raise ConfigError(f"train.threads must be >= 0 (0 = automatic), not {t.threads}")
-    if t.micro_batch < 0 or (t.micro_batch and t.batch_size % t.micro_batch):
-        raise ConfigError(f"train.micro_batch must divide train.batch_size ({t.batch_size}) "
-                          f"or be 0 (whole batch), not {t.micro_batch}")
+    if t.micro_batch < 0 or (0 < t.micro_batch < t.batch_size and t.batch_size % t.micro_batch):
+        raise ConfigError(f"train.micro_batch must divide train.batch_size ({t.batch_size}), or be 0 "
+                          f"or at least the batch (whole batch at once), not {t.micro_batch}")
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -24,9 +24,11 @@ def select_device(name: str | None = None) -> torch.device:
     return device
 
 
-def set_threads(threads: int) -> int:
-    """Use ``threads`` CPU threads (0: one per core this process may run on)."""
+def set_threads(threads: int, processes: int = 1) -> int:
+    """Use ``threads`` CPU threads (0: this process's share of the cores it may run on, when
+    ``processes`` training processes share the machine)."""
     if threads == 0:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // max(1, processes))
     torch.set_num_threads(threads)
     return threads

@@ -8,17 +8,21 @@ same parameters bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sbvae.config import Config, save_config
 from sbvae.data import Batch, SpriteDataset, make_dataset, make_generator
 from sbvae.device import select_device, set_threads
+from sbvae.distributed import World, check_batch, mean_over_ranks, share, start, stop, world_from_env
 from sbvae.errors import CheckpointError, UserError
 from sbvae.evaluate import compute_metrics, elbo_statistics, evaluate_model, format_table, write_metrics
 from sbvae.models import VAE, build_vae, count_parameters
@@ -45,12 +49,15 @@ def parameter_report(config: Config, model: VAE, data: SpriteDataset) -> str:
 class Trainer:
     """Owns the model, optimizer, data stream and run folder of one training run."""
 
-    def __init__(self, config: Config, run_dir: Path, device: torch.device) -> None:
-        self.config, self.device = config, device
+    def __init__(self, config: Config, run_dir: Path, device: torch.device, world: World = World()) -> None:
+        self.config, self.device, self.world = config, device, world
         self.paths = RunPaths(Path(run_dir))
         self.data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
         torch.manual_seed(config.train.seed)
         self.model = build_vae(config.model, self.data.image_size, self.data.channels).to(device)
+        self.net: torch.nn.Module = self.model  # what the training step calls (DDP across processes)
+        if world.active:
+            self.net = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
         self.data_rng = make_generator(config.train.seed, "train")
         self.noise_rng = make_generator(config.train.seed, "noise")
@@ -88,21 +95,27 @@ class Trainer:
     # -- one step ------------------------------------------------------------------------
     def loss(self, images: torch.Tensor, noise: torch.Tensor) -> LossTerms:
         o = self.config.objective
-        return vae_loss(images, self.model(images, noise), o.likelihood, o.sigma, o.beta)
+        return vae_loss(images, self.net(images, noise), o.likelihood, o.sigma, o.beta)
 
     def train_step(self) -> LossTerms:
-        """One optimizer step on a fresh batch; with ``train.micro_batch`` the batch's gradient
-        is accumulated chunk by chunk (each chunk's loss weighted by its share of the batch)."""
-        batch = self.data.sample(self.config.train.batch_size, self.data_rng, self.device)
-        noise = torch.randn(len(batch.images), self.config.model.latent_dim,
-                            generator=self.noise_rng).to(self.device)
-        chunk = self.config.train.micro_batch or len(batch.images)
+        """One optimizer step on a fresh batch. Across processes, every rank draws the global
+        batch's factors and noise and renders only its own slice (see ``sbvae.distributed``);
+        with ``train.micro_batch`` the slice's gradient is accumulated chunk by chunk (each
+        chunk's loss weighted by its share). Returns this rank's mean loss terms."""
+        size = self.config.train.batch_size
+        rows = self.world.shard(size)
+        images = self.data.render(self.data.factors.sample(size, self.data_rng)[rows], self.device)
+        noise = torch.randn(size, self.config.model.latent_dim, generator=self.noise_rng)[rows].to(self.device)
+        chunk = min(self.config.train.micro_batch or len(images), len(images))
         self.optimizer.zero_grad(set_to_none=True)
         totals = None
-        for start in range(0, len(batch.images), chunk):
-            terms = self.loss(batch.images[start : start + chunk], noise[start : start + chunk])
-            share = chunk / len(batch.images)
-            (terms.loss * share).backward()
+        for start in range(0, len(images), chunk):
+            last = start + chunk >= len(images)
+            sync = contextlib.nullcontext() if last or not self.world.active else self.net.no_sync()
+            with sync:  # across processes, gradients are averaged once, after the last chunk
+                terms = self.loss(images[start : start + chunk], noise[start : start + chunk])
+                share = chunk / len(images)
+                (terms.loss * share).backward()
             part = [t.detach() * share for t in terms]
             totals = part if totals is None else [a + b for a, b in zip(totals, part)]
         self.optimizer.step()
@@ -191,30 +204,67 @@ def resume_config(run_dir: Path, steps: int | None = None) -> tuple[Config, dict
     return config, state
 
 
+def _on_main(world: World, action: Callable[[], None]) -> None:
+    """Run ``action`` on rank 0 only; a user error there stops every rank with the same line."""
+    if not world.active:
+        action()
+        return
+    error = None
+    if world.is_main:
+        try:
+            action()
+        except UserError as exc:
+            error = str(exc)
+    error = share(world, error)
+    if error is not None:
+        raise UserError(error)
+
+
 def train(config: Config, run_dir: str | Path, device: str | torch.device | None = None,
           resume_state: dict[str, Any] | None = None, progress: bool = True) -> Path:
     """Train ``config`` into ``run_dir`` (a new, empty folder unless ``resume_state`` is given).
 
     Returns the run folder. On resume, training continues from the checkpoint's step up to
-    ``config.train.steps``.
+    ``config.train.steps``. Under ``torchrun`` the processes share the work (see
+    ``sbvae.distributed``) and only rank 0 writes anything.
     """
     run_dir = Path(run_dir)
     device = device if isinstance(device, torch.device) else select_device(device)
+    world = world_from_env()
+    check_batch(world, config.train.batch_size, config.train.micro_batch)
+    device = start(world, device)
+    try:
+        return _train(config, run_dir, device, world, resume_state, progress)
+    except RuntimeError as exc:
+        if not world.active:
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"rank {world.rank}: lost contact with the other processes: {text}") from None
+    finally:
+        stop(world)
+
+
+def _train(config: Config, run_dir: Path, device: torch.device, world: World,
+           resume_state: dict[str, Any] | None, progress: bool) -> Path:
+    main = world.is_main
     if resume_state is None:
-        prepare_new_run(run_dir)
-    threads = set_threads(config.train.threads)
-    trainer = Trainer(config, run_dir, device)
+        _on_main(world, lambda: prepare_new_run(run_dir))
+    threads = set_threads(config.train.threads, world.local_size)
+    trainer = Trainer(config, run_dir, device, world)
     paths = trainer.paths
     if resume_state is not None:
         trainer.load_state(resume_state)
-        _truncate_metrics(paths.metrics, trainer.step)
-    save_config(config, paths.config)
+        if main:
+            _truncate_metrics(paths.metrics, trainer.step)
     t = config.train
-    print(parameter_report(config, trainer.model, trainer.data))
-    print(f"device {device} ({threads} threads) | {config.data.preset} {config.data.image_size}px | "
-          f"{t.steps:,} steps of {t.batch_size} | run folder {run_dir}")
-    log = MetricsLog(paths)
-    bar = tqdm(total=t.steps, initial=trainer.step, unit="step", disable=not progress,
+    if main:
+        save_config(config, paths.config)
+        print(parameter_report(config, trainer.model, trainer.data))
+        ranks = f" x {world.size} processes" if world.active else ""
+        print(f"device {device} ({threads} threads{ranks}) | {config.data.preset} {config.data.image_size}px | "
+              f"{t.steps:,} steps of {t.batch_size} | run folder {run_dir}")
+    log = MetricsLog(paths) if main else None
+    bar = tqdm(total=t.steps, initial=trainer.step, unit="step", disable=not (progress and main),
                dynamic_ncols=True)
     sums: torch.Tensor | None = None
     count, busy = 0, 0.0
@@ -231,23 +281,26 @@ def train(config: Config, run_dir: str | Path, device: str | torch.device | None
                 torch.cuda.synchronize(device)  # so the timing covers the queued kernels
             busy += time.perf_counter() - tick  # training time only: evaluation is excluded
             if log_now:
-                mean = (sums / count).tolist()  # .tolist() waits for the device
+                mean = mean_over_ranks(world, sums / count).tolist()  # .tolist() waits for the device
                 trainer.elapsed += busy
                 rate = count * t.batch_size / max(busy, 1e-9)
-                log.write({"step": trainer.step, "split": "train", "loss": mean[0], "recon": mean[1],
-                           "kl": mean[2], "kl_per_dim": mean[3:], "images_per_sec": rate,
-                           "elapsed": trainer.elapsed})
+                if main:
+                    log.write({"step": trainer.step, "split": "train", "loss": mean[0], "recon": mean[1],
+                               "kl": mean[2], "kl_per_dim": mean[3:], "images_per_sec": rate,
+                               "elapsed": trainer.elapsed})
                 bar.set_postfix_str(f"loss {mean[0]:.1f} recon {mean[1]:.1f} kl {mean[2]:.1f} "
                                     f"{rate:.0f} img/s")
                 sums, count, busy = None, 0, 0.0
-            if trainer.step % t.eval_every == 0 or trainer.step == t.steps:
+            if main and (trainer.step % t.eval_every == 0 or trainer.step == t.steps):
                 last_val = trainer.validate()
                 log.write({"step": trainer.step, "split": "val", **last_val})
-            if t.mig_every and trainer.step % t.mig_every == 0 and trainer.step < t.steps:
+            if main and t.mig_every and trainer.step % t.mig_every == 0 and trainer.step < t.steps:
                 log.write({"step": trainer.step, "split": "mig", **trainer.mig()})
-            if trainer.step % t.checkpoint_every == 0 or trainer.step == t.steps:
+            if main and (trainer.step % t.checkpoint_every == 0 or trainer.step == t.steps):
                 trainer.save()
             bar.update(1)
+        if not main:
+            return run_dir
         if last_val is None:  # resumed a finished run: nothing trained, still refresh the outputs
             last_val = trainer.validate()
         quick = evaluate_model(config, trainer.model, device, ["mig"], seed=t.seed,
@@ -258,7 +311,8 @@ def train(config: Config, run_dir: str | Path, device: str | torch.device | None
         run_report(run_dir)
     finally:
         bar.close()
-        log.close()
+        if log is not None:
+            log.close()
     print(format_table(quick))
     print(f"report: {paths.report}")
     print(f"done: step {trainer.step:,} | val loss {last_val['loss']:.1f} recon {last_val['recon']:.1f} "
