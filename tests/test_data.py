@@ -327,7 +327,8 @@ def test_region_must_name_base_factors():
 
 
 def test_presets_registry():
-    assert set(PRESETS) == {"dsprites", "colored_sprites"}
+    assert set(PRESETS) == {"dsprites", "colored_sprites", "colored_sprites_heldout", "small_sprites",
+                            "dependent_sprites"}
     with pytest.raises(KeyError):
         make_dataset("nonsense", 32)
 
@@ -360,3 +361,40 @@ def test_windowed_rendering_equals_sampling_the_whole_image(preset, size, monkey
     monkeypatch.setattr(sprites, "REACH", 100.0)  # window = whole image
     assert data.renderer.window(torch.ones(1)) == size
     assert torch.equal(windowed, data.render(values))
+
+
+def _column(data, values, name):
+    return values[:, data.factor_names.index(name)]
+
+
+def test_held_out_stream_never_yields_the_block_and_the_test_set_only_does():
+    from sbvae.data import make_heldout_dataset
+
+    train = make_dataset("colored_sprites_heldout", 32)
+    test = make_heldout_dataset("colored_sprites_heldout", 32)
+    stream = torch.cat([b.values for _, b in zip(range(20), train.stream(1000, make_generator(0, "held")))])
+    in_block = (_column(train, stream, "x") >= 0.6) & (_column(train, stream, "y") >= 0.6)
+    assert len(stream) == 20_000 and not in_block.any()
+    assert (_column(train, stream, "x") >= 0.6).any() and (_column(train, stream, "y") >= 0.6).any()
+    held = test.sample(2_000, make_generator(0, "held-test")).values
+    assert ((_column(test, held, "x") >= 0.6) & (_column(test, held, "y") >= 0.6)).all()
+    assert make_heldout_dataset("colored_sprites", 32) is None
+
+
+def test_small_sprites_are_a_few_pixels_across():
+    data = make_dataset("small_sprites", 32)
+    batch = data.sample(500, make_generator(0, "small"))
+    lit_area = batch.images.max(dim=1).values.gt(0).float().sum((1, 2))  # pixels the sprite touches
+    coverage = (batch.images.max(dim=1).values / batch.images.flatten(1).max(1).values[:, None, None]).sum((1, 2))
+    assert coverage.min() > 3 and coverage.max() < 12  # sides 2.1 to 3.3 px: areas 4.3 to 11.1 px^2
+    assert lit_area.max() <= 25  # no sprite spans more than about 5 x 5 pixels
+
+
+def test_dependent_sprites_tie_colour_to_position_inside_a_disc():
+    data = make_dataset("dependent_sprites", 32)
+    values = data.factors.sample(5_000, make_generator(0, "dep"))
+    x, y, hue = (_column(data, values, n) for n in ("x", "y", "hue"))
+    assert (((x - 0.5) ** 2 + (y - 0.5) ** 2) <= 0.25 + 1e-12).all()
+    assert ((hue - x).abs() <= 0.15).all()
+    assert torch.corrcoef(torch.stack([x, hue]))[0, 1] > 0.9
+    assert abs(float(torch.corrcoef(torch.stack([x, y]))[0, 1])) < 0.1  # the disc is symmetric

@@ -10,11 +10,11 @@ from sbvae.data.factors import (
     SetMinus,
     find_factor,
 )
-from sbvae.data.presets import PRESETS, make_dataset
+from sbvae.data.presets import PRESETS, make_dataset, make_heldout_dataset
 from sbvae.data.sprites import SHAPES, SpriteRenderer, hsv_to_rgb
 
 __all__ = [
     "Batch", "Continuous", "Discrete", "FactorDistribution", "Intersection", "PRESETS",
     "Product", "SHAPES", "SetMinus", "SpriteDataset", "SpriteRenderer", "derive_seed",
-    "find_factor",     "hsv_to_rgb", "make_dataset", "make_generator",
+    "find_factor", "hsv_to_rgb", "make_dataset", "make_generator", "make_heldout_dataset",
 ]

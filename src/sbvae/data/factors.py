@@ -230,6 +230,50 @@ class Intersection(_Restricted):
         return f"Intersection({self.base!r}, {self.region!r})"
 
 
+class Region(FactorDistribution, ABC):
+    """A set of factor values defined by a test, for ``SetMinus`` and ``Intersection``; it
+    cannot be sampled on its own."""
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        raise TypeError(f"{self!r} is a region: use it inside SetMinus or Intersection")
+
+    def labels(self, values: torch.Tensor) -> torch.Tensor:
+        raise TypeError(f"{self!r} is a region and has no labels")
+
+    @property
+    def num_classes(self) -> tuple[int, ...]:
+        raise TypeError(f"{self!r} is a region and has no classes")
+
+
+class Disc(Region):
+    """Points ``(a, b)`` within ``radius`` of ``centre`` (e.g. positions inside a circle)."""
+
+    def __init__(self, a: str, b: str, centre: tuple[float, float], radius: float) -> None:
+        self.names = (a, b)
+        self.centre, self.radius = centre, float(radius)
+
+    def contains(self, values: torch.Tensor) -> torch.Tensor:
+        du, dv = values[:, 0] - self.centre[0], values[:, 1] - self.centre[1]
+        return du**2 + dv**2 <= self.radius**2
+
+    def __repr__(self) -> str:
+        return f"Disc({self.names[0]!r}, {self.names[1]!r}, {self.centre}, {self.radius})"
+
+
+class Band(Region):
+    """Points where factor ``a`` is within ``width`` of factor ``b`` (a tied pair of factors)."""
+
+    def __init__(self, a: str, b: str, width: float) -> None:
+        self.names = (a, b)
+        self.width = float(width)
+
+    def contains(self, values: torch.Tensor) -> torch.Tensor:
+        return (values[:, 0] - values[:, 1]).abs() <= self.width
+
+    def __repr__(self) -> str:
+        return f"Band({self.names[0]!r}, {self.names[1]!r}, {self.width})"
+
+
 def find_factor(distribution: FactorDistribution, name: str) -> Discrete | Continuous:
     """The leaf factor called ``name`` inside a (possibly composed) distribution.
 

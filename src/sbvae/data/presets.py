@@ -7,6 +7,16 @@
   uniformly from an HSV box: hue [0, 1), saturation [0.5, 1), value [0.5, 1). The paper's
   exact ranges are in an appendix we could not read; this box avoids grey and dark sprites
   that would be invisible on the black background. Colour factors are labelled over 20 bins.
+
+The reproduction's datasets (the paper's exact ones are unknown; each choice is ours):
+
+* ``colored_sprites_heldout``: ``colored_sprites`` without the block x >= 0.6 and y >= 0.6
+  (13 of 32 positions on each axis, 16.5% of the positions); ``make_heldout_dataset`` gives
+  the block alone, the held-out test set.
+* ``small_sprites``: ``colored_sprites`` with scales 0.25 to 0.4, sprites 2 to 3.3 pixels
+  across at 32 px (``scale * 2 * UNIT * size`` for the square, the same area for the others).
+* ``dependent_sprites``: ``colored_sprites`` with positions inside the disc of radius 0.5
+  around the centre and the hue within 0.15 of x: position and colour depend on each other.
 """
 
 from __future__ import annotations
@@ -14,15 +24,26 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sbvae.data.dataset import SpriteDataset
-from sbvae.data.factors import TWO_PI, Continuous, Discrete, Product, grid
+from sbvae.data.factors import (
+    TWO_PI,
+    Band,
+    Continuous,
+    Disc,
+    Discrete,
+    FactorDistribution,
+    Intersection,
+    Product,
+    SetMinus,
+    grid,
+)
 from sbvae.data.sprites import SpriteRenderer
 
 
-def dsprites_factors() -> Product:
-    """The dSprites grid: 3 x 6 x 40 x 32 x 32 = 737,280 combinations."""
+def dsprites_factors(scales: list[float] | None = None) -> Product:
+    """The dSprites grid: 3 x 6 x 40 x 32 x 32 = 737,280 combinations (other ``scales`` if given)."""
     return Product(
         Discrete("shape", [0, 1, 2]),
-        Discrete("scale", grid(0.5, 1.0, 6)),
+        Discrete("scale", scales or grid(0.5, 1.0, 6)),
         Discrete("orientation", grid(0.0, TWO_PI, 40)),
         Discrete("x", grid(0.0, 1.0, 32)),
         Discrete("y", grid(0.0, 1.0, 32)),
@@ -47,12 +68,48 @@ def colored_sprites(image_size: int, supersample: int = 4) -> SpriteDataset:
     return SpriteDataset("colored_sprites", factors, SpriteRenderer(image_size, 3, supersample))
 
 
+HELD_OUT_BLOCK = Product(Continuous("x", 0.6, 1.01), Continuous("y", 0.6, 1.01))
+"""The region ``colored_sprites_heldout`` never shows in training (x and y both >= 0.6)."""
+SMALL_SCALES = grid(0.25, 0.4, 4)
+
+
+def _coloured(name: str, factors: FactorDistribution, image_size: int, supersample: int) -> SpriteDataset:
+    return SpriteDataset(name, factors, SpriteRenderer(image_size, 3, supersample))
+
+
+def colored_sprites_heldout(image_size: int, supersample: int = 4) -> SpriteDataset:
+    base = Product(dsprites_factors(), colour_factors())
+    return _coloured("colored_sprites_heldout", SetMinus(base, HELD_OUT_BLOCK), image_size, supersample)
+
+
+def small_sprites(image_size: int, supersample: int = 4) -> SpriteDataset:
+    return _coloured("small_sprites", Product(dsprites_factors(SMALL_SCALES), colour_factors()),
+                     image_size, supersample)
+
+
+def dependent_sprites(image_size: int, supersample: int = 4) -> SpriteDataset:
+    base = Product(dsprites_factors(), colour_factors())
+    inside = Intersection(Intersection(base, Disc("x", "y", (0.5, 0.5), 0.5)), Band("hue", "x", 0.15))
+    return _coloured("dependent_sprites", inside, image_size, supersample)
+
+
 PRESETS: dict[str, Callable[..., SpriteDataset]] = {
     "dsprites": dsprites,
     "colored_sprites": colored_sprites,
+    "colored_sprites_heldout": colored_sprites_heldout,
+    "small_sprites": small_sprites,
+    "dependent_sprites": dependent_sprites,
 }
 
 
 def make_dataset(preset: str, image_size: int, supersample: int = 4) -> SpriteDataset:
     """Build a preset by name; raises ``KeyError`` for an unknown name."""
     return PRESETS[preset](image_size, supersample)
+
+
+def make_heldout_dataset(preset: str, image_size: int, supersample: int = 4) -> SpriteDataset | None:
+    """The held-out test set of a preset that holds a region out of training, else None."""
+    if preset != "colored_sprites_heldout":
+        return None
+    base = Product(dsprites_factors(), colour_factors())
+    return _coloured("colored_sprites_heldout:test", Intersection(base, HELD_OUT_BLOCK), image_size, supersample)
