@@ -136,6 +136,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(f"wrote {json_path}")
 
 
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from sbvae.reproduce import experiment_names, reproduce
+
+    names = experiment_names() if args.experiment == "all" else [args.experiment]
+    for name in names:
+        folder = reproduce(name, args.out, args.seeds, args.steps, args.scale, args.fresh, args.set,
+                           args.device, log=lambda line: print(line, flush=True), num_train=args.num_train)
+        print(f"wrote {folder / 'results.md'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sbvae", description="Spatial Broadcast VAEs: train, evaluate, look.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -184,6 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factors", default="x,y", help=factors_help)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("reproduce", help="SBD against DeConv over seeds for one of the paper's claims")
+    p.add_argument("experiment", help="colored-sprites, held-out, small-objects, dependent-factors, beta-sweep or all")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--seeds", type=int, help="seeds per decoder (default: the experiment's)")
+    p.add_argument("--steps", type=int, help="training steps per run (default: the experiment's)")
+    p.add_argument("--scale", default="cpu", help="cpu (default) or paper (64 px, 1.5M steps: for a GPU)")
+    p.add_argument("--fresh", action="store_true", help="set earlier runs aside and train again")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra overrides for every run")
+    p.add_argument("--num-train", type=int, default=10_000, help="evaluation samples per run (test: half)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="training, rendering and encoding speed of this machine, side by side")
     p.add_argument("--quick", action="store_true", help="32 px only, 3 repeats (about a minute)")

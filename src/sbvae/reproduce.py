@@ -1,0 +1,326 @@
+"""``sbvae reproduce EXPERIMENT``: SBD against DeConv, everything else equal, over seeds.
+
+An experiment (``configs/experiments/NAME.yaml``) names a base preset, overrides, a number of
+seeds, an optional sweep (e.g. over beta), the metrics to compute and the claims to test. Every
+run is an ordinary run folder under ``OUT/NAME/runs/``; a finished run with the same config is
+reused, an interrupted one resumed, so re-running the command finishes a study. The outcome is
+``results.json`` (every number), ``results.md`` (the table and the verdicts) and a comparison
+page, all in ``OUT/NAME/``.
+
+Two comparisons are reported. *Equal steps*: both decoders trained for the same steps.
+*Equal time*: each SBD run as it was when its DeConv twin (same seed) finished, read from the
+SBD's logged validation and MIG rows at that elapsed training time (validation every
+``train.eval_every`` steps, MIG every ``train.mig_every``: the nearest earlier logged point).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from sbvae.config import Config, load_config
+from sbvae.data import make_heldout_dataset
+from sbvae.device import select_device
+from sbvae.errors import ConfigError, UserError
+from sbvae.evaluate import elbo_statistics, evaluate_run, library_versions
+from sbvae.report import compare_runs, read_scores
+from sbvae.run import RunPaths, atomic_write_bytes, load_checkpoint, load_model, read_metrics
+from sbvae.stats import compare, verdict
+from sbvae.train import resume_config, train
+
+DECODERS = ("sbd", "deconv")
+HELDOUT_IMAGES = 2_000
+
+
+@dataclass(frozen=True)
+class Claim:
+    number: int
+    text: str
+    metric: str  # a score key of metrics.json, or test_sse / heldout_sse / heldout_gap
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    description: str
+    config: str
+    overrides: list[str]
+    seeds: int
+    sweep: dict[str, list[Any]]
+    metrics: list[str]
+    claims: list[Claim]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a study."""
+
+    name: str
+    decoder: str
+    seed: int
+    variant: dict[str, Any] = field(default_factory=dict)
+    config: Config | None = None
+
+    @property
+    def variant_label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.variant.items()) or "all"
+
+
+def experiment_names() -> list[str]:
+    folder = resources.files("sbvae") / "configs" / "experiments"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_experiment(name: str) -> Experiment:
+    """A packaged experiment by name; one-line :class:`UserError` for an unknown one."""
+    if name not in experiment_names():
+        raise UserError(f"unknown experiment '{name}' (known: {', '.join(experiment_names())}, all)")
+    raw = yaml.safe_load((resources.files("sbvae") / "configs" / "experiments" / f"{name}.yaml").read_text())
+    return Experiment(name, " ".join(raw["description"].split()), raw["config"], list(raw["set"]),
+                      int(raw["seeds"]), dict(raw["sweep"]), list(raw["metrics"]),
+                      [Claim(**c) for c in raw["claims"]])
+
+
+def plan(experiment: Experiment, seeds: int | None = None, steps: int | None = None,
+         scale: str = "cpu", overrides: Sequence[str] = ()) -> list[RunSpec]:
+    """Every run of the study: decoders x sweep values x seeds 1..N."""
+    seeds = experiment.seeds if seeds is None else seeds
+    if seeds <= 0:
+        raise UserError(f"--seeds must be positive, not {seeds}")
+    if scale not in ("cpu", "paper"):
+        raise UserError(f"--scale must be cpu or paper, not {scale}")
+    base = experiment.config if scale == "cpu" else "paper"
+    variants: list[dict[str, Any]] = [{}]
+    for key, values in experiment.sweep.items():
+        variants = [{**v, key: value} for v in variants for value in values]
+    specs = []
+    for variant in variants:
+        for decoder in DECODERS:
+            for seed in range(1, seeds + 1):
+                sets = [*experiment.overrides, *(f"{k}={v}" for k, v in variant.items()),
+                        f"model.decoder={decoder}", f"train.seed={seed}", *overrides]
+                if steps is not None:
+                    sets.append(f"train.steps={steps}")
+                tag = "".join(f"-{k.split('.')[-1]}{v}" for k, v in variant.items())
+                specs.append(RunSpec(f"{decoder}{tag}-seed{seed}", decoder, seed, variant,
+                                     load_config(base, sets)))
+    return specs
+
+
+def _finished(paths: RunPaths, config: Config, metrics: list[str]) -> bool:
+    scores = read_scores(paths.root)
+    return (scores is not None and scores.get("step") == config.train.steps
+            and set(metrics) <= set(scores.get("metrics", [])))
+
+
+def ensure_run(spec: RunSpec, runs_dir: Path, metrics: list[str], device: torch.device,
+               log: Callable[[str], None], num_train: int = 10_000) -> Path:
+    """Train (or resume) and evaluate one run unless a finished one with its config exists."""
+    run = runs_dir / spec.name
+    paths = RunPaths(run)
+    if paths.config.is_file():
+        saved = yaml.safe_load(paths.config.read_text())
+        if saved != spec.config.to_dict():
+            raise UserError(f"{run} holds a run with a different config; use --fresh to set the old "
+                            f"runs aside (nothing is deleted) or another --out")
+        if _finished(paths, spec.config, metrics):
+            log(f"reusing {run}")
+            return run
+        if paths.checkpoint.is_file():
+            step = int(load_checkpoint(paths.checkpoint)["step"])
+            if step < spec.config.train.steps:
+                log(f"resuming {run} from step {step}")
+                config, state = resume_config(run)
+                train(config, run, device, resume_state=state, progress=False)
+        else:
+            _set_aside(run)
+    if not paths.checkpoint.is_file():
+        log(f"training {run}")
+        train(spec.config, run, device, progress=False)
+    log(f"evaluating {run}")
+    evaluate_run(run, metrics, num_train=num_train, num_test=max(2, num_train // 2), device=device)
+    return run
+
+
+def _set_aside(folder: Path) -> Path:
+    """Rename ``folder`` out of the way (``NAME.old-TIME``); nothing is ever deleted."""
+    target = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder.rename(target)
+    return target
+
+
+def heldout_statistics(run: Path, device: torch.device) -> dict[str, Any] | None:
+    """Reconstruction on the held-out region (and the in-distribution gap), or None."""
+    config, model, _ = load_model(run, device)
+    test = make_heldout_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+    if test is None:
+        return None
+    images = test.fixed_set(HELDOUT_IMAGES, config.train.seed, "heldout", device).images
+    stats = elbo_statistics(model, images, config.objective, config.train.seed)
+    return {"images": HELDOUT_IMAGES, **stats}
+
+
+def _equal_time(sbd_rows: list[dict[str, Any]], budget: float) -> dict[str, Any]:
+    """The SBD's last logged validation error and MIG at or before ``budget`` seconds."""
+    elapsed = {r["step"]: r["elapsed"] for r in sbd_rows if r.get("split") == "train" and "elapsed" in r}
+
+    def last(split: str, key: str) -> tuple[int | None, float | None]:
+        points = [(r["step"], r[key]) for r in sbd_rows if r.get("split") == split and key in r
+                  and elapsed.get(r["step"], float("inf")) <= budget]
+        return points[-1] if points else (None, None)
+
+    sse_step, sse = last("val", "sse")
+    mig_step, mig = last("mig", "discrete_mig")
+    return {"seconds": budget, "val_sse": sse, "val_sse_step": sse_step, "discrete_mig": mig, "mig_step": mig_step}
+
+
+def record(spec: RunSpec, run: Path, device: torch.device) -> dict[str, Any]:
+    """Everything results.json keeps about one run."""
+    scores = read_scores(run) or {}
+    rows = read_metrics(RunPaths(run).metrics)
+    elapsed = max((r.get("elapsed", 0.0) for r in rows if r.get("split") == "train"), default=0.0)
+    values = {k: v for k, v in scores.get("scores", {}).items() if isinstance(v, (int, float))}
+    values["test_sse"] = scores.get("reconstruction", {}).get("sse")
+    heldout = heldout_statistics(run, device)
+    if heldout is not None:
+        values["heldout_sse"] = heldout["sse"]
+        values["heldout_gap"] = heldout["sse"] - values["test_sse"]
+    return {"name": spec.name, "decoder": spec.decoder, "seed": spec.seed, "variant": spec.variant,
+            "run": str(run), "training_seconds": elapsed, "values": values, "heldout": heldout,
+            "config": spec.config.to_dict(), "rows": rows}
+
+
+def summarize(experiment: Experiment, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per variant and claim: both decoders' values, the difference SBD - DeConv, the verdict;
+    at equal steps, and at equal time where the metric was logged during training."""
+    out = []
+    variants = list(dict.fromkeys(json.dumps(r["variant"], sort_keys=True) for r in records))
+    for variant in variants:
+        group = [r for r in records if json.dumps(r["variant"], sort_keys=True) == variant]
+        by = {d: sorted((r for r in group if r["decoder"] == d), key=lambda r: r["seed"]) for d in DECODERS}
+        for claim in experiment.claims:
+            a = [r["values"].get(claim.metric) for r in by["sbd"]]
+            b = [r["values"].get(claim.metric) for r in by["deconv"]]
+            a, b = [v for v in a if v is not None], [v for v in b if v is not None]
+            result = compare(a, b)
+            entry = {"variant": json.loads(variant), "claim": claim.number, "text": claim.text,
+                     "metric": claim.metric, "higher_is_better": claim.higher_is_better,
+                     "sbd": a, "deconv": b, "equal_steps": result.to_dict(),
+                     "verdict": verdict(result, claim.higher_is_better)}
+            timed = {"discrete_mig": ("discrete_mig", "discrete_mig"), "test_sse": ("val_sse", "val_sse")}
+            if claim.metric in timed:
+                twins = {r["seed"]: r for r in by["deconv"]}
+                sbd_at, deconv_at = [], []
+                for r in by["sbd"]:
+                    twin = twins.get(r["seed"])
+                    if twin is None:
+                        continue
+                    point = _equal_time(r["rows"], twin["training_seconds"])
+                    deconv_final = _equal_time(twin["rows"], float("inf"))
+                    key = timed[claim.metric][0]
+                    if point[key] is not None and deconv_final[key] is not None:
+                        sbd_at.append(point[key])
+                        deconv_at.append(deconv_final[key])
+                timed_result = compare(sbd_at, deconv_at)
+                entry["equal_time"] = {"metric": timed[claim.metric][0], "sbd": sbd_at, "deconv": deconv_at,
+                                       **timed_result.to_dict(),
+                                       "verdict": verdict(timed_result, claim.higher_is_better)}
+            out.append(entry)
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).parent)
+        return done.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.4g}"
+
+
+def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], records: list[dict[str, Any]],
+                     wall_seconds: float) -> str:
+    """The human-readable outcome: what was run, the table per claim, the verdicts."""
+    lines = [f"# {experiment.name}", "", experiment.description, "",
+             f"Runs: {len(records)} ({', '.join(DECODERS)} x seeds"
+             f"{' x ' + ', '.join(experiment.sweep) if experiment.sweep else ''}); "
+             f"wall time of this invocation {wall_seconds / 60:.1f} min. Metrics: "
+             f"{', '.join(experiment.metrics)} (posterior means; see metrics.json in each run).", "",
+             "Verdicts: *reproduced* when the 95% Welch interval of SBD - DeConv excludes 0 on the "
+             "claimed side, *not reproduced* when it excludes 0 on the other side, otherwise "
+             "*inconclusive*.", "",
+             "| claim | variant | metric | SBD mean ± sd | DeConv mean ± sd | SBD - DeConv [95% CI] | p | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for e in summary:
+        s = e["equal_steps"]
+        variant = ", ".join(f"{k}={v}" for k, v in e["variant"].items()) or "-"
+        lines.append(f"| {e['claim']}: {e['text']} | {variant} | {e['metric']} (equal steps) | "
+                     f"{_fmt(s['mean_a'])} ± {_fmt(s['std_a'])} | {_fmt(s['mean_b'])} ± {_fmt(s['std_b'])} | "
+                     f"{_fmt(s['difference'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] | "
+                     f"{_fmt(s['p_value'])} | {e['verdict']} |")
+        if "equal_time" in e:
+            t = e["equal_time"]
+            lines.append(f"| {e['claim']} at equal time | {variant} | {t['metric']} (SBD at DeConv's time) | "
+                         f"{_fmt(t['mean_a'])} ± {_fmt(t['std_a'])} | {_fmt(t['mean_b'])} ± {_fmt(t['std_b'])} | "
+                         f"{_fmt(t['difference'])} [{_fmt(t['ci_low'])}, {_fmt(t['ci_high'])}] | "
+                         f"{_fmt(t['p_value'])} | {t['verdict']} |")
+    lines += ["", "## Per run", "", "| run | training min | " + " | ".join(c.metric for c in experiment.claims) + " |",
+              "| --- | --- |" + " --- |" * len(experiment.claims)]
+    for r in records:
+        lines.append(f"| {r['name']} | {r['training_seconds'] / 60:.1f} | "
+                     + " | ".join(_fmt(r["values"].get(c.metric)) for c in experiment.claims) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def reproduce(name: str, out: str | Path = "results", seeds: int | None = None, steps: int | None = None,
+              scale: str = "cpu", fresh: bool = False, overrides: Sequence[str] = (),
+              device: str | torch.device | None = None, log: Callable[[str], None] = print,
+              num_train: int = 10_000) -> Path:
+    """Run (or finish) one experiment and write its results folder; returns the folder.
+    ``num_train``: evaluation samples per run (disentanglement_lib's 10,000; half as many test)."""
+    experiment = load_experiment(name)
+    try:
+        specs = plan(experiment, seeds, steps, scale, overrides)
+    except ConfigError as exc:
+        raise UserError(f"experiment {name}: {exc}") from None
+    device = device if isinstance(device, torch.device) else select_device(device)
+    folder = Path(out) / name
+    runs_dir = folder / "runs"
+    if fresh and runs_dir.exists():
+        log(f"--fresh: earlier runs set aside in {_set_aside(runs_dir)}")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    tick = time.perf_counter()
+    records = [record(spec, ensure_run(spec, runs_dir, experiment.metrics, device, log, num_train), device)
+               for spec in specs]
+    summary = summarize(experiment, records)
+    wall = time.perf_counter() - tick
+    results = {"experiment": name, "description": experiment.description, "scale": scale,
+               "claims": [c.__dict__ for c in experiment.claims], "summary": summary,
+               "runs": [{k: v for k, v in r.items() if k != "rows"} for r in records],
+               "wall_seconds": wall, "git_commit": _git_commit(), "versions": library_versions()}
+    atomic_write_bytes(folder / "results.json", lambda h: h.write(json.dumps(results, indent=2).encode()))
+    text = results_markdown(experiment, summary, records, wall)
+    atomic_write_bytes(folder / "results.md", lambda h: h.write(text.encode()))
+    compare_runs([r["run"] for r in records], folder / "compare", device=device)
+    log(text)
+    return folder
+
+
+def reproduce_all(out: str | Path = "results", **options: Any) -> list[Path]:
+    return [reproduce(name, out, **options) for name in experiment_names()]
+
+
