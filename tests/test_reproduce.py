@@ -52,6 +52,14 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     assert not any(line.startswith(("training ", "resuming ", "evaluating ")) for line in lines)
     assert snapshot(folder / "runs") == runs_before
 
+    # a clone of committed results has no checkpoints: it is still summarised from the files
+    assert all((run / "heldout.json").is_file() for run in (folder / "runs").iterdir())
+    for checkpoint in (folder / "runs").glob("*/checkpoint.pt"):
+        checkpoint.unlink()
+    code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
+    assert code == 0, err
+    assert "not at hand" in out and json.loads((folder / "results.json").read_text())["summary"] == results["summary"]
+
 
 @pytest.mark.parametrize("args, words", [
     (["reproduce", "nonsense"], "unknown experiment 'nonsense'"),
