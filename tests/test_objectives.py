@@ -118,21 +118,41 @@ def test_to_image():
     assert torch.allclose(to_image(decoded, "bernoulli"), 1 / (1 + torch.exp(-decoded)))
 
 
-@pytest.mark.parametrize("decoder", ["sbd", "deconv"])
-def test_micro_batches_accumulate_the_whole_batch_gradient(tmp_path, decoder):
+def _first_step(tmp_path, decoder: str, *overrides: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Loss terms and accumulated gradient of a fresh Trainer's first step (no update)."""
     from sbvae.config import load_config
     from sbvae.train import Trainer
 
-    grads, losses = [], []
-    for micro in (0, 4):
-        config = load_config("default", ["data.image_size=32", "model.sbd_layers=2", "model.sbd_channels=8",
-                                         "train.batch_size=12", f"train.micro_batch={micro}",
-                                         f"model.decoder={decoder}"])
-        trainer = Trainer(config, tmp_path / str(micro), torch.device("cpu"))
-        trainer.optimizer.step = lambda: None  # keep the accumulated gradient, skip the update
-        losses.append(trainer.train_step())
-        grads.append([p.grad.clone() for p in trainer.model.parameters()])
-    for whole, chunked in zip(*losses):
-        torch.testing.assert_close(whole, chunked, rtol=1e-5, atol=1e-3)
-    for whole, chunked in zip(*grads):
-        torch.testing.assert_close(whole, chunked, rtol=1e-4, atol=1e-4)
+    config = load_config("default", ["data.image_size=32", "model.sbd_layers=2", "model.sbd_channels=8",
+                                     "train.batch_size=12", "train.micro_batch=0", f"model.decoder={decoder}",
+                                     *overrides])
+    trainer = Trainer(config, tmp_path / "-".join(overrides), torch.device("cpu"))
+    trainer.optimizer.step = lambda: None  # keep the accumulated gradient, skip the update
+    losses = list(trainer.train_step())
+    return losses, [p.grad.clone() for p in trainer.model.parameters()]
+
+
+def _assert_same_step(a, b) -> None:
+    for whole, other in zip(a[0], b[0]):
+        torch.testing.assert_close(whole, other, rtol=1e-5, atol=1e-3)
+    for whole, other in zip(a[1], b[1]):
+        torch.testing.assert_close(whole, other, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("decoder", ["sbd", "deconv"])
+def test_micro_batches_accumulate_the_whole_batch_gradient(tmp_path, decoder):
+    _assert_same_step(_first_step(tmp_path, decoder), _first_step(tmp_path, decoder, "train.micro_batch=4"))
+
+
+@pytest.mark.parametrize("decoder", ["sbd", "deconv"])
+def test_channels_last_gives_the_same_step(tmp_path, decoder):
+    plain = _first_step(tmp_path, decoder, "train.channels_last=false")
+    fast = _first_step(tmp_path, decoder, "train.channels_last=true")
+    _assert_same_step(plain, fast)
+    convs = [g for g in fast[1] if g.dim() == 4]
+    assert convs and all(g.is_contiguous(memory_format=torch.channels_last) for g in convs)
+
+
+def test_compiled_step_gives_the_same_step(tmp_path):
+    _assert_same_step(_first_step(tmp_path, "sbd", "train.micro_batch=4"),
+                      _first_step(tmp_path, "sbd", "train.micro_batch=4", "train.compile=true"))

@@ -32,3 +32,15 @@ def set_threads(threads: int, processes: int = 1) -> int:
         threads = max(1, cores // max(1, processes))
     torch.set_num_threads(threads)
     return threads
+
+
+def compile_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``torch.compile(module)``, after checking on a tiny function that compiling works here
+    (a C++ compiler on CPU, Triton on CUDA), so a missing toolchain is one clear error."""
+    try:
+        torch.compile(lambda x: x * 2 + 1)(torch.zeros(4, device=device))
+    except Exception as exc:  # noqa: BLE001 - any failure of the compiler stack means "cannot compile"
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"train.compile: torch.compile does not work on {device} here ({text}); "
+                        "set train.compile=false") from None
+    return torch.compile(module)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from sbvae.config import Config, save_config
 from sbvae.data import Batch, SpriteDataset, make_dataset, make_generator
-from sbvae.device import select_device, set_threads
+from sbvae.device import compile_module, select_device, set_threads
 from sbvae.distributed import World, check_batch, mean_over_ranks, share, start, stop, world_from_env
 from sbvae.errors import CheckpointError, UserError
 from sbvae.evaluate import compute_metrics, elbo_statistics, evaluate_model, format_table, write_metrics
@@ -55,9 +55,13 @@ class Trainer:
         self.data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
         torch.manual_seed(config.train.seed)
         self.model = build_vae(config.model, self.data.image_size, self.data.channels).to(device)
+        if config.train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.net: torch.nn.Module = self.model  # what the training step calls (DDP across processes)
         if world.active:
             self.net = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
+        if config.train.compile:
+            self.net = compile_module(self.net, device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
         self.data_rng = make_generator(config.train.seed, "train")
         self.noise_rng = make_generator(config.train.seed, "noise")
