@@ -75,12 +75,6 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def matmul_gflops(size: int = 3072, repeats: int = 5) -> float:
-    """float32 GFLOP/s of a ``size`` x ``size`` matrix product (the machine's practical peak)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    return 2 * size**3 / median_seconds(lambda: a @ b, repeats) / 1e9
-
-
 def forward_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
     """FLOPs (2 x multiply-adds) of the convolutions and linear layers in one forward pass."""
     total = 0
@@ -105,7 +99,7 @@ def forward_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
 
 @dataclass
 class TrainCase:
-    """One training configuration to time."""
+    """One training configuration to time: what ``Trainer.train_step`` does on a fixed batch."""
 
     name: str
     model: VAE
@@ -113,21 +107,37 @@ class TrainCase:
     noise: torch.Tensor
     flops_per_image: float  # nominal, of the straightforward model
     micro_batch: int = 0  # as train.micro_batch: gradient accumulated over chunks of this size
+    compiled: bool = False  # as train.compile
+    threads: int = 0  # run with this many threads (0: the process's setting)
 
     def __post_init__(self) -> None:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        self.forward = torch.compile(self.model) if self.compiled else self.model
 
     def step(self) -> None:
+        saved = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
         chunk = self.micro_batch or len(self.images)
         self.optimizer.zero_grad(set_to_none=True)
         for start in range(0, len(self.images), chunk):
             images, noise = self.images[start : start + chunk], self.noise[start : start + chunk]
-            (vae_loss(images, self.model(images, noise)).loss * (len(images) / len(self.images))).backward()
+            (vae_loss(images, self.forward(images, noise)).loss * (len(images) / len(self.images))).backward()
         self.optimizer.step()
+        torch.set_num_threads(saved)
 
 
-def train_cases(sizes: list[int], batches: list[int]) -> list[TrainCase]:
-    """SBD (ours and the reference, sharing weights) and DeConv at every size and batch."""
+def _fast(config: ModelConfig, size: int) -> VAE:
+    """Our model as ``sbvae train`` runs it by default (``train.channels_last``), seeded alike."""
+    torch.manual_seed(0)
+    return build_vae(config, size, 3).to(memory_format=torch.channels_last)
+
+
+def train_cases(sizes: list[int], batches: list[int], compiled: bool = False,
+                thread_sweep: bool = False) -> list[TrainCase]:
+    """At every size and batch: the reference SBD, ours (factorised first layer, channels
+    last), ours in micro-batches of 16, DeConv; optionally ours compiled, and ours in
+    micro-batches on one thread (against all threads) at the largest size and batch."""
     cases = []
     for size in sizes:
         data = make_dataset("colored_sprites", size)
@@ -135,17 +145,25 @@ def train_cases(sizes: list[int], batches: list[int]) -> list[TrainCase]:
             images = data.sample(batch, make_generator(0, "bench")).images
             noise = torch.randn(batch, PAPER_SBD.latent_dim, generator=torch.Generator().manual_seed(0))
             torch.manual_seed(0)
-            sbd = build_vae(PAPER_SBD, size, 3)
-            reference = VAE(sbd.encoder, ReferenceSBD(sbd.decoder))
-            deconv = build_vae(DECONV, size, 3)
+            plain = build_vae(PAPER_SBD, size, 3)
+            reference = VAE(plain.encoder, ReferenceSBD(plain.decoder))
+            deconv = _fast(DECONV, size)
             flops = {m: 3 * forward_flops(m, images[:1], noise[:1]) for m in (reference, deconv)}
-            tag = f"{size}px b{batch}"
-            cases += [TrainCase(f"sbd {tag}", sbd, images, noise, flops[reference]),
-                      TrainCase(f"sbd-reference {tag}", reference, images, noise, flops[reference]),
-                      TrainCase(f"deconv {tag}", deconv, images, noise, flops[deconv])]
-            if batch > MICRO_BATCH:
-                cases.append(TrainCase(f"sbd-micro{MICRO_BATCH} {tag}", build_vae(PAPER_SBD, size, 3),
-                                       images, noise, flops[reference], micro_batch=MICRO_BATCH))
+            tag, sbd = f"{size}px b{batch}", flops[reference]
+            micro = MICRO_BATCH if batch > MICRO_BATCH else 0
+            cases += [TrainCase(f"sbd-reference {tag}", reference, images, noise, sbd),
+                      TrainCase(f"sbd {tag}", _fast(PAPER_SBD, size), images, noise, sbd)]
+            chunked = f"sbd-micro{micro}" if micro else "sbd"
+            if micro:
+                cases.append(TrainCase(f"{chunked} {tag}", _fast(PAPER_SBD, size), images, noise, sbd,
+                                       micro_batch=micro))
+            if compiled:
+                cases.append(TrainCase(f"{chunked}-compiled {tag}", _fast(PAPER_SBD, size), images, noise, sbd,
+                                       micro_batch=micro, compiled=True))
+            cases.append(TrainCase(f"deconv {tag}", deconv, images, noise, flops[deconv]))
+            if thread_sweep and size == max(sizes) and batch == max(batches) and torch.get_num_threads() > 1:
+                cases.append(TrainCase(f"{chunked}-1thread {tag}", _fast(PAPER_SBD, size), images, noise, sbd,
+                                       micro_batch=micro, threads=1))
     return cases
 
 
@@ -227,33 +245,62 @@ def machine_load() -> tuple[float, int]:
     return os.getloadavg()[0], cores
 
 
-def run_benchmark(quick: bool = False, repeats: int | None = None,
+MATMUL_SIZE = 3072
+
+
+def _matmul(threads: int = 0) -> Callable[[], object]:
+    """One float32 ``MATMUL_SIZE``-square matrix product (on ``threads`` threads if given)."""
+    a, b = torch.randn(MATMUL_SIZE, MATMUL_SIZE), torch.randn(MATMUL_SIZE, MATMUL_SIZE)
+
+    def run() -> object:
+        saved = torch.get_num_threads()
+        torch.set_num_threads(threads or saved)
+        out = a @ b
+        torch.set_num_threads(saved)
+        return out
+    return run
+
+
+def run_benchmark(quick: bool = False, repeats: int | None = None, compiled: bool = False,
                   log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Measure everything in the module docstring; returns the numbers (also what the table shows)."""
+    """Measure everything in the module docstring; returns the numbers (also what the table
+    shows). ``compiled`` adds our SBD under ``torch.compile`` (``train.compile``)."""
     repeats = repeats or (3 if quick else 5)
     load, cores = machine_load()
     if load > 0.5:
-        log(f"warning: the machine is busy (load {load:.1f} on {cores} cores); the ratios below are "
-            "measured side by side and stay meaningful, the absolute rates do not")
+        log(f"warning: the machine is busy (load {load:.1f} on {cores} cores): the ratios below are "
+            "measured side by side and stay meaningful, the absolute rates do not; threads that share "
+            "busy cores wait for each other (compare the 1-thread row)")
     sizes, batches = ([32], [16, 64]) if quick else ([32, 64], [16, 64])
-    cases = train_cases(sizes, batches)
-    times: dict[str, list[float]] = {c.name: [] for c in cases}
-    for c in cases:
-        c.step()  # warm-up
-    peak = matmul_gflops()
+    cases = train_cases(sizes, batches, compiled=compiled, thread_sweep=True)
+    timed: dict[str, Callable[[], object]] = {c.name: c.step for c in cases}
+    timed["matmul"] = _matmul()
+    if any(c.threads for c in cases):
+        timed["matmul-1thread"] = _matmul(1)
+    for name, run in timed.items():  # warm-up (and compilation)
+        tick = time.perf_counter()
+        run()
+        if time.perf_counter() - tick > 5:
+            log(f"{name}: first step {time.perf_counter() - tick:.0f} s (compilation)")
+    times: dict[str, list[float]] = {name: [] for name in timed}
     for r in range(repeats):  # interleaved: every case once per round
-        for c in cases:
+        for name, run in timed.items():
             tick = time.perf_counter()
-            c.step()
-            times[c.name].append(time.perf_counter() - tick)
+            run()
+            times[name].append(time.perf_counter() - tick)
         log(f"round {r + 1}/{repeats} done")
+    flops = 2 * MATMUL_SIZE**3
+    peak = flops / statistics.median(times["matmul"]) / 1e9
+    peak_one = flops / statistics.median(times["matmul-1thread"]) / 1e9 if "matmul-1thread" in times else None
     train = {}
     for c in cases:
-        seconds = statistics.median(times[c.name])
-        rate = len(c.images) / seconds
+        rate = len(c.images) / statistics.median(times[c.name])
         decoder, size, batch = c.name.split()
-        train[c.name] = {"images_per_sec": rate, "gflops": c.flops_per_image * rate / 1e9,
-                         "peak_step_mb": peak_step_memory_mb(decoder, int(size[:-2]), int(batch[1:]))}
+        plain = not (c.compiled or c.threads)  # the memory probe rebuilds only the plain cases
+        gflops = c.flops_per_image * rate / 1e9
+        train[c.name] = {"images_per_sec": rate, "gflops": gflops,
+                         "fraction_of_matmul": gflops / (peak_one if c.threads == 1 else peak),
+                         "peak_step_mb": peak_step_memory_mb(decoder, int(size[:-2]), int(batch[1:])) if plain else None}
     for c in cases:
         kind, tag = c.name.split(" ", 1)
         if kind.startswith("sbd") and kind != "sbd-reference":
@@ -273,7 +320,7 @@ def run_benchmark(quick: bool = False, repeats: int | None = None,
         forward = 256 / median_seconds(lambda: model.encoder(batch), repeats)
     encode = 256 / median_seconds(lambda: sampler.encode_values(values), repeats)
     return {"load": load, "cores": cores, "threads": torch.get_num_threads(), "repeats": repeats,
-            "torch": torch.__version__, "matmul_gflops": peak, "train": train,
+            "torch": torch.__version__, "matmul_gflops": peak, "matmul_gflops_1thread": peak_one, "train": train,
             "render_64px": {"ours_images_per_sec": ours, "pillow_images_per_sec": pillow, "ratio": ours / pillow},
             "encode_64px": {"render_and_encode_images_per_sec": encode, "encoder_forward_images_per_sec": forward,
                             "ratio": encode / forward}}
@@ -282,15 +329,17 @@ def run_benchmark(quick: bool = False, repeats: int | None = None,
 def format_report(result: dict[str, Any]) -> str:
     """The benchmark as a Markdown table (what ``sbvae bench`` prints)."""
     peak = result["matmul_gflops"]
-    lines = [f"float32 matrix product: {peak:.0f} GFLOP/s ({result['threads']} threads, "
-             f"load {result['load']:.1f} on {result['cores']} cores, median of {result['repeats']})", "",
+    one = result.get("matmul_gflops_1thread")
+    lines = [f"float32 matrix product: {peak:.0f} GFLOP/s ({result['threads']} threads"
+             + (f"; {one:.0f} on 1 thread" if one else "")
+             + f"), load {result['load']:.1f} on {result['cores']} cores, median of {result['repeats']}", "",
              "| training | images/s | GFLOP/s | % of matmul | vs reference SBD | step peak MB |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, row in result["train"].items():
         speedup = f"{row['speedup_vs_reference']:.2f}x" if "speedup_vs_reference" in row else ""
         mb = f"{row['peak_step_mb']:.0f}" if row["peak_step_mb"] is not None else "n/a"
         lines.append(f"| {name} | {row['images_per_sec']:.0f} | {row['gflops']:.1f} | "
-                     f"{100 * row['gflops'] / peak:.0f}% | {speedup} | {mb} |")
+                     f"{100 * row['fraction_of_matmul']:.0f}% | {speedup} | {mb} |")
     r, e = result["render_64px"], result["encode_64px"]
     lines += ["", f"renderer, 64 px, 4x4 supersampling: {r['ours_images_per_sec']:,.0f} images/s; per-image "
               f"Pillow: {r['pillow_images_per_sec']:,.0f} images/s ({r['ratio']:.1f}x)",

@@ -129,7 +129,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if json_path is not None and not json_path.parent.is_dir():
         raise UserError(f"folder {json_path.parent} does not exist")
     set_threads(args.threads)
-    result = run_benchmark(args.quick, args.repeats, log=lambda line: print(line, flush=True))
+    result = run_benchmark(args.quick, args.repeats, args.compile, log=lambda line: print(line, flush=True))
     print(format_report(result))
     if json_path is not None:
         write_json(result, json_path)
@@ -211,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="32 px only, 3 repeats (about a minute)")
     p.add_argument("--repeats", type=int, help="timed rounds per case (default 5, --quick 3)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per core)")
+    p.add_argument("--compile", action="store_true", help="also time our SBD under torch.compile (train.compile)")
     p.add_argument("--json", help="also write the numbers to this JSON file")
     p.set_defaults(func=cmd_bench)
 
