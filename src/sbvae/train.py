@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from sbvae.config import Config, save_config
 from sbvae.data import Batch, SpriteDataset, make_dataset, make_generator
-from sbvae.device import compile_module, select_device, set_threads
+from sbvae.device import busy_warning, compile_module, select_device, set_threads
 from sbvae.distributed import World, check_batch, mean_over_ranks, share, start, stop, world_from_env
 from sbvae.errors import CheckpointError, UserError
 from sbvae.evaluate import compute_metrics, elbo_statistics, evaluate_model, format_table, write_metrics
@@ -264,6 +264,8 @@ def _train(config: Config, run_dir: Path, device: torch.device, world: World,
     if main:
         save_config(config, paths.config)
         print(parameter_report(config, trainer.model, trainer.data))
+        if device.type == "cpu" and (busy := busy_warning(threads)) is not None:
+            print(busy)
         ranks = f" x {world.size} processes" if world.active else ""
         print(f"device {device} ({threads} threads{ranks}) | {config.data.preset} {config.data.image_size}px | "
               f"{t.steps:,} steps of {t.batch_size} | run folder {run_dir}")
