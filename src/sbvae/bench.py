@@ -7,11 +7,13 @@ the absolute numbers do not. What is measured:
 * training images/s (forward, backward, Adam step on a fixed rendered batch) of the SBD (the
   paper's: four 3x3 layers of 64 channels on an unpadded grid) and the DeConv VAE, at 32 and
   64 px and batch 16 and 64; for the SBD also a straightforward reference kept here (tile z,
-  concatenate the coordinates, one conv stack) and our model's speed as a ratio to it, and
-  our model with the batch accumulated in micro-batches of 16 (``train.micro_batch``);
+  concatenate the coordinates, one conv stack) and our model's speed as a ratio to it: ours
+  as ``sbvae train`` runs it (factorised first layer, ``train.channels_last``), with the
+  batch accumulated in micro-batches of 16 (``train.micro_batch``), optionally under
+  ``torch.compile`` (``--compile``), and on one thread against all of them;
 * achieved GFLOP/s: nominal FLOPs of a training step (3 x the straightforward forward pass's
-  multiply-adds x 2) per second, against a large float32 matrix product measured in the same
-  run (the practical limit of the machine);
+  multiply-adds x 2) per second, against a large float32 matrix product timed in the same
+  rounds on as many threads (the practical limit of the machine);
 * the renderer against a per-image Pillow polygon renderer (how spriteworld and the peers
   draw), both anti-aliased by 4x4 supersampling, at 64 px;
 * evaluation encoding (render + encode, as the metrics do) against the encoder's forward pass;
@@ -269,8 +271,9 @@ def run_benchmark(quick: bool = False, repeats: int | None = None, compiled: boo
     load, cores = machine_load()
     if load > 0.5:
         log(f"warning: the machine is busy (load {load:.1f} on {cores} cores): the ratios below are "
-            "measured side by side and stay meaningful, the absolute rates do not; threads that share "
-            "busy cores wait for each other (compare the 1-thread row)")
+            "measured side by side and stay meaningful, the absolute rates do not"
+            + ("; threads that share busy cores wait for each other (compare the 1-thread row)"
+               if torch.get_num_threads() > 1 else ""))
     sizes, batches = ([32], [16, 64]) if quick else ([32, 64], [16, 64])
     cases = train_cases(sizes, batches, compiled=compiled, thread_sweep=True)
     timed: dict[str, Callable[[], object]] = {c.name: c.step for c in cases}
