@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import yaml
 
-from sbvae.config import Config, load_config
+from sbvae.config import Config, build_config, load_config
 from sbvae.data import make_heldout_dataset
 from sbvae.device import select_device
 from sbvae.errors import ConfigError, UserError
@@ -123,14 +123,22 @@ def _finished(paths: RunPaths, config: Config, metrics: list[str]) -> bool:
             and set(metrics) <= set(scores.get("metrics", [])))
 
 
+def _saved_config(paths: RunPaths) -> dict[str, Any] | None:
+    """A run folder's config with the defaults of keys added since it was written (None if
+    it is not a valid config)."""
+    try:
+        return build_config(yaml.safe_load(paths.config.read_text())).to_dict()
+    except (ConfigError, yaml.YAMLError, AttributeError, TypeError):
+        return None
+
+
 def ensure_run(spec: RunSpec, runs_dir: Path, metrics: list[str], device: torch.device,
                log: Callable[[str], None], num_train: int = 10_000) -> Path:
     """Train (or resume) and evaluate one run unless a finished one with its config exists."""
     run = runs_dir / spec.name
     paths = RunPaths(run)
     if paths.config.is_file():
-        saved = yaml.safe_load(paths.config.read_text())
-        if saved != spec.config.to_dict():
+        if _saved_config(paths) != spec.config.to_dict():
             raise UserError(f"{run} holds a run with a different config; use --fresh to set the old "
                             f"runs aside (nothing is deleted) or another --out")
         if _finished(paths, spec.config, metrics):
