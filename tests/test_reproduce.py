@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import TINY, snapshot
+from sbvae.device import available_cores
 from sbvae.reproduce import experiment_names, load_experiment, plan
 
 STUDY = ["--seeds", "2", "--steps", "6", "--num-train", "300", "--set",
@@ -71,6 +72,7 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     (["reproduce", "held-out", "--seeds", "0"], "--seeds must be positive"),
     (["reproduce", "held-out", "--scale", "huge"], "--scale must be cpu or paper"),
     (["reproduce", "held-out", "--set", "model.latent_dim=0"], "model.latent_dim"),
+    (["reproduce", "held-out", "--jobs", "0"], "--jobs must be positive"),
 ])
 def test_bad_input_is_one_line(args, words, tmp_path, run_cli):
     code, _, err = run_cli(*args, "--out", tmp_path)
@@ -86,3 +88,59 @@ def test_a_results_folder_with_other_runs_is_refused(tmp_path, run_cli, trained_
     code, _, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
     assert code == 2 and "different config" in err and "--fresh" in err
     assert snapshot(tmp_path) == before
+
+
+def test_more_steps_extend_finished_runs_and_threads_do_not_matter(tmp_path, run_cli):
+    one_seed = ["--seeds", "1", *STUDY[2:]]
+    code, _, err = run_cli("reproduce", "held-out", "--out", tmp_path, *one_seed)
+    assert code == 0, err
+    runs = tmp_path / "held-out" / "runs"
+    before = {run.name: json.loads((run / "heldout.json").read_text()) for run in runs.iterdir()}
+    assert {stats["step"] for stats in before.values()} == {6}
+
+    longer = [*one_seed[:2], "--steps", "9", *one_seed[4:], "train.threads=1"]
+    code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, *longer)
+    assert code == 0, err
+    assert sum(line.startswith("extending ") and "from step 6 to 9" in line for line in out.splitlines()) == 2
+    for run in runs.iterdir():
+        assert json.loads((run / "metrics.json").read_text())["step"] == 9
+        assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 9
+        heldout = json.loads((run / "heldout.json").read_text())
+        assert heldout["step"] == 9 and heldout["sse"] != before[run.name]["sse"]  # measured again
+    results = json.loads((tmp_path / "held-out" / "results.json").read_text())
+    assert all(r["late_val_drop"] is not None for r in results["runs"])
+    assert "late drop" in (tmp_path / "held-out" / "results.md").read_text()
+
+    before = snapshot(tmp_path)  # asking for fewer steps than the runs have is refused
+    code, _, err = run_cli("reproduce", "held-out", "--out", tmp_path, *one_seed)
+    assert code == 2 and err.count("\n") == 1 and "trained for 9 steps" in err and "--steps 9" in err, err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_run_of_another_experiment_with_the_same_config_is_used_in_place(tmp_path, run_cli):
+    one_seed = ["--seeds", "1", *STUDY[2:]]
+    code, _, err = run_cli("reproduce", "colored-sprites", "--out", tmp_path, *one_seed)
+    assert code == 0, err
+    code, out, err = run_cli("reproduce", "beta-sweep", "--out", tmp_path, *one_seed)
+    assert code == 0, err
+    lines = out.splitlines()
+    shared = [line for line in lines if line.startswith("reusing ")]
+    assert len(shared) == 2 and all("colored-sprites" in line and "beta" not in line for line in shared)
+    assert sum(line.startswith("training ") and "beta4.0" in line for line in lines) == 2
+    results = json.loads((tmp_path / "beta-sweep" / "results.json").read_text())
+    assert sorted(r["run"].split("/")[-3] for r in results["runs"]) == ["beta-sweep"] * 2 + ["colored-sprites"] * 2
+    assert not list((tmp_path / "beta-sweep" / "runs").glob("*beta1.0*"))
+
+
+def test_runs_trained_side_by_side_match_runs_trained_in_turn(tmp_path, run_cli):
+    code, _, err = run_cli("reproduce", "held-out", "--out", tmp_path / "turns", *STUDY, "train.threads=1")
+    assert code == 0, err
+    code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path / "jobs", *STUDY, "--jobs", "2")
+    assert code == 0, err
+    turns, jobs = (json.loads((tmp_path / f / "held-out" / "results.json").read_text()) for f in ("turns", "jobs"))
+    assert [r["name"] for r in jobs["runs"]] == [r["name"] for r in turns["runs"]]
+    for a, b in zip(turns["runs"], jobs["runs"]):
+        assert b["config"]["train"]["threads"] == max(1, available_cores() // 2)  # each its share
+        assert b["values"]["test_sse"] == pytest.approx(a["values"]["test_sse"], rel=1e-4)
+    assert jobs["summary"][0]["equal_steps"]["difference"] == pytest.approx(
+        turns["summary"][0]["equal_steps"]["difference"], rel=1e-3)

@@ -42,6 +42,7 @@ from torch import nn
 from sbvae.config import ModelConfig
 from sbvae.data import make_dataset, make_generator
 from sbvae.data.sprites import MARGIN, SHAPES, UNIT, hsv_to_rgb
+from sbvae.device import available_cores
 from sbvae.models import VAE, SpatialBroadcastDecoder, build_vae
 from sbvae.objectives import vae_loss
 from sbvae.sampling import GroundTruthSampler
@@ -243,7 +244,7 @@ def _unit_outline(shape: str, count: int = 48) -> list[tuple[float, float]]:
 
 
 def machine_load() -> tuple[float, int]:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = available_cores()
     return os.getloadavg()[0], cores
 
 

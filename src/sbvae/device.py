@@ -24,11 +24,16 @@ def select_device(name: str | None = None) -> torch.device:
     return device
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def set_threads(threads: int, processes: int = 1) -> int:
     """Use ``threads`` CPU threads (0: this process's share of the cores it may run on, when
     ``processes`` training processes share the machine)."""
     if threads == 0:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = available_cores()
         threads = max(1, cores // max(1, processes))
     torch.set_num_threads(threads)
     return threads
@@ -38,7 +43,7 @@ def busy_warning(threads: int) -> str | None:
     """A warning when other processes already keep the cores busy and ``threads`` > 1: threads
     that share busy cores wait for each other at every operation (``sbvae bench`` measured
     1 thread 2.5x faster than 2 on a 2-core machine running another 2-thread job)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = available_cores()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if threads <= 1 or load + threads <= cores + 0.5:
         return None

@@ -7,6 +7,12 @@ reused, an interrupted one resumed, so re-running the command finishes a study. 
 ``results.json`` (every number), ``results.md`` (the table and the verdicts) and a comparison
 page, all in ``OUT/NAME/``.
 
+A run's identity is its config without its length and its execution settings
+(:data:`EXECUTION_KEYS`): asking for more steps extends the finished runs (constant learning
+rate, a data stream drawn from the seed and the step, so an extended run is the longer run), and a
+run an earlier experiment already made with the same config (e.g. beta 1 of the beta sweep,
+which is the colored-sprites experiment's run) is used where it is rather than trained again.
+
 Two comparisons are reported. *Equal steps*: both decoders trained for the same steps.
 *Equal time*: each SBD run as it was when its DeConv twin (same seed) finished, read from the
 SBD's logged validation and MIG rows at that elapsed training time (validation every
@@ -15,11 +21,14 @@ SBD's logged validation and MIG rows at that elapsed training time (validation e
 
 from __future__ import annotations
 
+import copy
 import json
+import multiprocessing
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,7 +38,7 @@ import yaml
 
 from sbvae.config import Config, build_config, load_config
 from sbvae.data import make_heldout_dataset
-from sbvae.device import select_device
+from sbvae.device import available_cores, select_device
 from sbvae.errors import ConfigError, UserError
 from sbvae.evaluate import elbo_statistics, evaluate_run, library_versions
 from sbvae.report import compare_runs, read_scores
@@ -123,6 +132,29 @@ def _finished(paths: RunPaths, config: Config, metrics: list[str]) -> bool:
             and set(metrics) <= set(scores.get("metrics", [])))
 
 
+# Settings that change how fast a run trains, not what it learns (the same update up to float
+# rounding): a run is reused or extended whatever they were.
+EXECUTION_KEYS = ("threads", "channels_last", "compile", "micro_batch")
+
+
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What makes two runs the same: the config without its length and execution settings."""
+    return {**config, "train": {k: v for k, v in config["train"].items() if k not in (*EXECUTION_KEYS, "steps")}}
+
+
+def _twin_run(out: Path, spec: RunSpec, metrics: list[str]) -> Path | None:
+    """A finished run elsewhere under ``out`` (another experiment) with exactly this run's
+    config and length, or None."""
+    wanted = spec.config.to_dict()
+    for config in sorted(out.glob("*/runs/*/config.yaml")):
+        saved = _saved_config(RunPaths(config.parent))
+        if (saved is not None and _identity(saved) == _identity(wanted)
+                and saved["train"]["steps"] == spec.config.train.steps
+                and _finished(RunPaths(config.parent), spec.config, metrics)):
+            return config.parent
+    return None
+
+
 def _saved_config(paths: RunPaths) -> dict[str, Any] | None:
     """A run folder's config with the defaults of keys added since it was written (None if
     it is not a valid config)."""
@@ -137,18 +169,31 @@ def ensure_run(spec: RunSpec, runs_dir: Path, metrics: list[str], device: torch.
     """Train (or resume) and evaluate one run unless a finished one with its config exists."""
     run = runs_dir / spec.name
     paths = RunPaths(run)
+    if not paths.config.is_file():
+        twin = _twin_run(runs_dir.parent.parent, spec, metrics)
+        if twin is not None:
+            log(f"reusing {twin} (the same run)")
+            return twin
     if paths.config.is_file():
-        if _saved_config(paths) != spec.config.to_dict():
+        saved = _saved_config(paths)
+        if saved is None or _identity(saved) != _identity(spec.config.to_dict()):
             raise UserError(f"{run} holds a run with a different config; use --fresh to set the old "
                             f"runs aside (nothing is deleted) or another --out")
+        if saved["train"]["steps"] > spec.config.train.steps:
+            raise UserError(f"{run} was trained for {saved['train']['steps']} steps, more than the "
+                            f"{spec.config.train.steps} asked for; ask for --steps {saved['train']['steps']}, "
+                            f"or use --fresh to set the old runs aside (nothing is deleted)")
         if _finished(paths, spec.config, metrics):
             log(f"reusing {run}")
             return run
         if paths.checkpoint.is_file():
             step = int(load_checkpoint(paths.checkpoint)["step"])
             if step < spec.config.train.steps:
-                log(f"resuming {run} from step {step}")
-                config, state = resume_config(run)
+                log(f"{'extending' if saved['train']['steps'] < spec.config.train.steps else 'resuming'} "
+                    f"{run} from step {step} to {spec.config.train.steps}")
+                config, state = resume_config(run, spec.config.train.steps)
+                for key in EXECUTION_KEYS:
+                    setattr(config.train, key, getattr(spec.config.train, key))
                 train(config, run, device, resume_state=state, progress=False)
         else:
             _set_aside(run)
@@ -158,6 +203,32 @@ def ensure_run(spec: RunSpec, runs_dir: Path, metrics: list[str], device: torch.
     log(f"evaluating {run}")
     evaluate_run(run, metrics, num_train=num_train, num_test=max(2, num_train // 2), device=device)
     return run
+
+
+def _ensure_job(spec: RunSpec, runs_dir: Path, metrics: list[str], device: str, num_train: int) -> Path:
+    return ensure_run(spec, runs_dir, metrics, torch.device(device), lambda line: print(line, flush=True), num_train)
+
+
+def ensure_runs(specs: Sequence[RunSpec], runs_dir: Path, metrics: list[str], device: torch.device,
+                log: Callable[[str], None], num_train: int = 10_000, jobs: int = 1) -> list[Path]:
+    """:func:`ensure_run` for every spec, ``jobs`` of them at once in separate processes, each
+    with its share of the cores unless ``train.threads`` says otherwise. Small models use several
+    cores poorly: two one-thread runs side by side finished 1.4x sooner than one after the other
+    on two threads (2-core CPU, default preset)."""
+    if jobs == 1:
+        return [ensure_run(spec, runs_dir, metrics, device, log, num_train) for spec in specs]
+    specs = [replace(s, config=_with_threads(s.config, jobs)) for s in specs]
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_ensure_job, s, runs_dir, metrics, str(device), num_train) for s in specs]
+        return [f.result() for f in futures]
+
+
+def _with_threads(config: Config, jobs: int) -> Config:
+    if config.train.threads:
+        return config
+    config = copy.deepcopy(config)
+    config.train.threads = max(1, available_cores() // jobs)
+    return config
 
 
 def _set_aside(folder: Path) -> Path:
@@ -172,15 +243,18 @@ def heldout_statistics(run: Path, device: torch.device) -> dict[str, Any] | None
     ``RUN/heldout.json``, so a run whose checkpoint is not at hand (e.g. a fresh clone of the
     committed results) is still summarised."""
     cached = run / "heldout.json"
+    step = (read_scores(run) or {}).get("step")
     if cached.is_file():
-        return json.loads(cached.read_text())
+        stats = json.loads(cached.read_text())
+        if stats.get("step") == step:  # not a run extended since
+            return stats
     config = load_config(str(RunPaths(run).config))
     if make_heldout_dataset(config.data.preset, 16) is None:
         return None
     config, model, _ = load_model(run, device)
     test = make_heldout_dataset(config.data.preset, config.data.image_size, config.data.supersample)
     images = test.fixed_set(HELDOUT_IMAGES, config.train.seed, "heldout", device).images
-    stats = {"images": HELDOUT_IMAGES, **elbo_statistics(model, images, config.objective, config.train.seed)}
+    stats = {"images": HELDOUT_IMAGES, "step": step, **elbo_statistics(model, images, config.objective, config.train.seed)}
     atomic_write_bytes(cached, lambda h: h.write(json.dumps(stats, indent=2).encode()))
     return stats
 
@@ -199,6 +273,16 @@ def _equal_time(sbd_rows: list[dict[str, Any]], budget: float) -> dict[str, Any]
     return {"seconds": budget, "val_sse": sse, "val_sse_step": sse_step, "discrete_mig": mig, "mig_step": mig_step}
 
 
+def late_drop(rows: list[dict[str, Any]], steps: int) -> float | None:
+    """How much the validation error still fell over the last quarter of training (a fraction
+    of its value at three quarters): near 0 for a run that has flattened."""
+    val = [(r["step"], r["sse"]) for r in rows if r.get("split") == "val" and "sse" in r]
+    earlier = [v for step, v in val if step <= 0.75 * steps]
+    if not earlier or val[-1][0] <= 0.75 * steps:
+        return None
+    return (earlier[-1] - val[-1][1]) / earlier[-1]
+
+
 def record(spec: RunSpec, run: Path, device: torch.device) -> dict[str, Any]:
     """Everything results.json keeps about one run."""
     scores = read_scores(run) or {}
@@ -211,7 +295,7 @@ def record(spec: RunSpec, run: Path, device: torch.device) -> dict[str, Any]:
         values["heldout_sse"] = heldout["sse"]
         values["heldout_gap"] = heldout["sse"] - values["test_sse"]
     return {"name": spec.name, "decoder": spec.decoder, "seed": spec.seed, "variant": spec.variant,
-            "run": str(run), "training_seconds": elapsed, "values": values, "heldout": heldout,
+            "run": str(run), "training_seconds": elapsed, "late_val_drop": late_drop(rows, spec.config.train.steps), "values": values, "heldout": heldout,
             "config": spec.config.to_dict(), "rows": rows}
 
 
@@ -293,10 +377,15 @@ def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], reco
                          f"{_fmt(t['mean_a'])} ± {_fmt(t['std_a'])} | {_fmt(t['mean_b'])} ± {_fmt(t['std_b'])} | "
                          f"{_fmt(t['difference'])} [{_fmt(t['ci_low'])}, {_fmt(t['ci_high'])}] | "
                          f"{_fmt(t['p_value'])} | {t['verdict']} |")
-    lines += ["", "## Per run", "", "| run | training min | " + " | ".join(c.metric for c in experiment.claims) + " |",
-              "| --- | --- |" + " --- |" * len(experiment.claims)]
+    lines += ["", "## Per run", "",
+              "*Late drop*: how much the validation error still fell over the last quarter of the "
+              "steps, as a fraction of its value at three quarters; a run whose error still fell by "
+              "more than about 10% had not flattened when it stopped.", "",
+              "| run | training min | late drop | " + " | ".join(c.metric for c in experiment.claims) + " |",
+              "| --- | --- | --- |" + " --- |" * len(experiment.claims)]
     for r in records:
-        lines.append(f"| {r['name']} | {r['training_seconds'] / 60:.1f} | "
+        drop = "n/a" if r.get("late_val_drop") is None else f"{100 * r['late_val_drop']:.0f}%"
+        lines.append(f"| {r['name']} | {r['training_seconds'] / 60:.1f} | {drop} | "
                      + " | ".join(_fmt(r["values"].get(c.metric)) for c in experiment.claims) + " |")
     return "\n".join(lines) + "\n"
 
@@ -304,9 +393,12 @@ def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], reco
 def reproduce(name: str, out: str | Path = "results", seeds: int | None = None, steps: int | None = None,
               scale: str = "cpu", fresh: bool = False, overrides: Sequence[str] = (),
               device: str | torch.device | None = None, log: Callable[[str], None] = print,
-              num_train: int = 10_000) -> Path:
+              num_train: int = 10_000, jobs: int = 1) -> Path:
     """Run (or finish) one experiment and write its results folder; returns the folder.
-    ``num_train``: evaluation samples per run (disentanglement_lib's 10,000; half as many test)."""
+    ``num_train``: evaluation samples per run (disentanglement_lib's 10,000; half as many test);
+    ``jobs``: runs trained at once (see :func:`ensure_runs`)."""
+    if jobs <= 0:
+        raise UserError(f"--jobs must be positive, not {jobs}")
     experiment = load_experiment(name)
     try:
         specs = plan(experiment, seeds, steps, scale, overrides)
@@ -319,8 +411,8 @@ def reproduce(name: str, out: str | Path = "results", seeds: int | None = None, 
         log(f"--fresh: earlier runs set aside in {_set_aside(runs_dir)}")
     runs_dir.mkdir(parents=True, exist_ok=True)
     tick = time.perf_counter()
-    records = [record(spec, ensure_run(spec, runs_dir, experiment.metrics, device, log, num_train), device)
-               for spec in specs]
+    runs = ensure_runs(specs, runs_dir, experiment.metrics, device, log, num_train, jobs)
+    records = [record(spec, run, device) for spec, run in zip(specs, runs)]
     summary = summarize(experiment, records)
     wall = time.perf_counter() - tick
     results = {"experiment": name, "description": experiment.description, "scale": scale,
