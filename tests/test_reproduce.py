@@ -41,7 +41,8 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
         assert len(entry["sbd"]) == len(entry["deconv"]) == 2
         assert {"difference", "ci_low", "ci_high", "p_value"} <= set(entry["equal_steps"])
         assert entry["verdict"] in ("reproduced", "not reproduced", "inconclusive")
-    assert all(r["values"]["heldout_sse"] > 0 for r in results["runs"])
+    assert all(r["values"]["heldout_sse"] > 0 and r["values"]["heldout_position_r2"] <= 1 for r in results["runs"])
+    assert "heldout_position_r2" in {e["metric"] for e in results["summary"]}
     text = (folder / "results.md").read_text()
     assert "heldout_sse" in text and "95% CI" in text and "sbd-seed2" in text and "deconv-seed1" in text
     assert (folder / "compare" / "compare.html").is_file()

@@ -37,17 +37,16 @@ import torch
 import yaml
 
 from sbvae.config import Config, build_config, load_config
-from sbvae.data import make_heldout_dataset
 from sbvae.device import available_cores, select_device
 from sbvae.errors import ConfigError, UserError
-from sbvae.evaluate import elbo_statistics, evaluate_run, library_versions
+from sbvae.evaluate import evaluate_run, library_versions
+from sbvae.heldout import heldout_statistics
 from sbvae.report import compare_runs, read_scores
-from sbvae.run import RunPaths, atomic_write_bytes, load_checkpoint, load_model, read_metrics
+from sbvae.run import RunPaths, atomic_write_bytes, load_checkpoint, read_metrics
 from sbvae.stats import compare, verdict
 from sbvae.train import resume_config, train
 
 DECODERS = ("sbd", "deconv")
-HELDOUT_IMAGES = 2_000
 
 
 @dataclass(frozen=True)
@@ -238,27 +237,6 @@ def _set_aside(folder: Path) -> Path:
     return target
 
 
-def heldout_statistics(run: Path, device: torch.device) -> dict[str, Any] | None:
-    """Reconstruction on the held-out region, or None for a preset without one. Kept in
-    ``RUN/heldout.json``, so a run whose checkpoint is not at hand (e.g. a fresh clone of the
-    committed results) is still summarised."""
-    cached = run / "heldout.json"
-    step = (read_scores(run) or {}).get("step")
-    if cached.is_file():
-        stats = json.loads(cached.read_text())
-        if stats.get("step") == step:  # not a run extended since
-            return stats
-    config = load_config(str(RunPaths(run).config))
-    if make_heldout_dataset(config.data.preset, 16) is None:
-        return None
-    config, model, _ = load_model(run, device)
-    test = make_heldout_dataset(config.data.preset, config.data.image_size, config.data.supersample)
-    images = test.fixed_set(HELDOUT_IMAGES, config.train.seed, "heldout", device).images
-    stats = {"images": HELDOUT_IMAGES, "step": step, **elbo_statistics(model, images, config.objective, config.train.seed)}
-    atomic_write_bytes(cached, lambda h: h.write(json.dumps(stats, indent=2).encode()))
-    return stats
-
-
 def _equal_time(sbd_rows: list[dict[str, Any]], budget: float) -> dict[str, Any]:
     """The SBD's last logged validation error and MIG at or before ``budget`` seconds."""
     elapsed = {r["step"]: r["elapsed"] for r in sbd_rows if r.get("split") == "train" and "elapsed" in r}
@@ -294,6 +272,8 @@ def record(spec: RunSpec, run: Path, device: torch.device) -> dict[str, Any]:
     if heldout is not None:
         values["heldout_sse"] = heldout["sse"]
         values["heldout_gap"] = heldout["sse"] - values["test_sse"]
+        values["position_r2"] = heldout["position_r2"]
+        values["heldout_position_r2"] = heldout["heldout_position_r2"]
     return {"name": spec.name, "decoder": spec.decoder, "seed": spec.seed, "variant": spec.variant,
             "run": str(run), "training_seconds": elapsed, "late_val_drop": late_drop(rows, spec.config.train.steps), "values": values, "heldout": heldout,
             "config": spec.config.to_dict(), "rows": rows}
