@@ -47,6 +47,8 @@ from sbvae.stats import compare, verdict
 from sbvae.train import resume_config, train
 
 DECODERS = ("sbd", "deconv")
+# Shown per run beside the claimed metrics, to read them against (in-distribution error and geometry).
+CONTEXT_METRICS = ("test_sse", "discrete_mig", "position_r2")
 
 
 @dataclass(frozen=True)
@@ -357,16 +359,19 @@ def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], reco
                          f"{_fmt(t['mean_a'])} ± {_fmt(t['std_a'])} | {_fmt(t['mean_b'])} ± {_fmt(t['std_b'])} | "
                          f"{_fmt(t['difference'])} [{_fmt(t['ci_low'])}, {_fmt(t['ci_high'])}] | "
                          f"{_fmt(t['p_value'])} | {t['verdict']} |")
+    claimed = list(dict.fromkeys(c.metric for c in experiment.claims))
+    context = [m for m in CONTEXT_METRICS if m not in claimed and any(m in r["values"] for r in records)]
+    columns = claimed + context
     lines += ["", "## Per run", "",
               "*Late drop*: how much the validation error still fell over the last quarter of the "
               "steps, as a fraction of its value at three quarters; a run whose error still fell by "
               "more than about 10% had not flattened when it stopped.", "",
-              "| run | training min | late drop | " + " | ".join(c.metric for c in experiment.claims) + " |",
-              "| --- | --- | --- |" + " --- |" * len(experiment.claims)]
+              "| run | training min | late drop | " + " | ".join(columns) + " |",
+              "| --- | --- | --- |" + " --- |" * len(columns)]
     for r in records:
         drop = "n/a" if r.get("late_val_drop") is None else f"{100 * r['late_val_drop']:.0f}%"
         lines.append(f"| {r['name']} | {r['training_seconds'] / 60:.1f} | {drop} | "
-                     + " | ".join(_fmt(r["values"].get(c.metric)) for c in experiment.claims) + " |")
+                     + " | ".join(_fmt(r["values"].get(c)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
