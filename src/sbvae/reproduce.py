@@ -339,7 +339,8 @@ def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], reco
     lines = [f"# {experiment.name}", "", experiment.description, "",
              f"Runs: {len(records)} ({', '.join(DECODERS)} x seeds"
              f"{' x ' + ', '.join(experiment.sweep) if experiment.sweep else ''}); "
-             f"wall time of this invocation {wall_seconds / 60:.1f} min. Metrics: "
+             f"training time {sum(r['training_seconds'] for r in records) / 60:.0f} min in all (as logged "
+             f"by each run), wall time of this invocation {wall_seconds / 60:.1f} min. Metrics: "
              f"{', '.join(experiment.metrics)} (posterior means; see metrics.json in each run).", "",
              "Verdicts: *reproduced* when the 95% Welch interval of SBD - DeConv excludes 0 on the "
              "claimed side, *not reproduced* when it excludes 0 on the other side, otherwise "
@@ -355,6 +356,10 @@ def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], reco
                      f"{_fmt(s['p_value'])} | {e['verdict']} |")
         if "equal_time" in e:
             t = e["equal_time"]
+            if not t["sbd"]:
+                lines.append(f"| {e['claim']} at equal time | {variant} | {t['metric']} | no SBD value was logged "
+                             f"before its DeConv twin finished | | | | n/a |")
+                continue
             lines.append(f"| {e['claim']} at equal time | {variant} | {t['metric']} (SBD at DeConv's time) | "
                          f"{_fmt(t['mean_a'])} ± {_fmt(t['std_a'])} | {_fmt(t['mean_b'])} ± {_fmt(t['std_b'])} | "
                          f"{_fmt(t['difference'])} [{_fmt(t['ci_low'])}, {_fmt(t['ci_high'])}] | "
