@@ -91,7 +91,7 @@ def test_a_results_folder_with_other_runs_is_refused(tmp_path, run_cli, trained_
     assert snapshot(tmp_path) == before
 
 
-def test_more_steps_extend_finished_runs_and_threads_do_not_matter(tmp_path, run_cli):
+def test_more_steps_extend_finished_runs_and_threads_and_logging_do_not_matter(tmp_path, run_cli):
     one_seed = ["--seeds", "1", *STUDY[2:]]
     code, _, err = run_cli("reproduce", "held-out", "--out", tmp_path, *one_seed)
     assert code == 0, err
@@ -99,13 +99,16 @@ def test_more_steps_extend_finished_runs_and_threads_do_not_matter(tmp_path, run
     before = {run.name: json.loads((run / "heldout.json").read_text()) for run in runs.iterdir()}
     assert {stats["step"] for stats in before.values()} == {6}
 
-    longer = [*one_seed[:2], "--steps", "9", *one_seed[4:], "train.threads=1"]
+    longer = [*one_seed[:2], "--steps", "9", *one_seed[4:], "train.threads=1", "train.mig_every=2"]
     code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, *longer)
     assert code == 0, err
     assert sum(line.startswith("extending ") and "from step 6 to 9" in line for line in out.splitlines()) == 2
     for run in runs.iterdir():
         assert json.loads((run / "metrics.json").read_text())["step"] == 9
-        assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 9
+        saved = yaml.safe_load((run / "config.yaml").read_text())["train"]
+        assert saved["steps"] == 9 and saved["mig_every"] == 2  # the extension logs as asked now
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows if r["split"] == "mig"] == [6, 8, 9]  # ends of both, and every 2
         heldout = json.loads((run / "heldout.json").read_text())
         assert heldout["step"] == 9 and heldout["sse"] != before[run.name]["sse"]  # measured again
     results = json.loads((tmp_path / "held-out" / "results.json").read_text())

@@ -7,8 +7,8 @@ reused, an interrupted one resumed, so re-running the command finishes a study. 
 ``results.json`` (every number), ``results.md`` (the table and the verdicts) and a comparison
 page, all in ``OUT/NAME/``.
 
-A run's identity is its config without its length and its execution settings
-(:data:`EXECUTION_KEYS`): asking for more steps extends the finished runs (constant learning
+A run's identity is its config without its length, its execution settings
+(:data:`EXECUTION_KEYS`) and what it logs along the way (:data:`BOOKKEEPING_KEYS`): asking for more steps extends the finished runs (constant learning
 rate, a data stream drawn from the seed and the step, so an extended run is the longer run), and a
 run an earlier experiment already made with the same config (e.g. beta 1 of the beta sweep,
 which is the colored-sprites experiment's run) is used where it is rather than trained again.
@@ -136,11 +136,17 @@ def _finished(paths: RunPaths, config: Config, metrics: list[str]) -> bool:
 # Settings that change how fast a run trains, not what it learns (the same update up to float
 # rounding): a run is reused or extended whatever they were.
 EXECUTION_KEYS = ("threads", "channels_last", "compile", "micro_batch")
+# Settings that only decide what is logged or saved along the way: validation and MIG use their
+# own seeded draws and the training stream and noise have their own generators, so these change
+# no weight. A run is reused or extended whatever they were, with the values asked for now.
+BOOKKEEPING_KEYS = ("log_every", "eval_every", "checkpoint_every", "mig_every", "mig_samples")
+NOT_IDENTITY_KEYS = (*EXECUTION_KEYS, *BOOKKEEPING_KEYS)
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    """What makes two runs the same: the config without its length and execution settings."""
-    return {**config, "train": {k: v for k, v in config["train"].items() if k not in (*EXECUTION_KEYS, "steps")}}
+    """What makes two runs the same: the config without its length, execution and bookkeeping
+    settings."""
+    return {**config, "train": {k: v for k, v in config["train"].items() if k not in (*NOT_IDENTITY_KEYS, "steps")}}
 
 
 def _twin_run(out: Path, spec: RunSpec, metrics: list[str]) -> Path | None:
@@ -193,7 +199,7 @@ def ensure_run(spec: RunSpec, runs_dir: Path, metrics: list[str], device: torch.
                 log(f"{'extending' if saved['train']['steps'] < spec.config.train.steps else 'resuming'} "
                     f"{run} from step {step} to {spec.config.train.steps}")
                 config, state = resume_config(run, spec.config.train.steps)
-                for key in EXECUTION_KEYS:
+                for key in NOT_IDENTITY_KEYS:
                     setattr(config.train, key, getattr(spec.config.train, key))
                 train(config, run, device, resume_state=state, progress=False)
         else:
