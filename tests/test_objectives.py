@@ -156,3 +156,22 @@ def test_channels_last_gives_the_same_step(tmp_path, decoder):
 def test_compiled_step_gives_the_same_step(tmp_path):
     _assert_same_step(_first_step(tmp_path, "sbd", "train.micro_batch=4"),
                       _first_step(tmp_path, "sbd", "train.micro_batch=4", "train.compile=true"))
+
+
+def test_kl_warmup_raises_the_kl_weight_linearly_to_beta(tmp_path):
+    from sbvae.config import load_config
+    from sbvae.train import Trainer
+
+    config = load_config("default", ["model.sbd_channels=8", "objective.beta=4", "objective.kl_warmup=10"])
+    trainer = Trainer(config, tmp_path / "run", torch.device("cpu"))
+    weights = []
+    for step in (0, 4, 9, 50):
+        trainer.step = step
+        weights.append(trainer.kl_weight())
+    assert weights == pytest.approx([0.4, 2.0, 4.0, 4.0])
+    trainer.step = 0
+    loss, recon, kl, _ = trainer.train_step()  # the first step weighs the KL by beta / 10
+    torch.testing.assert_close(loss, recon + 0.4 * kl)
+    plain = Trainer(load_config("default", ["model.sbd_channels=8", "objective.beta=4"]), tmp_path / "b",
+                    torch.device("cpu"))
+    assert plain.kl_weight() == 4.0

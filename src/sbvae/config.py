@@ -47,11 +47,17 @@ class ModelConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """The loss: reconstruction likelihood (with its sigma) plus beta times the KL."""
+    """The loss: reconstruction likelihood (with its sigma) plus beta times the KL.
+
+    ``kl_warmup``: over the first so many steps the KL weight rises linearly from 0 to
+    ``beta`` (0: ``beta`` from the start), the usual remedy for latents that collapse before
+    the decoder has learned to use them (Bowman et al. 2016, Sonderby et al. 2016).
+    """
 
     likelihood: Literal["gaussian", "bernoulli"] = "gaussian"
     sigma: float = 0.1
     beta: float = 1.0
+    kl_warmup: int = 0
 
 
 @dataclass
@@ -260,6 +266,8 @@ def validate(config: Config) -> None:
     _positive("objective.sigma", o.sigma)
     if o.beta < 0:
         raise ConfigError(f"objective.beta must be >= 0, not {o.beta}")
+    if o.kl_warmup < 0:
+        raise ConfigError(f"objective.kl_warmup must be >= 0 (0 = off), not {o.kl_warmup}")
     for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
         _positive(f"train.{key}", getattr(t, key))
     _positive("train.lr", t.lr)

@@ -97,9 +97,14 @@ class Trainer:
         save_checkpoint(self.paths.checkpoint, self.state())
 
     # -- one step ------------------------------------------------------------------------
+    def kl_weight(self) -> float:
+        """Beta at the current step: rising from 0 over ``objective.kl_warmup`` steps."""
+        o = self.config.objective
+        return o.beta * min(1.0, (self.step + 1) / o.kl_warmup) if o.kl_warmup else o.beta
+
     def loss(self, images: torch.Tensor, noise: torch.Tensor) -> LossTerms:
         o = self.config.objective
-        return vae_loss(images, self.net(images, noise), o.likelihood, o.sigma, o.beta)
+        return vae_loss(images, self.net(images, noise), o.likelihood, o.sigma, self.kl_weight())
 
     def train_step(self) -> LossTerms:
         """One optimizer step on a fresh batch. Across processes, every rank draws the global
