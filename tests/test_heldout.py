@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from conftest import TINY
-from sbvae.heldout import affine_readout_r2, heldout_statistics
+from sbvae.heldout import heldout_statistics
+from sbvae.position import affine_readout_r2, position_statistics
 
 
 def _positions(rng: np.random.Generator, n: int, held_out: bool) -> np.ndarray:
@@ -46,3 +48,16 @@ def test_held_out_statistics_of_a_trained_run_are_cached(tmp_path, trained_run, 
     assert json.loads((run / "heldout.json").read_text()) == json.loads(json.dumps(stats))
     (run / "checkpoint.pt").unlink()  # committed results carry no checkpoint: the cache answers
     assert heldout_statistics(run, torch.device("cpu")) == json.loads(json.dumps(stats))
+
+
+def test_position_statistics_of_any_run_are_cached_and_match_the_held_out_ones(tmp_path, trained_run, run_cli):
+    import torch
+
+    stats = position_statistics(trained_run, torch.device("cpu"))
+    assert -np.inf < stats["position_r2"] <= 1 and stats["images"] == 2000
+    assert json.loads((trained_run / "position.json").read_text()) == stats
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "--out", run, "--quiet", "--set", *TINY, "data.preset=colored_sprites_heldout")
+    assert code == 0, err  # the same map and images as the held-out evaluation's in-distribution score
+    assert position_statistics(run, torch.device("cpu"))["position_r2"] == pytest.approx(
+        heldout_statistics(run, torch.device("cpu"))["position_r2"])

@@ -58,14 +58,21 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     assert sum(line.startswith("reusing ") for line in lines) == 4
     assert not any(line.startswith(("training ", "resuming ", "evaluating ")) for line in lines)
     assert snapshot(folder / "runs") == runs_before
+    invocations = json.loads((folder / "results.json").read_text())["invocations"]
+    assert len(invocations) == 2 and invocations[0]["wall_seconds"] > invocations[1]["wall_seconds"] > 0
+    assert "wall_seconds" not in json.loads((folder / "results.json").read_text())
+    assert "over the 2 invocation(s)" in (folder / "results.md").read_text()
 
     # a clone of committed results has no checkpoints: it is still summarised from the files
     assert all((run / "heldout.json").is_file() for run in (folder / "runs").iterdir())
     for checkpoint in (folder / "runs").glob("*/checkpoint.pt"):
         checkpoint.unlink()
+    legacy = {k: v for k, v in json.loads((folder / "results.json").read_text()).items() if k != "invocations"}
+    (folder / "results.json").write_text(json.dumps({**legacy, "wall_seconds": 1.0}))  # before invocations
     code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
     assert code == 0, err
     assert "not at hand" in out and json.loads((folder / "results.json").read_text())["summary"] == results["summary"]
+    assert "over the 1 invocation(s)" in out and "(1 earlier one(s) not recorded)" in out
 
 
 @pytest.mark.parametrize("args, words", [

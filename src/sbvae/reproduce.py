@@ -41,6 +41,7 @@ from sbvae.device import available_cores, select_device
 from sbvae.errors import ConfigError, UserError
 from sbvae.evaluate import evaluate_run, library_versions
 from sbvae.heldout import heldout_statistics
+from sbvae.position import position_statistics
 from sbvae.report import compare_runs, read_scores
 from sbvae.run import RunPaths, atomic_write_bytes, load_checkpoint, read_metrics
 from sbvae.stats import compare, verdict
@@ -280,8 +281,8 @@ def record(spec: RunSpec, run: Path, device: torch.device) -> dict[str, Any]:
     if heldout is not None:
         values["heldout_sse"] = heldout["sse"]
         values["heldout_gap"] = heldout["sse"] - values["test_sse"]
-        values["position_r2"] = heldout["position_r2"]
         values["heldout_position_r2"] = heldout["heldout_position_r2"]
+    values["position_r2"] = (heldout or position_statistics(run, device))["position_r2"]
     return {"name": spec.name, "decoder": spec.decoder, "seed": spec.seed, "variant": spec.variant,
             "run": str(run), "training_seconds": elapsed, "late_val_drop": late_drop(rows, spec.config.train.steps), "values": values, "heldout": heldout,
             "config": spec.config.to_dict(), "rows": rows}
@@ -335,18 +336,37 @@ def _git_commit() -> str | None:
         return None
 
 
+def _earlier_invocations(results_json: Path) -> list[dict[str, Any]]:
+    """The invocations recorded in an earlier ``results.json`` (one of unknown date and length
+    for a file written before they were listed)."""
+    try:
+        earlier = json.loads(results_json.read_text())
+    except (OSError, ValueError):
+        return []
+    if "invocations" in earlier:
+        return earlier["invocations"]
+    return [{"finished": None, "wall_seconds": None}]
+
+
+def _wall_time(invocations: list[dict[str, Any]]) -> str:
+    known = [i["wall_seconds"] for i in invocations if i["wall_seconds"] is not None]
+    unknown = len(invocations) - len(known)
+    return (f"wall time {sum(known) / 60:.0f} min over the {len(known)} invocation(s) of `sbvae reproduce` "
+            f"that built this folder" + (f" ({unknown} earlier one(s) not recorded)" if unknown else ""))
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{value:.4g}"
 
 
 def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], records: list[dict[str, Any]],
-                     wall_seconds: float) -> str:
+                     invocations: list[dict[str, Any]]) -> str:
     """The human-readable outcome: what was run, the table per claim, the verdicts."""
     lines = [f"# {experiment.name}", "", experiment.description, "",
              f"Runs: {len(records)} ({', '.join(DECODERS)} x seeds"
              f"{' x ' + ', '.join(experiment.sweep) if experiment.sweep else ''}); "
              f"training time {sum(r['training_seconds'] for r in records) / 60:.0f} min in all (as logged "
-             f"by each run), wall time of this invocation {wall_seconds / 60:.1f} min. Metrics: "
+             f"by each run); {_wall_time(invocations)}. Metrics: "
              f"{', '.join(experiment.metrics)} (posterior means; see metrics.json in each run).", "",
              "Verdicts: *reproduced* when the 95% Welch interval of SBD - DeConv excludes 0 on the "
              "claimed side, *not reproduced* when it excludes 0 on the other side, otherwise "
@@ -410,13 +430,15 @@ def reproduce(name: str, out: str | Path = "results", seeds: int | None = None, 
     runs = ensure_runs(specs, runs_dir, experiment.metrics, device, log, num_train, jobs)
     records = [record(spec, run, device) for spec, run in zip(specs, runs)]
     summary = summarize(experiment, records)
-    wall = time.perf_counter() - tick
+    invocations = [*_earlier_invocations(folder / "results.json"),
+                   {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_seconds": time.perf_counter() - tick}]
     results = {"experiment": name, "description": experiment.description, "scale": scale,
                "claims": [c.__dict__ for c in experiment.claims], "summary": summary,
                "runs": [{k: v for k, v in r.items() if k != "rows"} for r in records],
-               "wall_seconds": wall, "git_commit": _git_commit(), "versions": library_versions()}
+               "invocations": invocations,
+               "git_commit": _git_commit(), "versions": library_versions()}
     atomic_write_bytes(folder / "results.json", lambda h: h.write(json.dumps(results, indent=2).encode()))
-    text = results_markdown(experiment, summary, records, wall)
+    text = results_markdown(experiment, summary, records, invocations)
     atomic_write_bytes(folder / "results.md", lambda h: h.write(text.encode()))
     if all(RunPaths(Path(r["run"])).checkpoint.is_file() for r in records):
         compare_runs([r["run"] for r in records], folder / "compare", device=device)
