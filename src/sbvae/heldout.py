@@ -9,7 +9,6 @@ folded or collapsed layout does not.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,33 +18,28 @@ from sbvae.config import load_config
 from sbvae.data import make_dataset, make_heldout_dataset
 from sbvae.evaluate import elbo_statistics
 from sbvae.position import GEOMETRY_IMAGES, affine_readout_r2, fitted_position_r2, position_codes
-from sbvae.report import read_scores
-from sbvae.run import RunPaths, atomic_write_bytes, load_model
+from sbvae.report import cached_for_step
+from sbvae.run import RunPaths, load_model
 
 HELDOUT_IMAGES = GEOMETRY_IMAGES
 
 
 def heldout_statistics(run: Path, device: torch.device) -> dict[str, Any] | None:
     """Reconstruction and position geometry on the held-out region (None for a preset without
-    one). Kept in ``RUN/heldout.json`` for the run's evaluated step, so a run whose checkpoint
-    is not at hand (a fresh clone of the committed results) is still summarised."""
-    cached = RunPaths(run).root / "heldout.json"
-    step = (read_scores(run) or {}).get("step")
-    if cached.is_file():
-        stats = json.loads(cached.read_text())
-        if stats.get("step") == step and "heldout_position_r2" in stats:
-            return stats
-    if make_heldout_dataset(load_config(str(RunPaths(run).config)).data.preset, 16) is None:
-        return None
-    config, model, _ = load_model(run, device)
-    held_out = make_heldout_dataset(config.data.preset, config.data.image_size, config.data.supersample)
-    inside = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
-    seed = config.train.seed
-    images = held_out.fixed_set(HELDOUT_IMAGES, seed, "heldout", device).images
-    stats: dict[str, Any] = {"images": HELDOUT_IMAGES, "step": step,
-                             **elbo_statistics(model, images, config.objective, seed)}
-    fit, stats["position_r2"] = fitted_position_r2(model, inside, seed, device)
-    held = position_codes(model, inside, "heldout", seed, device, source=held_out)
-    stats["heldout_position_r2"] = affine_readout_r2(*fit, *held)
-    atomic_write_bytes(cached, lambda h: h.write(json.dumps(stats, indent=2).encode()))
-    return stats
+    one). Kept in ``RUN/heldout.json`` for the run's evaluated step."""
+    def compute(step: int | None) -> dict[str, Any] | None:
+        if make_heldout_dataset(load_config(str(RunPaths(run).config)).data.preset, 16) is None:
+            return None
+        config, model, _ = load_model(run, device)
+        held_out = make_heldout_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+        inside = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+        seed = config.train.seed
+        images = held_out.fixed_set(HELDOUT_IMAGES, seed, "heldout", device).images
+        stats: dict[str, Any] = {"images": HELDOUT_IMAGES, "step": step,
+                                 **elbo_statistics(model, images, config.objective, seed)}
+        fit, stats["position_r2"] = fitted_position_r2(model, inside, seed, device)
+        held = position_codes(model, inside, "heldout", seed, device, source=held_out)
+        stats["heldout_position_r2"] = affine_readout_r2(*fit, *held)
+        return stats
+
+    return cached_for_step(run, "heldout.json", "heldout_position_r2", compute)

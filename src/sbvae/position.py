@@ -10,7 +10,6 @@ evaluation (:mod:`sbvae.heldout`) scores the same fitted map on a region never t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ import torch
 
 from sbvae.data import SpriteDataset, make_dataset
 from sbvae.models import VAE
-from sbvae.report import read_scores
-from sbvae.run import RunPaths, atomic_write_bytes, load_model
+from sbvae.report import cached_for_step
+from sbvae.run import load_model
 from sbvae.viz.geometry import encode_means
 
 GEOMETRY_IMAGES = 2_000
@@ -58,16 +57,11 @@ def fitted_position_r2(model: VAE, data: SpriteDataset, seed: int, device: torch
 
 def position_statistics(run: Path, device: torch.device) -> dict[str, Any]:
     """``{"step", "images", "position_r2"}`` of a run, kept in ``RUN/position.json`` for the
-    run's evaluated step (so committed results without checkpoints are still summarised)."""
-    cached = RunPaths(run).root / "position.json"
-    step = (read_scores(run) or {}).get("step")
-    if cached.is_file():
-        stats = json.loads(cached.read_text())
-        if stats.get("step") == step:
-            return stats
-    config, model, _ = load_model(run, device)
-    data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
-    _, r2 = fitted_position_r2(model, data, config.train.seed, device)
-    stats = {"step": step, "images": GEOMETRY_IMAGES, "position_r2": r2}
-    atomic_write_bytes(cached, lambda h: h.write(json.dumps(stats, indent=2).encode()))
-    return stats
+    run's evaluated step."""
+    def compute(step: int | None) -> dict[str, Any]:
+        config, model, _ = load_model(run, device)
+        data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+        _, r2 = fitted_position_r2(model, data, config.train.seed, device)
+        return {"step": step, "images": GEOMETRY_IMAGES, "position_r2": r2}
+
+    return cached_for_step(run, "position.json", "position_r2", compute)

@@ -10,7 +10,7 @@ import base64
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,23 @@ def read_scores(run_dir: Path) -> dict[str, Any] | None:
         return json.loads(RunPaths(run_dir).scores.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def cached_for_step(run_dir: Path, name: str, required: str,
+                    compute: Callable[[int | None], dict[str, Any] | None]) -> dict[str, Any] | None:
+    """``RUN/NAME`` when it was written for the run's evaluated step and holds ``required``;
+    otherwise ``compute(step)``, saved there (unless None). Committed results carry no
+    checkpoints, so a cached evaluation is what summarises them."""
+    cached = RunPaths(run_dir).root / name
+    step = (read_scores(run_dir) or {}).get("step")
+    if cached.is_file():
+        stats = json.loads(cached.read_text())
+        if stats.get("step") == step and required in stats:
+            return stats
+    stats = compute(step)
+    if stats is not None:
+        atomic_write_bytes(cached, lambda h: h.write(json.dumps(stats, indent=2).encode()))
+    return stats
 
 
 def score_rows(result: dict[str, Any]) -> dict[str, float]:

@@ -8,10 +8,11 @@ reused, an interrupted one resumed, so re-running the command finishes a study. 
 page, all in ``OUT/NAME/``.
 
 A run's identity is its config without its length, its execution settings
-(:data:`EXECUTION_KEYS`) and what it logs along the way (:data:`BOOKKEEPING_KEYS`): asking for more steps extends the finished runs (constant learning
-rate, a data stream drawn from the seed and the step, so an extended run is the longer run), and a
-run an earlier experiment already made with the same config (e.g. beta 1 of the beta sweep,
-which is the colored-sprites experiment's run) is used where it is rather than trained again.
+(:data:`EXECUTION_KEYS`) and what it logs along the way (:data:`BOOKKEEPING_KEYS`): asking for
+more steps extends the finished runs (constant learning rate, a data stream drawn from the seed
+and the step, so an extended run is the longer run), and a run an earlier experiment already
+made with the same config (e.g. beta 1 of the beta sweep, which is the colored-sprites
+experiment's run) is used where it is rather than trained again.
 
 Two comparisons are reported. *Equal steps*: both decoders trained for the same steps.
 *Equal time*: each SBD run as it was when its DeConv twin (same seed) finished, read from the
