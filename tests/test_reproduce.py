@@ -45,6 +45,8 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     assert "heldout_position_r2" in {e["metric"] for e in results["summary"]}
     text = (folder / "results.md").read_text()
     assert "heldout_sse" in text and "95% CI" in text and "sbd-seed2" in text and "deconv-seed1" in text
+    command = f"sbvae reproduce held-out --out {tmp_path} --seeds 2 --steps 6 --set {' '.join(STUDY[7:])}"
+    assert results["command"] == command and f"`{command}`" in text
     assert (folder / "compare" / "compare.html").is_file()
     for config in (folder / "runs").glob("*/config.yaml"):  # as written before these two options existed
         raw = yaml.safe_load(config.read_text())
@@ -73,6 +75,27 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     assert code == 0, err
     assert "not at hand" in out and json.loads((folder / "results.json").read_text())["summary"] == results["summary"]
     assert "over the 1 invocation(s)" in out and "(1 earlier one(s) not recorded)" in out
+
+
+def test_paper_scale_is_the_papers_setting_with_each_experiments_data():
+    for name in experiment_names():
+        experiment = load_experiment(name)
+        cpu, paper = plan(experiment)[0].config, plan(experiment, scale="paper")[0].config
+        assert (paper.data.image_size, paper.train.batch_size, paper.train.lr, paper.train.steps) == (
+            64, 16, 3e-4, 1_500_000)
+        assert (paper.model.sbd_layers, paper.model.broadcast) == (4, "valid")
+        assert paper.data.preset == cpu.data.preset and paper.objective.beta == cpu.objective.beta
+
+
+def test_paper_scale_runs_a_few_steps_here(tmp_path, run_cli):
+    code, out, err = run_cli("reproduce", "colored-sprites", "--scale", "paper", "--seeds", "1",
+                             "--steps", "2", "--num-train", "64", "--out", tmp_path,
+                             "--set", "data.val_size=16", "train.mig_samples=200")  # evaluation sizes only
+    assert code == 0, err
+    results = json.loads((tmp_path / "colored-sprites" / "results.json").read_text())
+    assert results["scale"] == "paper" and len(results["runs"]) == 2
+    for run in results["runs"]:
+        assert run["config"]["data"]["image_size"] == 64 and run["values"]["test_sse"] > 0
 
 
 @pytest.mark.parametrize("args, words", [

@@ -360,10 +360,30 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{value:.4g}"
 
 
+def regenerate_command(name: str, out: str | Path, seeds: int | None, steps: int | None, scale: str,
+                       overrides: Sequence[str]) -> str:
+    """The ``sbvae reproduce`` call that rebuilds a folder with the same settings (execution
+    options such as ``--jobs`` left out: they change no number)."""
+    parts = ["sbvae reproduce", name]
+    if Path(out) != Path("results"):
+        parts.append(f"--out {out}")
+    if scale != "cpu":
+        parts.append(f"--scale {scale}")
+    if seeds is not None:
+        parts.append(f"--seeds {seeds}")
+    if steps is not None:
+        parts.append(f"--steps {steps}")
+    if overrides:
+        parts.append("--set " + " ".join(overrides))
+    return " ".join(parts)
+
+
 def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], records: list[dict[str, Any]],
-                     invocations: list[dict[str, Any]]) -> str:
+                     invocations: list[dict[str, Any]], command: str) -> str:
     """The human-readable outcome: what was run, the table per claim, the verdicts."""
     lines = [f"# {experiment.name}", "", experiment.description, "",
+             f"Command: `{command}` (the experiment's YAML plus these options; the runs' "
+             f"config.yaml files hold every setting).", "",
              f"Runs: {len(records)} ({', '.join(DECODERS)} x seeds"
              f"{' x ' + ', '.join(experiment.sweep) if experiment.sweep else ''}); "
              f"training time {sum(r['training_seconds'] for r in records) / 60:.0f} min in all (as logged "
@@ -433,13 +453,14 @@ def reproduce(name: str, out: str | Path = "results", seeds: int | None = None, 
     summary = summarize(experiment, records)
     invocations = [*_earlier_invocations(folder / "results.json"),
                    {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_seconds": time.perf_counter() - tick}]
-    results = {"experiment": name, "description": experiment.description, "scale": scale,
+    command = regenerate_command(name, out, seeds, steps, scale, overrides)
+    results = {"experiment": name, "description": experiment.description, "scale": scale, "command": command,
                "claims": [c.__dict__ for c in experiment.claims], "summary": summary,
                "runs": [{k: v for k, v in r.items() if k != "rows"} for r in records],
                "invocations": invocations,
                "git_commit": _git_commit(), "versions": library_versions()}
     atomic_write_bytes(folder / "results.json", lambda h: h.write(json.dumps(results, indent=2).encode()))
-    text = results_markdown(experiment, summary, records, invocations)
+    text = results_markdown(experiment, summary, records, invocations, command)
     atomic_write_bytes(folder / "results.md", lambda h: h.write(text.encode()))
     if all(RunPaths(Path(r["run"])).checkpoint.is_file() for r in records):
         compare_runs([r["run"] for r in records], folder / "compare", device=device)
