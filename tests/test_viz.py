@@ -14,6 +14,7 @@ from PIL import Image
 from conftest import snapshot
 from sbvae.data import make_dataset
 from sbvae.viz.animation import traversal_frames, traversal_gif
+from sbvae.viz.curves import settled_range
 from sbvae.viz.geometry import choose_latents, encode_means, factor_plane, geometry_panel
 
 DATA = make_dataset("colored_sprites", 32)
@@ -120,6 +121,12 @@ def _copy(run: Path, where: Path) -> Path:
 
 def _references(page: str) -> list[str]:
     return re.findall(r'(?:src|href)="([^"]*)"', page)
+
+
+def test_curve_axes_leave_out_the_first_steps_spike():
+    low, high = settled_range([[1e4, *range(20, 0, -1)], [5.0, 30.0]])
+    assert -1 < low < 1 and 30 < high < 32  # the 1e4 at step 0 would flatten the rest
+    assert settled_range([[], []]) is None
 
 
 def test_train_report_is_self_contained_and_shows_the_scores(trained_run):

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from sbvae.viz.figures import save_figure
 
@@ -18,25 +19,44 @@ def _series(rows: list[dict[str, Any]], split: str, key: str) -> tuple[list[int]
     return [p[0] for p in points], [p[1] for p in points]
 
 
+def settled_range(curves: list[list[float]]) -> tuple[float, float] | None:
+    """A y-range over every curve without its first tenth, whose first steps are orders of
+    magnitude above the rest and would flatten everything after them on a shared axis."""
+    values = [v for curve in curves for v in curve[len(curve) // 10:]]
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    pad = 0.05 * (high - low) or 1.0
+    return low - pad, high + pad
+
+
 def curves_figure(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     """Loss, reconstruction, KL (train solid, validation dashed) and MIG against steps; one
-    colour per run in ``runs`` (label -> rows of its metrics.jsonl)."""
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4))
-    colours = plt.get_cmap("tab10")
+    colour per run in ``runs`` (label -> rows of its metrics.jsonl), named in one legend."""
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4 + 0.2 * -(-len(runs) // 5)))
+    colours = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
+    shown: dict[str, list[list[float]]] = {key: [] for key, _ in PANELS}
     for i, (label, rows) in enumerate(runs.items()):
-        colour = colours(i % 10)
+        colour = colours(i % colours.N)
         for ax, (key, _) in zip(axes, PANELS):
             if key == "discrete_mig":
                 ax.plot(*_series(rows, "mig", key), "o-", color=colour, label=label, markersize=3)
                 continue
-            ax.plot(*_series(rows, "train", key), "-", color=colour, linewidth=1, alpha=0.8,
-                    label=f"{label} train")
-            ax.plot(*_series(rows, "val", key), "--", color=colour, linewidth=1.5, label=f"{label} val")
-    for ax, (_, title) in zip(axes, PANELS):
+            train_steps, train_values = _series(rows, "train", key)
+            ax.plot(train_steps, train_values, "-", color=colour, linewidth=1, alpha=0.8, label=label)
+            val_steps, val_values = _series(rows, "val", key)
+            ax.plot(val_steps, val_values, "--", color=colour, linewidth=1.5)
+            shown[key] += [train_values, val_values]
+    for ax, (key, title) in zip(axes, PANELS):
         ax.set_xlabel("step")
-        ax.set_title(title, fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.set_title(title if key == "discrete_mig" else f"{title}\ntrain solid, validation dashed", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    axes[-1].legend(fontsize=7)
-    fig.tight_layout()
+        limits = settled_range(shown[key]) if key != "discrete_mig" else None
+        if limits is not None:
+            ax.set_ylim(*limits)
+    handles, labels = axes[0].get_legend_handles_labels()
+    rows = -(-len(labels) // 5)
+    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * rows, 1, 1))
     save_figure(fig, path)
