@@ -61,7 +61,9 @@ def test_a_batch_that_does_not_split_stops_every_rank(tmp_path):
     run = tmp_path / "odd"
     done = torchrun("train", "--set", *TINY, "train.batch_size=7", "--out", str(run), "--quiet")
     assert done.returncode != 0
-    assert done.stderr.count("sbvae: error: train.batch_size 7 does not split over 2 processes") == 2
+    # every rank checks, but torchrun stops the others as soon as one fails, so a rank that is
+    # slower to start (a busy machine) may be stopped before it prints: CI once saw one line of two
+    assert done.stderr.count("sbvae: error: train.batch_size 7 does not split over 2 processes") >= 1
     assert not run.exists()
 
 
@@ -70,5 +72,5 @@ def test_an_existing_run_folder_stops_every_rank(tmp_path, trained_run):
     shutil.copytree(trained_run, run)
     before = sorted((p.name, p.stat().st_mtime_ns) for p in run.iterdir())
     done = torchrun("train", "--set", *TINY, "--out", str(run), "--quiet")
-    assert done.returncode != 0 and done.stderr.count("already exists and is not empty") == 2
+    assert done.returncode != 0 and done.stderr.count("already exists and is not empty") >= 1
     assert sorted((p.name, p.stat().st_mtime_ns) for p in run.iterdir()) == before
