@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -178,3 +184,50 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(tmp_path, run_cli)
         assert b["values"]["test_sse"] == pytest.approx(a["values"]["test_sse"], rel=1e-4)
     assert jobs["summary"][0]["equal_steps"]["difference"] == pytest.approx(
         turns["summary"][0]["equal_steps"]["difference"], rel=1e-3)
+
+
+def _children(pid: int) -> list[int]:
+    """Pool workers of process ``pid`` (Linux /proc; the resource tracker is left out)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads Linux /proc")
+def test_killing_reproduce_stops_its_workers(tmp_path):
+    settings = [t for t in TINY if not t.startswith("train.steps")]
+    command = [sys.executable, "-m", "sbvae", "reproduce", "held-out", "--out", str(tmp_path), "--seeds", "1",
+               "--steps", "1000000", "--num-train", "300", "--jobs", "2", "--set", *settings]
+    parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not (len(workers) == 2 and len(
+                list(tmp_path.glob("held-out/runs/*/metrics.jsonl"))) == 2):
+            workers = _children(parent.pid)
+            time.sleep(0.5)
+        assert len(workers) == 2, "the two workers never started training"
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.5)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        parent.kill()
+        for w in filter(_alive, workers):
+            os.kill(w, signal.SIGKILL)

@@ -25,7 +25,9 @@ from __future__ import annotations
 import copy
 import json
 import multiprocessing
+import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -227,9 +229,22 @@ def ensure_runs(specs: Sequence[RunSpec], runs_dir: Path, metrics: list[str], de
     if jobs == 1:
         return [ensure_run(spec, runs_dir, metrics, device, log, num_train) for spec in specs]
     specs = [replace(s, config=_with_threads(s.config, jobs)) for s in specs]
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_ensure_job, s, runs_dir, metrics, str(device), num_train) for s in specs]
         return [f.result() for f in futures]
+
+
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """Make a pool worker end when the ``sbvae reproduce`` that started it is gone: a killed
+    parent otherwise leaves its workers training on, into folders nobody summarises. The run
+    resumes from its last checkpoint next time."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _with_threads(config: Config, jobs: int) -> Config:
