@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import TINY, snapshot
+from sbvae.config import load_config
 from sbvae.device import available_cores
 from sbvae.reproduce import experiment_names, load_experiment, plan
 
@@ -91,6 +92,15 @@ def test_paper_scale_is_the_papers_setting_with_each_experiments_data():
             64, 16, 3e-4, 1_500_000)
         assert (paper.model.sbd_layers, paper.model.broadcast) == (4, "valid")
         assert paper.data.preset == cpu.data.preset and paper.objective.beta == cpu.objective.beta
+
+
+def test_cpu_scale_is_the_default_preset_with_protocol_2_changes():
+    default = load_config("default").to_dict()
+    for name in experiment_names():
+        cpu = plan(load_experiment(name))[0].config
+        assert (cpu.objective.sigma, cpu.train.batch_size, cpu.train.steps) == (0.05, 16, 18_000)
+        assert (cpu.data.image_size, cpu.model.sbd_layers, cpu.train.lr) == (
+            default["data"]["image_size"], default["model"]["sbd_layers"], default["train"]["lr"])
 
 
 def test_paper_scale_runs_a_few_steps_here(tmp_path, run_cli):
