@@ -127,6 +127,7 @@ def _error(*overrides: str, config: str | None = "default") -> str:
         ("objective.sigma=-0.1", ["objective.sigma", "positive"]),
         ("objective.beta=-1", ["objective.beta", ">= 0"]),
         ("objective.kl_warmup=-5", ["objective.kl_warmup", ">= 0"]),
+        ("train.lr_warmup=-1", ["train.lr_warmup", ">= 0"]),
         ("train.seed=-1", ["train.seed"]),
         ("train.threads=-2", ["train.threads"]),
         ("train.micro_batch=-1", ["train.micro_batch"]),

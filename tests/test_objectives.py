@@ -175,3 +175,26 @@ def test_kl_warmup_raises_the_kl_weight_linearly_to_beta(tmp_path):
     plain = Trainer(load_config("default", ["model.sbd_channels=8", "objective.beta=4"]), tmp_path / "b",
                     torch.device("cpu"))
     assert plain.kl_weight() == 4.0
+
+
+def test_lr_warmup_scales_the_first_adam_steps(tmp_path):
+    from sbvae.config import load_config
+    from sbvae.train import Trainer
+
+    def first_update(*overrides: str) -> float:
+        config = load_config("default", ["model.sbd_channels=8", "train.lr=1e-3", *overrides])
+        trainer = Trainer(config, tmp_path / str(len(list(tmp_path.iterdir()))), torch.device("cpu"))
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        trainer.train_step()
+        return max((p.detach() - b).abs().max().item() for p, b in zip(trainer.model.parameters(), before))
+
+    # Adam's first update moves a weight by about the learning rate: lr / 10 under a 10-step warm-up
+    assert first_update() == pytest.approx(1e-3, rel=0.01)
+    assert first_update("train.lr_warmup=10") == pytest.approx(1e-4, rel=0.01)
+    config = load_config("default", ["model.sbd_channels=8", "train.lr_warmup=10"])
+    trainer = Trainer(config, tmp_path / "schedule", torch.device("cpu"))
+    rates = []
+    for step in (0, 4, 9, 50):
+        trainer.step = step
+        rates.append(trainer.learning_rate())
+    assert rates == pytest.approx([config.train.lr * f for f in (0.1, 0.5, 1.0, 1.0)])

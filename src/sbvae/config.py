@@ -64,7 +64,9 @@ class ObjectiveConfig:
 class TrainConfig:
     """Optimisation and bookkeeping.
 
-    ``mig_every``: log MIG every so many steps (0: only at the end); ``mig_samples``: samples
+    ``lr_warmup``: over the first so many steps the learning rate rises linearly to ``lr``
+    (0: ``lr`` from the start). Adam's first steps at full rate can switch off encoder units
+    for good (ReLUs that never fire again); a warm-up keeps them. ``mig_every``: log MIG every so many steps (0: only at the end); ``mig_samples``: samples
     for that MIG; ``threads``: CPU threads (0: one per available core); ``micro_batch``: split
     each batch into chunks of this many images whose gradients are summed before the step
     (0, or at least the batch: the whole batch at once). Same update up to float rounding; on a CPU small chunks
@@ -78,6 +80,7 @@ class TrainConfig:
     steps: int = 1_500_000
     batch_size: int = 16
     lr: float = 3e-4
+    lr_warmup: int = 0
     seed: int = 0
     log_every: int = 100
     eval_every: int = 5000
@@ -271,6 +274,8 @@ def validate(config: Config) -> None:
     for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
         _positive(f"train.{key}", getattr(t, key))
     _positive("train.lr", t.lr)
+    if t.lr_warmup < 0:
+        raise ConfigError(f"train.lr_warmup must be >= 0 (0 = off), not {t.lr_warmup}")
     if t.mig_every < 0:
         raise ConfigError(f"train.mig_every must be >= 0 (0 = off), not {t.mig_every}")
     if t.mig_samples < 2:

@@ -102,6 +102,12 @@ class Trainer:
         o = self.config.objective
         return o.beta * min(1.0, (self.step + 1) / o.kl_warmup) if o.kl_warmup else o.beta
 
+    def learning_rate(self) -> float:
+        """The learning rate at the current step: rising linearly from ``lr / train.lr_warmup``
+        to ``train.lr`` over the first ``train.lr_warmup`` steps."""
+        t = self.config.train
+        return t.lr * min(1.0, (self.step + 1) / t.lr_warmup) if t.lr_warmup else t.lr
+
     def loss(self, images: torch.Tensor, noise: torch.Tensor) -> LossTerms:
         o = self.config.objective
         return vae_loss(images, self.net(images, noise), o.likelihood, o.sigma, self.kl_weight())
@@ -127,6 +133,8 @@ class Trainer:
                 (terms.loss * share).backward()
             part = [t.detach() * share for t in terms]
             totals = part if totals is None else [a + b for a, b in zip(totals, part)]
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
         self.optimizer.step()
         self.step += 1
         return LossTerms(*totals)
