@@ -94,11 +94,12 @@ def test_paper_scale_is_the_papers_setting_with_each_experiments_data():
         assert paper.data.preset == cpu.data.preset and paper.objective.beta == cpu.objective.beta
 
 
-def test_cpu_scale_is_the_default_preset_with_protocol_2_changes():
+def test_cpu_scale_is_the_default_preset_with_protocol_3_changes():
     default = load_config("default").to_dict()
     for name in experiment_names():
         cpu = plan(load_experiment(name))[0].config
-        assert (cpu.objective.sigma, cpu.train.batch_size, cpu.train.steps) == (0.05, 16, 18_000)
+        assert (cpu.objective.sigma, cpu.train.batch_size, cpu.train.steps, cpu.train.lr_warmup) == (
+            0.05, 16, 18_000, 1000)
         assert (cpu.data.image_size, cpu.model.sbd_layers, cpu.train.lr) == (
             default["data"]["image_size"], default["model"]["sbd_layers"], default["train"]["lr"])
 
