@@ -49,10 +49,11 @@ from sbvae.report import compare_runs, read_scores
 from sbvae.run import RunPaths, atomic_write_bytes, load_checkpoint, read_metrics
 from sbvae.stats import compare, verdict
 from sbvae.train import resume_config, train
+from sbvae.units import unit_statistics
 
 DECODERS = ("sbd", "deconv")
 # Shown per run beside the claimed metrics, to read them against (in-distribution error and geometry).
-CONTEXT_METRICS = ("test_sse", "discrete_mig", "position_r2")
+CONTEXT_METRICS = ("test_sse", "discrete_mig", "position_r2", "last_layer_live")
 
 
 @dataclass(frozen=True)
@@ -299,6 +300,9 @@ def record(spec: RunSpec, run: Path, device: torch.device) -> dict[str, Any]:
         values["heldout_gap"] = heldout["sse"] - values["test_sse"]
         values["heldout_position_r2"] = heldout["heldout_position_r2"]
     values["position_r2"] = (heldout or position_statistics(run, device))["position_r2"]
+    units = unit_statistics(run, device)
+    if units is not None:
+        values["last_layer_live"] = units["last_hidden_live"]
     return {"name": spec.name, "decoder": spec.decoder, "seed": spec.seed, "variant": spec.variant,
             "run": str(run), "training_seconds": elapsed, "late_val_drop": late_drop(rows, spec.config.train.steps), "values": values, "heldout": heldout,
             "config": spec.config.to_dict(), "rows": rows}
@@ -432,7 +436,9 @@ def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], reco
     lines += ["", "## Per run", "",
               "*Late drop*: how much the validation error still fell over the last quarter of the "
               "steps, as a fraction of its value at three quarters; a run whose error still fell by "
-              "more than about 10% had not flattened when it stopped.", "",
+              "more than about 10% had not flattened when it stopped. *last_layer_live*: the share of "
+              "the decoder's last hidden layer's channels that still fire on some image (units.json; "
+              "n/a for a run whose checkpoint was not kept).", "",
               "| run | training min | late drop | " + " | ".join(columns) + " |",
               "| --- | --- | --- |" + " --- |" * len(columns)]
     for r in records:
