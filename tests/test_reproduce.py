@@ -52,6 +52,7 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     assert "heldout_position_r2" in {e["metric"] for e in results["summary"]}
     text = (folder / "results.md").read_text()
     assert "heldout_sse" in text and "95% CI" in text and "sbd-seed2" in text and "deconv-seed1" in text
+    assert all(0 < r["values"]["last_layer_live"] <= 1 for r in results["runs"]) and "last_layer_live" in text
     command = f"sbvae reproduce held-out --out {tmp_path} --seeds 2 --steps 6 --set {' '.join(STUDY[7:])}"
     assert results["command"] == command and f"`{command}`" in text
     assert (folder / "compare" / "compare.html").is_file()

@@ -97,16 +97,19 @@ class Trainer:
         save_checkpoint(self.paths.checkpoint, self.state())
 
     # -- one step ------------------------------------------------------------------------
+    def _warmed_up(self, value: float, warmup: int) -> float:
+        """``value`` at the current step, rising linearly over the first ``warmup`` steps
+        (``value / warmup`` at the first; 0: ``value`` throughout)."""
+        return value * min(1.0, (self.step + 1) / warmup) if warmup else value
+
     def kl_weight(self) -> float:
         """Beta at the current step: rising from 0 over ``objective.kl_warmup`` steps."""
-        o = self.config.objective
-        return o.beta * min(1.0, (self.step + 1) / o.kl_warmup) if o.kl_warmup else o.beta
+        return self._warmed_up(self.config.objective.beta, self.config.objective.kl_warmup)
 
     def learning_rate(self) -> float:
-        """The learning rate at the current step: rising linearly from ``lr / train.lr_warmup``
-        to ``train.lr`` over the first ``train.lr_warmup`` steps."""
-        t = self.config.train
-        return t.lr * min(1.0, (self.step + 1) / t.lr_warmup) if t.lr_warmup else t.lr
+        """The learning rate at the current step: rising to ``train.lr`` over
+        ``train.lr_warmup`` steps."""
+        return self._warmed_up(self.config.train.lr, self.config.train.lr_warmup)
 
     def loss(self, images: torch.Tensor, noise: torch.Tensor) -> LossTerms:
         o = self.config.objective
