@@ -328,7 +328,7 @@ def test_region_must_name_base_factors():
 
 def test_presets_registry():
     assert set(PRESETS) == {"dsprites", "colored_sprites", "colored_sprites_heldout", "small_sprites",
-                            "dependent_sprites"}
+                            "small_dsprites", "dependent_sprites"}
     with pytest.raises(KeyError):
         make_dataset("nonsense", 32)
 
@@ -381,8 +381,10 @@ def test_held_out_stream_never_yields_the_block_and_the_test_set_only_does():
     assert make_heldout_dataset("colored_sprites", 32) is None
 
 
-def test_small_sprites_are_a_few_pixels_across():
-    data = make_dataset("small_sprites", 32)
+@pytest.mark.parametrize("preset, channels", [("small_sprites", 3), ("small_dsprites", 1)])
+def test_small_sprites_are_a_few_pixels_across(preset, channels):
+    data = make_dataset(preset, 32)
+    assert data.channels == channels
     batch = data.sample(500, make_generator(0, "small"))
     lit_area = batch.images.max(dim=1).values.gt(0).float().sum((1, 2))  # pixels the sprite touches
     coverage = (batch.images.max(dim=1).values / batch.images.flatten(1).max(1).values[:, None, None]).sum((1, 2))
