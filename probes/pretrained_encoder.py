@@ -25,7 +25,9 @@ import torch
 from sbvae import train as training
 from sbvae.config import load_config
 from sbvae.data import make_dataset, make_generator
+from sbvae.errors import UserError
 from sbvae.models import VAE, Encoder, build_vae
+from sbvae.train import prepare_new_run
 
 PRESET, IMAGE_SIZE = "small_sprites", 32
 
@@ -82,6 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--readout-steps", type=int, default=3000)
     parser.add_argument("--steps", type=int, default=7000)
     args = parser.parse_args(argv)
+    try:
+        prepare_new_run(args.out)  # refuse a used folder before the read-out's minutes, not after
+    except UserError as exc:
+        parser.exit(2, f"error: {exc}\n")
     config = load_config("cpu", [f"data.preset={PRESET}", f"data.image_size={IMAGE_SIZE}", "train.seed=1",
                                  "train.threads=1", f"train.steps={args.steps}", f"model.decoder={args.decoder}"])
     convs = train_readout(args.readout_steps, config.model.encoder_channels)

@@ -45,3 +45,18 @@ def test_pretrained_encoder_probe_trains_a_vae_from_the_readout_convs(tmp_path, 
     out = capsys.readouterr().out
     assert "hue_cos" in out and "validation squared error" in out
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_pretrained_encoder_probe_refuses_a_used_folder_and_keeps_it(tmp_path, capsys):
+    probe = _load("pretrained_encoder")
+    used = tmp_path / "run"
+    used.mkdir()
+    (used / "keep.txt").write_text("earlier work")
+    try:
+        probe.main([str(used), "--readout-steps", "20", "--steps", "10"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("a used folder was accepted")
+    assert "already exists" in capsys.readouterr().err
+    assert (used / "keep.txt").read_text() == "earlier work"
