@@ -16,6 +16,7 @@ import yaml
 from conftest import TINY, snapshot
 from sbvae.config import load_config
 from sbvae.device import available_cores
+from sbvae.invocations import PENDING_FILE
 from sbvae.reproduce import experiment_names, load_experiment, plan
 
 STUDY = ["--seeds", "2", "--steps", "6", "--num-train", "300", "--set",
@@ -72,6 +73,7 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     assert len(invocations) == 2 and invocations[0]["wall_seconds"] > invocations[1]["wall_seconds"] > 0
     assert "wall_seconds" not in json.loads((folder / "results.json").read_text())
     assert "over the 2 invocation(s)" in (folder / "results.md").read_text()
+    assert not (folder / PENDING_FILE).exists()  # a finished invocation leaves no pending entry
 
     # a clone of committed results has no checkpoints: it is still summarised from the files
     assert all((run / "heldout.json").is_file() for run in (folder / "runs").iterdir())
@@ -239,6 +241,8 @@ def test_killing_reproduce_stops_its_workers(tmp_path):
         while time.monotonic() < deadline and any(_alive(w) for w in workers):
             time.sleep(0.5)
         assert not any(_alive(w) for w in workers)
+        pending = json.loads((tmp_path / "held-out" / PENDING_FILE).read_text())
+        assert [entry["interrupted"] for entry in pending] == [True]  # the next invocation counts it
     finally:
         parent.kill()
         for w in filter(_alive, workers):

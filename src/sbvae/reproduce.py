@@ -44,6 +44,7 @@ from sbvae.device import available_cores, select_device
 from sbvae.errors import ConfigError, UserError
 from sbvae.evaluate import evaluate_run, library_versions
 from sbvae.heldout import heldout_statistics
+from sbvae.invocations import InvocationClock, earlier_invocations, wall_time_text
 from sbvae.position import position_statistics
 from sbvae.report import compare_runs, read_scores
 from sbvae.run import RunPaths, atomic_write_bytes, load_checkpoint, read_metrics
@@ -356,25 +357,6 @@ def _git_commit() -> str | None:
         return None
 
 
-def _earlier_invocations(results_json: Path) -> list[dict[str, Any]]:
-    """The invocations recorded in an earlier ``results.json`` (one of unknown date and length
-    for a file written before they were listed)."""
-    try:
-        earlier = json.loads(results_json.read_text())
-    except (OSError, ValueError):
-        return []
-    if "invocations" in earlier:
-        return earlier["invocations"]
-    return [{"finished": None, "wall_seconds": None}]
-
-
-def _wall_time(invocations: list[dict[str, Any]]) -> str:
-    known = [i["wall_seconds"] for i in invocations if i["wall_seconds"] is not None]
-    unknown = len(invocations) - len(known)
-    return (f"wall time {sum(known) / 60:.0f} min over the {len(known)} invocation(s) of `sbvae reproduce` "
-            f"that built this folder" + (f" ({unknown} earlier one(s) not recorded)" if unknown else ""))
-
-
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{value:.4g}"
 
@@ -406,7 +388,7 @@ def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], reco
              f"Runs: {len(records)} ({', '.join(DECODERS)} x seeds"
              f"{' x ' + ', '.join(experiment.sweep) if experiment.sweep else ''}); "
              f"training time {sum(r['training_seconds'] for r in records) / 60:.0f} min in all (as logged "
-             f"by each run); {_wall_time(invocations)}. Metrics: "
+             f"by each run); {wall_time_text(invocations)}. Metrics: "
              f"{', '.join(experiment.metrics)} (posterior means; see metrics.json in each run).", "",
              "Verdicts: *reproduced* when the 95% Welch interval of SBD - DeConv excludes 0 on the "
              "claimed side, *not reproduced* when it excludes 0 on the other side, otherwise "
@@ -468,12 +450,15 @@ def reproduce(name: str, out: str | Path = "results", seeds: int | None = None, 
     if fresh and runs_dir.exists():
         log(f"--fresh: earlier runs set aside in {_set_aside(runs_dir)}")
     runs_dir.mkdir(parents=True, exist_ok=True)
-    tick = time.perf_counter()
-    runs = ensure_runs(specs, runs_dir, experiment.metrics, device, log, num_train, jobs)
+    clock = InvocationClock(folder)
+    try:
+        runs = ensure_runs(specs, runs_dir, experiment.metrics, device, log, num_train, jobs)
+    except UserError:
+        clock.withdraw()
+        raise
     records = [record(spec, run, device) for spec, run in zip(specs, runs)]
     summary = summarize(experiment, records)
-    invocations = [*_earlier_invocations(folder / "results.json"),
-                   {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_seconds": time.perf_counter() - tick}]
+    invocations = [*earlier_invocations(folder / "results.json"), *clock.finish()]
     command = regenerate_command(name, out, seeds, steps, scale, overrides)
     results = {"experiment": name, "description": experiment.description, "scale": scale, "command": command,
                "claims": [c.__dict__ for c in experiment.claims], "summary": summary,
@@ -483,6 +468,7 @@ def reproduce(name: str, out: str | Path = "results", seeds: int | None = None, 
     atomic_write_bytes(folder / "results.json", lambda h: h.write(json.dumps(results, indent=2).encode()))
     text = results_markdown(experiment, summary, records, invocations, command)
     atomic_write_bytes(folder / "results.md", lambda h: h.write(text.encode()))
+    clock.settled()
     if all(RunPaths(Path(r["run"])).checkpoint.is_file() for r in records):
         compare_runs([r["run"] for r in records], folder / "compare", device=device)
     else:
