@@ -75,6 +75,21 @@ def test_geometry_asks_for_the_other_factor_in_the_same_order():
     assert plane.plane[0, :, 0].std() == 0 and plane.plane[0, :, 1].std() > 0  # first lines: y fixed
 
 
+def test_plane_points_outside_the_training_data_are_marked():
+    assert factor_plane(DATA, ("x", "y")).inside.all()
+    heldout = factor_plane(make_dataset("colored_sprites_heldout", 32), ("x", "y"))
+    x, y = heldout.plane[..., 0], heldout.plane[..., 1]
+    np.testing.assert_array_equal(heldout.inside, ~((x >= 0.6) & (y >= 0.6)))  # the held-out block
+    dependent = make_dataset("dependent_sprites", 32)
+    plane = factor_plane(dependent, ("x", "y"))
+    hue = plane.values[..., dependent.factor_names.index("hue")].numpy()
+    x, y = plane.plane[..., 0], plane.plane[..., 1]
+    np.testing.assert_array_equal(plane.inside, (x - 0.5) ** 2 + (y - 0.5) ** 2 <= 0.25 + 1e-9)  # the disc
+    assert plane.moved == ("hue",)  # hue follows x inside the disc, as in the data, as near 0.5 as allowed
+    assert np.abs(hue - np.clip(0.5, x - 0.15, x + 0.15))[plane.inside].max() < 1 / 64
+    assert (hue[np.abs(x - 0.5) < 0.1] == 0.5).all()
+
+
 def test_one_latent_for_both_factors_gives_the_second_its_next_best():
     a, b = np.meshgrid(np.arange(16), np.arange(16), indexing="ij")
     labels = np.stack([a.ravel(), b.ravel()], 1)

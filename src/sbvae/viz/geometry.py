@@ -6,6 +6,12 @@ line rendered and encoded (posterior means). The two latents that carry the fact
 ones with the highest mutual information with each (20-bin discretisation, as MIG does). In
 the latent panel each line keeps its colour: straight, orthogonal lines mean the two factors
 are disentangled; warped or folded ones mean they are entangled.
+
+Where a held factor is tied to the plane's (the hue of ``dependent_sprites`` stays within 0.15
+of x), a point whose centre value the data never holds gets that factor's nearest value the
+data does hold, so the lines follow the data. Points that no held value brings into the data
+(positions outside its disc, the held-out block) are drawn faint: there the plot shows
+extrapolation.
 """
 
 from __future__ import annotations
@@ -29,12 +35,16 @@ class FactorPlane:
 
     ``values`` ``[L, P, K]``: line ``l`` point ``p``; the first lines hold ``names[0]``
     constant, the rest hold ``names[1]`` constant. ``columns``: the two factors' columns.
+    ``inside`` ``[L, P]``: whether the data's factor distribution holds the point.
+    ``moved``: the held factors moved off their centre at some points to bring them inside.
     """
 
     names: tuple[str, str]
     columns: tuple[int, int]
     values: torch.Tensor
     first_lines: int  # how many lines hold names[0] constant
+    inside: np.ndarray
+    moved: tuple[str, ...] = ()
 
     @property
     def plane(self) -> np.ndarray:
@@ -60,7 +70,33 @@ def factor_plane(data: SpriteDataset, names: tuple[str, str], lines: int = 7, po
     if groups[0].shape[1] != groups[1].shape[1]:  # two discrete factors of different sizes
         size = min(g.shape[1] for g in groups)
         groups = [g[:, torch.linspace(0, g.shape[1] - 1, size).round().long()] for g in groups]
-    return FactorPlane(tuple(names), columns, torch.cat(groups), len(groups[0]))
+    values = torch.cat(groups)
+    flat, moved = _into_the_data(data, values.reshape(-1, values.shape[-1]), columns)
+    inside = data.factors.contains(flat).reshape(values.shape[:2])
+    return FactorPlane(tuple(names), columns, flat.reshape(values.shape), len(groups[0]), inside.numpy(), moved)
+
+
+def _into_the_data(data: SpriteDataset, values: torch.Tensor, plane_columns: tuple[int, int],
+                   candidates: int = 129) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """Move each held factor, one at a time, of the points the data does not hold to the value
+    nearest its centre that brings them inside; the names of the factors moved."""
+    values, moved = values.clone(), []
+    for column, name in enumerate(data.factor_names):
+        outside = ~data.factors.contains(values)
+        if column in plane_columns or not outside.any():
+            continue
+        factor = data.factor(name)
+        span = factor.span(candidates)
+        span = span[(span - factor.centre).abs().argsort()]  # nearest the centre first
+        rows = outside.nonzero()[:, 0]
+        trial = values[rows].repeat_interleave(len(span), 0)  # every point with every candidate
+        trial[:, column] = span.repeat(len(rows))
+        fits = data.factors.contains(trial).view(len(rows), len(span))
+        found = fits.any(1)
+        values[rows[found], column] = span[fits[found].int().argmax(1)]  # the first that fits
+        if (values[:, column] != factor.centre).any():
+            moved.append(name)
+    return values, tuple(moved)
 
 
 @torch.inference_mode()
@@ -111,14 +147,18 @@ class GeometryPanel:
 
 def geometry_panel(label: str, model: VAE, data: SpriteDataset, plane: FactorPlane,
                    device: torch.device | str = "cpu", grid_points: int = 16) -> GeometryPanel:
-    """Encode ``plane``'s lines and pick the latents from a ``grid_points``² grid of the plane."""
+    """Encode ``plane``'s lines and pick the latents from the points of a ``grid_points``² grid
+    of the plane that the data holds (tied held factors moved as in :func:`factor_plane`)."""
     names = plane.names
     a, b = (data.factor(n).span(grid_points) for n in names)
     grid = data.centre_values(len(a) * len(b)).view(len(a), len(b), -1)
     grid[:, :, plane.columns[0]] = a[:, None]
     grid[:, :, plane.columns[1]] = b[None, :]
     labels = np.stack(np.meshgrid(np.arange(len(a)), np.arange(len(b)), indexing="ij"), -1).reshape(-1, 2)
-    dims, mi = choose_latents(encode_means(model, data, grid, device).reshape(len(labels), -1), labels)
+    grid, _ = _into_the_data(data, grid.reshape(len(labels), -1), plane.columns)
+    inside = data.factors.contains(grid)
+    codes = encode_means(model, data, grid[inside], device)
+    dims, mi = choose_latents(codes.reshape(int(inside.sum()), -1), labels[inside.numpy()])
     codes = encode_means(model, data, plane.values, device)
     return GeometryPanel(label, dims, mi, codes[..., list(dims)])
 
@@ -130,10 +170,13 @@ def line_colours(first: int, second: int) -> list[tuple[float, ...]]:
             + [warm(i / max(second - 1, 1)) for i in range(second)])
 
 
-def _draw_lines(ax: plt.Axes, points: np.ndarray, colours: list[tuple[float, ...]]) -> None:
-    for line, colour in zip(points, colours):
-        ax.plot(line[:, 0], line[:, 1], "-", color=colour, linewidth=1.2, alpha=0.9)
-        ax.plot(line[:, 0], line[:, 1], ".", color=colour, markersize=3)
+def _draw_lines(ax: plt.Axes, points: np.ndarray, inside: np.ndarray, colours: list[tuple[float, ...]]) -> None:
+    """Each line faint, then its stretches inside the data solid on top."""
+    for line, held, colour in zip(points, inside, colours):
+        ax.plot(line[:, 0], line[:, 1], "-", color=colour, linewidth=0.8, alpha=0.25)
+        solid = np.where(held[:, None], line, np.nan)
+        ax.plot(solid[:, 0], solid[:, 1], "-", color=colour, linewidth=1.2, alpha=0.9)
+        ax.plot(solid[:, 0], solid[:, 1], ".", color=colour, markersize=3)
 
 
 def _value_text(name: str, value: float) -> str:
@@ -146,7 +189,7 @@ def geometry_figure(panels: list[GeometryPanel], plane: FactorPlane, data: Sprit
     n = 1 + len(panels)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.4), squeeze=False)
     ax = axes[0, 0]
-    _draw_lines(ax, plane.plane, colours)
+    _draw_lines(ax, plane.plane, plane.inside, colours)
     ax.set_xlabel(plane.names[0])
     ax.set_ylabel(plane.names[1])
     ax.set_title("ground truth: the factor plane")
@@ -154,12 +197,15 @@ def geometry_figure(panels: list[GeometryPanel], plane: FactorPlane, data: Sprit
     held = [f"{name}={_value_text(name, data.factor(name).centre)}" for name in data.factor_names
             if name not in plane.names]
     for ax, panel in zip(axes[0, 1:], panels):
-        _draw_lines(ax, panel.points, colours)
+        _draw_lines(ax, panel.points, plane.inside, colours)
         ax.set_xlabel(f"z{panel.dims[0]} (carries {plane.names[0]}, MI {panel.mi[0]:.2f})")
         ax.set_ylabel(f"z{panel.dims[1]} (carries {plane.names[1]}, MI {panel.mi[1]:.2f})")
         ax.set_title(f"{panel.label}: posterior means")
+    moved = (f" ({', '.join(plane.moved)} moved to the nearest value the data holds where it ties "
+             f"{'it' if len(plane.moved) == 1 else 'them'} to the plane)") if plane.moved else ""
+    faint = "; faint: outside the training data" if not plane.inside.all() else ""
     fig.suptitle("Latent-space geometry (straight, orthogonal lines = disentangled)\n"
-                 f"other factors held at {', '.join(held)}; MI normalised by the factor's entropy",
+                 f"other factors held at {', '.join(held)}{moved}; MI normalised by the factor's entropy{faint}",
                  fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
