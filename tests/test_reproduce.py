@@ -66,7 +66,7 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
     assert code == 0, err
     lines = out.splitlines()
-    assert sum(line.startswith("reusing ") for line in lines) == 4
+    assert sum(line.startswith("reusing ") and "/runs/" in line for line in lines) == 4  # and any snapshot
     assert not any(line.startswith(("training ", "resuming ", "evaluating ")) for line in lines)
     assert snapshot(folder / "runs") == runs_before
     invocations = json.loads((folder / "results.json").read_text())["invocations"]
@@ -85,6 +85,40 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     assert code == 0, err
     assert "not at hand" in out and json.loads((folder / "results.json").read_text())["summary"] == results["summary"]
     assert "over the 1 invocation(s)" in out and "(1 earlier one(s) not recorded)" in out
+
+
+def test_held_out_scores_at_equal_time_come_from_a_retrained_snapshot(tmp_path, run_cli):
+    code, _, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
+    assert code == 0, err
+    folder = tmp_path / "held-out"
+    deconv_seconds = {}
+    for seed in (1, 2):
+        rows = [json.loads(line) for line in (folder / "runs" / f"deconv-seed{seed}" / "metrics.jsonl").open()]
+        deconv_seconds[seed] = max(r.get("elapsed", 0) for r in rows)
+    for seed in (1, 2):  # make each SBD run slow: at step 4 when its DeConv twin finished
+        log = folder / "runs" / f"sbd-seed{seed}" / "metrics.jsonl"
+        rows = [json.loads(line) for line in log.open()]
+        for r in rows:
+            if "elapsed" in r:
+                r["elapsed"] = deconv_seconds[seed] * (0.5 if r["step"] <= 4 else 3.0)
+        log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
+    assert code == 0, err
+    assert "training " + str(folder / "equal-time" / "sbd-seed1-step4") in out
+    results = json.loads((folder / "results.json").read_text())
+    snapshots = {s["of"]: s for s in results["equal_time_snapshots"]}
+    assert set(snapshots) == {"sbd-seed1", "sbd-seed2"}
+    for s in snapshots.values():
+        assert s["step"] == 4 and s["val_step"] == 3
+        assert s["val_sse"] == pytest.approx(s["full_run_val_sse"], rel=1e-4)  # the same run, stopped sooner
+    final = {r["name"]: r["values"] for r in results["runs"]}
+    for entry in results["summary"]:
+        timed = entry["equal_time"]
+        assert timed["sbd"] == [snapshots[f"sbd-seed{k}"]["values"][entry["metric"]] for k in (1, 2)]
+        assert timed["deconv"] == [final[f"deconv-seed{k}"][entry["metric"]] for k in (1, 2)]
+        assert timed["sbd"] != [final[f"sbd-seed{k}"][entry["metric"]] for k in (1, 2)]
+    assert "## Equal-time snapshots" in (folder / "results.md").read_text()
 
 
 def test_paper_scale_is_the_papers_setting_with_each_experiments_data():

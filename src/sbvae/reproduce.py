@@ -18,6 +18,11 @@ Two comparisons are reported. *Equal steps*: both decoders trained for the same 
 *Equal time*: each SBD run as it was when its DeConv twin (same seed) finished, read from the
 SBD's logged validation and MIG rows at that elapsed training time (validation every
 ``train.eval_every`` steps, MIG every ``train.mig_every``: the nearest earlier logged point).
+Scores that need the model itself (:data:`CHECKPOINT_METRICS`, e.g. the error on a held-out
+region) come from an *equal-time snapshot*: the SBD trained again, same config and seed, only
+up to the step it had logged at that time (``OUT/NAME/equal-time/``). Training is a function of
+the config, the seed and the step, so the snapshot is the run as it stood then; results.md
+shows how closely its logged validation error matches the full run's at the same step.
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ from sbvae.units import unit_statistics
 DECODERS = ("sbd", "deconv")
 # Shown per run beside the claimed metrics, to read them against (in-distribution error and geometry).
 CONTEXT_METRICS = ("test_sse", "discrete_mig", "position_r2", "last_layer_live")
+# Claimed scores that need a checkpoint: at equal time they come from equal-time snapshots.
+CHECKPOINT_METRICS = ("heldout_sse", "heldout_gap", "heldout_position_r2")
+# What an equal-time snapshot is evaluated on besides reconstruction (cheap; also a check).
+SNAPSHOT_METRICS = ["mig"]
 
 
 @dataclass(frozen=True)
@@ -278,6 +287,44 @@ def _equal_time(sbd_rows: list[dict[str, Any]], budget: float) -> dict[str, Any]
     return {"seconds": budget, "val_sse": sse, "val_sse_step": sse_step, "discrete_mig": mig, "mig_step": mig_step}
 
 
+def _last_logged_step(rows: list[dict[str, Any]], budget: float) -> int | None:
+    """The last training step logged at or before ``budget`` seconds of training."""
+    steps = [r["step"] for r in rows if r.get("split") == "train" and r.get("elapsed", float("inf")) <= budget]
+    return steps[-1] if steps else None
+
+
+def snapshot_specs(specs: Sequence[RunSpec], records: list[dict[str, Any]]) -> list[tuple[str, RunSpec]]:
+    """Each SBD run again (with the name of the run it repeats), trained only to the step it
+    had logged when its DeConv twin (same seed and variant) finished training."""
+    by_name = {r["name"]: r for r in records}
+    twins = {(json.dumps(r["variant"], sort_keys=True), r["seed"]): r for r in records if r["decoder"] == "deconv"}
+    out = []
+    for spec in specs:
+        twin = twins.get((json.dumps(spec.variant, sort_keys=True), spec.seed))
+        if spec.decoder != "sbd" or twin is None:
+            continue
+        step = _last_logged_step(by_name[spec.name]["rows"], twin["training_seconds"])
+        if step is None or step >= spec.config.train.steps:
+            continue
+        config = copy.deepcopy(spec.config)
+        config.train.steps = step
+        out.append((spec.name, replace(spec, name=f"{spec.name}-step{step}", config=config)))
+    return out
+
+
+def _snapshot_check(snapshot: dict[str, Any], full: dict[str, Any]) -> dict[str, Any]:
+    """The validation error both logged last at the same step, the snapshot's and the full run's."""
+    def val(rows: list[dict[str, Any]], step: int | None) -> float | None:
+        return next((r["sse"] for r in rows if r.get("split") == "val" and r["step"] == step), None)
+
+    full_steps = {r["step"] for r in full["rows"] if r.get("split") == "val"}
+    steps = [r["step"] for r in snapshot["rows"] if r.get("split") == "val" and r["step"] in full_steps]
+    step = steps[-1] if steps else None
+    return {"name": snapshot["name"], "of": full["name"], "step": snapshot["config"]["train"]["steps"],
+            "val_step": step, "val_sse": val(snapshot["rows"], step), "full_run_val_sse": val(full["rows"], step),
+            "values": snapshot["values"]}
+
+
 def late_drop(rows: list[dict[str, Any]], steps: int) -> float | None:
     """How much the validation error still fell over the last quarter of training (a fraction
     of its value at three quarters): near 0 for a run that has flattened."""
@@ -309,9 +356,11 @@ def record(spec: RunSpec, run: Path, device: torch.device) -> dict[str, Any]:
             "config": spec.config.to_dict(), "rows": rows}
 
 
-def summarize(experiment: Experiment, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(experiment: Experiment, records: list[dict[str, Any]],
+              snapshots: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """Per variant and claim: both decoders' values, the difference SBD - DeConv, the verdict;
-    at equal steps, and at equal time where the metric was logged during training."""
+    at equal steps, and at equal time where the metric was logged during training or an
+    equal-time snapshot (see :func:`_snapshot_check`) holds it."""
     out = []
     variants = list(dict.fromkeys(json.dumps(r["variant"], sort_keys=True) for r in records))
     for variant in variants:
@@ -326,26 +375,42 @@ def summarize(experiment: Experiment, records: list[dict[str, Any]]) -> list[dic
                      "metric": claim.metric, "higher_is_better": claim.higher_is_better,
                      "sbd": a, "deconv": b, "equal_steps": result.to_dict(),
                      "verdict": verdict(result, claim.higher_is_better)}
-            timed = {"discrete_mig": ("discrete_mig", "discrete_mig"), "test_sse": ("val_sse", "val_sse")}
-            if claim.metric in timed:
-                twins = {r["seed"]: r for r in by["deconv"]}
-                sbd_at, deconv_at = [], []
-                for r in by["sbd"]:
-                    twin = twins.get(r["seed"])
-                    if twin is None:
-                        continue
-                    point = _equal_time(r["rows"], twin["training_seconds"])
-                    deconv_final = _equal_time(twin["rows"], float("inf"))
-                    key = timed[claim.metric][0]
-                    if point[key] is not None and deconv_final[key] is not None:
-                        sbd_at.append(point[key])
-                        deconv_at.append(deconv_final[key])
+            timed = _equal_time_pairs(claim.metric, by, snapshots)
+            if timed is not None:
+                label, sbd_at, deconv_at = timed
                 timed_result = compare(sbd_at, deconv_at)
-                entry["equal_time"] = {"metric": timed[claim.metric][0], "sbd": sbd_at, "deconv": deconv_at,
+                entry["equal_time"] = {"metric": label, "sbd": sbd_at, "deconv": deconv_at,
                                        **timed_result.to_dict(),
                                        "verdict": verdict(timed_result, claim.higher_is_better)}
             out.append(entry)
     return out
+
+
+def _equal_time_pairs(metric: str, by: dict[str, list[dict[str, Any]]], snapshots: Sequence[dict[str, Any]]
+                      ) -> tuple[str, list[float], list[float]] | None:
+    """The SBD's values at its DeConv twin's training time and the twins' final values, per
+    seed; None for a metric known neither from the logs nor from a snapshot."""
+    logged = {"discrete_mig": "discrete_mig", "test_sse": "val_sse"}
+    if metric not in logged and metric not in CHECKPOINT_METRICS:
+        return None
+    twins = {r["seed"]: r for r in by["deconv"]}
+    at_time = {s["of"]: s["values"] for s in snapshots}
+    sbd_at, deconv_at = [], []
+    for r in by["sbd"]:
+        twin = twins.get(r["seed"])
+        if twin is None:
+            continue
+        if metric in logged:
+            mine = _equal_time(r["rows"], twin["training_seconds"])[logged[metric]]
+            theirs = _equal_time(twin["rows"], float("inf"))[logged[metric]]
+        else:  # a snapshot, or the final model if the SBD had finished by then
+            finished = r["training_seconds"] <= twin["training_seconds"]
+            mine = (r["values"] if finished else at_time.get(r["name"], {})).get(metric)
+            theirs = twin["values"].get(metric)
+        if mine is not None and theirs is not None:
+            sbd_at.append(mine)
+            deconv_at.append(theirs)
+    return (logged.get(metric, metric), sbd_at, deconv_at)
 
 
 def _git_commit() -> str | None:
@@ -380,7 +445,8 @@ def regenerate_command(name: str, out: str | Path, seeds: int | None, steps: int
 
 
 def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], records: list[dict[str, Any]],
-                     invocations: list[dict[str, Any]], command: str) -> str:
+                     invocations: list[dict[str, Any]], command: str,
+                     snapshots: Sequence[dict[str, Any]] = ()) -> str:
     """The human-readable outcome: what was run, the table per claim, the verdicts."""
     lines = [f"# {experiment.name}", "", experiment.description, "",
              f"Command: `{command}` (the experiment's YAML plus these options; the runs' "
@@ -427,6 +493,19 @@ def results_markdown(experiment: Experiment, summary: list[dict[str, Any]], reco
         drop = "n/a" if r.get("late_val_drop") is None else f"{100 * r['late_val_drop']:.0f}%"
         lines.append(f"| {r['name']} | {r['training_seconds'] / 60:.1f} | {drop} | "
                      + " | ".join(_fmt(r["values"].get(c)) for c in columns) + " |")
+    if snapshots:
+        lines += ["", "## Equal-time snapshots", "",
+                  "Each SBD run trained again from scratch, same config and seed, to the step it had logged "
+                  "when its DeConv twin finished training (`equal-time/`), for the scores that need the model "
+                  "at that time. Its last validation error beside the full run's at the same step shows that "
+                  "it is the same run.", "",
+                  "| snapshot | of | step | validation step | its val_sse | full run's val_sse | "
+                  + " | ".join(CHECKPOINT_METRICS) + " |",
+                  "| --- | --- | --- | --- | --- | --- |" + " --- |" * len(CHECKPOINT_METRICS)]
+        for s in snapshots:
+            lines.append(f"| {s['name']} | {s['of']} | {s['step']} | {s['val_step']} | {_fmt(s['val_sse'])} | "
+                         f"{_fmt(s['full_run_val_sse'])} | "
+                         + " | ".join(_fmt(s["values"].get(m)) for m in CHECKPOINT_METRICS) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -447,26 +526,29 @@ def reproduce(name: str, out: str | Path = "results", seeds: int | None = None, 
     device = device if isinstance(device, torch.device) else select_device(device)
     folder = Path(out) / name
     runs_dir = folder / "runs"
-    if fresh and runs_dir.exists():
-        log(f"--fresh: earlier runs set aside in {_set_aside(runs_dir)}")
+    for earlier in (runs_dir, folder / "equal-time"):
+        if fresh and earlier.exists():
+            log(f"--fresh: earlier runs set aside in {_set_aside(earlier)}")
     runs_dir.mkdir(parents=True, exist_ok=True)
     clock = InvocationClock(folder)
     try:
         runs = ensure_runs(specs, runs_dir, experiment.metrics, device, log, num_train, jobs)
+        records = [record(spec, run, device) for spec, run in zip(specs, runs)]
+        snapshots = _equal_time_snapshots(experiment, specs, records, folder / "equal-time", device, log,
+                                          num_train, jobs)
     except UserError:
         clock.withdraw()
         raise
-    records = [record(spec, run, device) for spec, run in zip(specs, runs)]
-    summary = summarize(experiment, records)
+    summary = summarize(experiment, records, snapshots)
     invocations = [*earlier_invocations(folder / "results.json"), *clock.finish()]
     command = regenerate_command(name, out, seeds, steps, scale, overrides)
     results = {"experiment": name, "description": experiment.description, "scale": scale, "command": command,
                "claims": [c.__dict__ for c in experiment.claims], "summary": summary,
                "runs": [{k: v for k, v in r.items() if k != "rows"} for r in records],
-               "invocations": invocations,
+               "equal_time_snapshots": snapshots, "invocations": invocations,
                "git_commit": _git_commit(), "versions": library_versions()}
     atomic_write_bytes(folder / "results.json", lambda h: h.write(json.dumps(results, indent=2).encode()))
-    text = results_markdown(experiment, summary, records, invocations, command)
+    text = results_markdown(experiment, summary, records, invocations, command, snapshots)
     atomic_write_bytes(folder / "results.md", lambda h: h.write(text.encode()))
     clock.settled()
     if all(RunPaths(Path(r["run"])).checkpoint.is_file() for r in records):
@@ -475,6 +557,22 @@ def reproduce(name: str, out: str | Path = "results", seeds: int | None = None, 
         log("checkpoints not at hand (not committed): the comparison page is left as it was")
     log(text)
     return folder
+
+
+def _equal_time_snapshots(experiment: Experiment, specs: Sequence[RunSpec], records: list[dict[str, Any]],
+                          folder: Path, device: torch.device, log: Callable[[str], None], num_train: int,
+                          jobs: int) -> list[dict[str, Any]]:
+    """Train and score the equal-time snapshots an experiment's claims need (none for claims
+    whose scores are logged during training)."""
+    if not any(c.metric in CHECKPOINT_METRICS for c in experiment.claims):
+        return []
+    pairs = snapshot_specs(specs, records)
+    if not pairs:
+        return []
+    folder.mkdir(exist_ok=True)
+    runs = ensure_runs([s for _, s in pairs], folder, SNAPSHOT_METRICS, device, log, num_train, jobs)
+    full = {r["name"]: r for r in records}
+    return [_snapshot_check(record(spec, run, device), full[name]) for (name, spec), run in zip(pairs, runs)]
 
 
 def reproduce_all(out: str | Path = "results", **options: Any) -> list[Path]:
