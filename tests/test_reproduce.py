@@ -120,6 +120,12 @@ def test_held_out_scores_at_equal_time_come_from_a_retrained_snapshot(tmp_path, 
         assert timed["sbd"] != [final[f"sbd-seed{k}"][entry["metric"]] for k in (1, 2)]
     assert "## Equal-time snapshots" in (folder / "results.md").read_text()
 
+    snapshot_files = snapshot(folder / "equal-time")
+    code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, "--fresh", *STUDY)
+    assert code == 0, err
+    set_aside = list(folder.glob("equal-time.old-*"))  # --fresh moves the snapshots aside too, keeps them
+    assert len(set_aside) == 1 and snapshot(set_aside[0]) == snapshot_files and len(list(folder.glob("runs.old-*"))) == 1
+
 
 def test_paper_scale_is_the_papers_setting_with_each_experiments_data():
     for name in experiment_names():

@@ -65,11 +65,14 @@ class InvocationClock:
         while not self._stop.wait(self._every):
             self._beat()
 
+    def _stop_beat(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
     def finish(self) -> list[dict[str, Any]]:
         """Stop the beat; the interrupted earlier entries followed by this one, finished now.
         The pending file stays until :meth:`settled` (after ``results.json`` is written)."""
-        self._stop.set()
-        self._thread.join()
+        self._stop_beat()
         return [*self.earlier, {"started": self.entry["started"], "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                                 "wall_seconds": time.perf_counter() - self._tick}]
 
@@ -79,8 +82,7 @@ class InvocationClock:
 
     def withdraw(self) -> None:
         """Stop the beat and take this invocation's entry back out (a refused invocation)."""
-        self._stop.set()
-        self._thread.join()
+        self._stop_beat()
         with self._lock:
             if self.earlier:
                 atomic_write_bytes(self.path, lambda h: h.write(json.dumps(self.earlier, indent=2).encode()))

@@ -274,8 +274,9 @@ def _set_aside(folder: Path) -> Path:
 
 
 def _equal_time(sbd_rows: list[dict[str, Any]], budget: float) -> dict[str, Any]:
-    """The SBD's last logged validation error and MIG at or before ``budget`` seconds."""
+    """The SBD's last logged training step, validation error and MIG at or before ``budget`` seconds."""
     elapsed = {r["step"]: r["elapsed"] for r in sbd_rows if r.get("split") == "train" and "elapsed" in r}
+    steps = [step for step, seconds in elapsed.items() if seconds <= budget]
 
     def last(split: str, key: str) -> tuple[int | None, float | None]:
         points = [(r["step"], r[key]) for r in sbd_rows if r.get("split") == split and key in r
@@ -284,13 +285,8 @@ def _equal_time(sbd_rows: list[dict[str, Any]], budget: float) -> dict[str, Any]
 
     sse_step, sse = last("val", "sse")
     mig_step, mig = last("mig", "discrete_mig")
-    return {"seconds": budget, "val_sse": sse, "val_sse_step": sse_step, "discrete_mig": mig, "mig_step": mig_step}
-
-
-def _last_logged_step(rows: list[dict[str, Any]], budget: float) -> int | None:
-    """The last training step logged at or before ``budget`` seconds of training."""
-    steps = [r["step"] for r in rows if r.get("split") == "train" and r.get("elapsed", float("inf")) <= budget]
-    return steps[-1] if steps else None
+    return {"seconds": budget, "step": max(steps, default=None), "val_sse": sse, "val_sse_step": sse_step,
+            "discrete_mig": mig, "mig_step": mig_step}
 
 
 def snapshot_specs(specs: Sequence[RunSpec], records: list[dict[str, Any]]) -> list[tuple[str, RunSpec]]:
@@ -303,7 +299,7 @@ def snapshot_specs(specs: Sequence[RunSpec], records: list[dict[str, Any]]) -> l
         twin = twins.get((json.dumps(spec.variant, sort_keys=True), spec.seed))
         if spec.decoder != "sbd" or twin is None:
             continue
-        step = _last_logged_step(by_name[spec.name]["rows"], twin["training_seconds"])
+        step = _equal_time(by_name[spec.name]["rows"], twin["training_seconds"])["step"]
         if step is None or step >= spec.config.train.steps:
             continue
         config = copy.deepcopy(spec.config)
