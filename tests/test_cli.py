@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import yaml
 from PIL import Image
 
 from conftest import snapshot
-from sbvae.run import FIGURE_FILES
+from sbvae.errors import CheckpointError
+from sbvae.run import FIGURE_FILES, load_checkpoint
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -203,6 +205,18 @@ def test_resume_from_a_bad_checkpoint(corrupt, words, tmp_path, trained_run, run
     code, _, err = run_cli("train", "--resume", run, "--set", "train.steps=8", "--quiet")
     assert_one_line_error(code, err, "checkpoint", *words)
     assert snapshot(run) == before
+
+
+def test_any_garbage_in_a_checkpoint_is_a_checkpoint_error(tmp_path):
+    """Random bytes can make the unpickler raise almost anything (CI once saw an IndexError)."""
+    path = tmp_path / "checkpoint.pt"
+    rng = random.Random(0)
+    # Plain noise, and noise behind a pickle header so the legacy unpickler reads far into it.
+    for trial in range(400):
+        noise = rng.randbytes(rng.randrange(1, 400))
+        path.write_bytes(noise if trial % 2 else b"\x80\x02" + noise)
+        with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+            load_checkpoint(path)
 
 
 def test_resume_without_checkpoint(tmp_path, run_cli):
