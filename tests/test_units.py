@@ -33,6 +33,10 @@ def test_unit_statistics_are_cached_and_need_no_checkpoint_afterwards(tmp_path, 
     assert len(layers) == 2 and all(total == 16 and 0 <= live <= 16 for live, total in layers)
     assert stats["last_hidden_live"] == layers[-1][0] / 16
     assert json.loads((run / "units.json").read_text())["layers"] == layers
+    for garbage in ("{not json", "[1, 2]"):  # an unreadable cache is counted again and rewritten
+        (run / "units.json").write_text(garbage)
+        assert unit_statistics(run, torch.device("cpu"))["layers"] == layers
+        assert json.loads((run / "units.json").read_text())["layers"] == layers
     (run / "checkpoint.pt").unlink()
     assert unit_statistics(run, torch.device("cpu"))["layers"] == layers  # from units.json
     (run / "units.json").unlink()

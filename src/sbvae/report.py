@@ -79,10 +79,12 @@ def cached_for_step(run_dir: Path, name: str, required: str,
     checkpoints, so a cached evaluation is what summarises them."""
     cached = RunPaths(run_dir).root / name
     step = (read_scores(run_dir) or {}).get("step")
-    if cached.is_file():
+    try:
         stats = json.loads(cached.read_text())
-        if stats.get("step") == step and required in stats:
-            return stats
+    except (OSError, json.JSONDecodeError):
+        stats = None  # absent or unreadable: computed again and rewritten
+    if isinstance(stats, dict) and stats.get("step") == step and required in stats:
+        return stats
     stats = compute(step)
     if stats is not None:
         atomic_write_bytes(cached, lambda h: h.write(json.dumps(stats, indent=2).encode()))
