@@ -74,3 +74,19 @@ def test_an_existing_run_folder_stops_every_rank(tmp_path, trained_run):
     done = torchrun("train", "--set", *TINY, "--out", str(run), "--quiet")
     assert done.returncode != 0 and done.stderr.count("already exists and is not empty") >= 1
     assert sorted((p.name, p.stat().st_mtime_ns) for p in run.iterdir()) == before
+
+
+def test_a_rank_ends_at_once_with_its_code_and_its_output_flushed():
+    """After a process group, a rank exits without interpreter shutdown (gloo threads left
+    alive by DDP can abort it there); its last unflushed output must still arrive."""
+    script = ("import atexit, sys\n"
+              "from sbvae import distributed\n"
+              "distributed.end_rank(0)\n"  # not in a group: returns
+              "atexit.register(print, 'shutdown ran')\n"
+              "distributed._joined = True\n"
+              "sys.stdout.write('last words'); sys.stderr.write('last error')\n"
+              "distributed.end_rank(3)\n"
+              "print('not reached')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "last words", "last error")
+

@@ -230,7 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    code = _run(build_parser().parse_args(argv))
+    distributed = sys.modules.get("sbvae.distributed")  # imported only by commands that train
+    if distributed is not None:
+        distributed.end_rank(code)  # a torchrun rank ends here (see end_rank for why)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         args.func(args)
     except UserError as exc:
