@@ -16,7 +16,7 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -109,13 +109,9 @@ def end_rank(code: int) -> None:
     exception"; a rank that finishes early hit it in about one run in ten). By the time this is
     called every file is written and closed, so nothing is lost by skipping the shutdown."""
     if _joined:
-        _exit_now(code)
-
-
-def _exit_now(code: int) -> NoReturn:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def share(world: World, value: Any) -> Any:

@@ -64,12 +64,18 @@ def _page(title: str, body: list[str]) -> bytes:
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>").encode()
 
 
-def read_scores(run_dir: Path) -> dict[str, Any] | None:
-    """A run's ``metrics.json``, or None when it has none (or it is unreadable)."""
+def _read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is absent, unreadable or not an object."""
     try:
-        return json.loads(RunPaths(run_dir).scores.read_text())
+        value = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    return value if isinstance(value, dict) else None
+
+
+def read_scores(run_dir: Path) -> dict[str, Any] | None:
+    """A run's ``metrics.json``, or None when it has none (or it is unreadable)."""
+    return _read_json_object(RunPaths(run_dir).scores)
 
 
 def cached_for_step(run_dir: Path, name: str, required: str,
@@ -79,11 +85,8 @@ def cached_for_step(run_dir: Path, name: str, required: str,
     checkpoints, so a cached evaluation is what summarises them."""
     cached = RunPaths(run_dir).root / name
     step = (read_scores(run_dir) or {}).get("step")
-    try:
-        stats = json.loads(cached.read_text())
-    except (OSError, json.JSONDecodeError):
-        stats = None  # absent or unreadable: computed again and rewritten
-    if isinstance(stats, dict) and stats.get("step") == step and required in stats:
+    stats = _read_json_object(cached)  # None when absent or unreadable: computed again, rewritten
+    if stats is not None and stats.get("step") == step and required in stats:
         return stats
     stats = compute(step)
     if stats is not None:
