@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -53,9 +54,11 @@ def test_held_out_statistics_of_a_trained_run_are_cached(tmp_path, trained_run, 
 def test_position_statistics_of_any_run_are_cached_and_match_the_held_out_ones(tmp_path, trained_run, run_cli):
     import torch
 
-    stats = position_statistics(trained_run, torch.device("cpu"))
+    trained = tmp_path / "trained"
+    shutil.copytree(trained_run, trained)  # the shared fixture stays as training left it
+    stats = position_statistics(trained, torch.device("cpu"))
     assert -np.inf < stats["position_r2"] <= 1 and stats["images"] == 2000
-    assert json.loads((trained_run / "position.json").read_text()) == stats
+    assert json.loads((trained / "position.json").read_text()) == stats
     run = tmp_path / "run"
     code, _, err = run_cli("train", "--out", run, "--quiet", "--set", *TINY, "data.preset=colored_sprites_heldout")
     assert code == 0, err  # the same map and images as the held-out evaluation's in-distribution score
