@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import types
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,16 @@ def _restore_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def step_clock(monkeypatch) -> None:
+    """Training time that does not depend on the machine: each reading of the training loop's
+    clock (in this process) is half a second after the one before, so every step is logged as
+    taking 0.5 s, whatever the decoder and however busy the machine; twins of the same length
+    then finish at the same logged time."""
+    readings = itertools.count(0.0, 0.5)
+    monkeypatch.setattr("sbvae.train.time", types.SimpleNamespace(perf_counter=lambda: next(readings)))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,8 +17,9 @@ from sbvae.errors import ConfigError
 
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-port", str(29500 + os.getpid() % 1000), "-m", "sbvae", *args]
+    # --standalone: the rendezvous takes a free port, so other jobs on the machine cannot collide with it
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "sbvae", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 

@@ -17,7 +17,11 @@ from conftest import TINY, snapshot
 from sbvae.config import load_config
 from sbvae.device import available_cores
 from sbvae.invocations import PENDING_FILE
-from sbvae.reproduce import experiment_names, load_experiment, plan
+from sbvae.reproduce import _equal_time, _set_aside, experiment_names, load_experiment, plan, snapshot_specs
+
+# Every study here logs training time by the step clock (see conftest): which equal-time
+# snapshots a study trains then never depends on how fast this machine happened to run.
+pytestmark = pytest.mark.usefixtures("step_clock")
 
 STUDY = ["--seeds", "2", "--steps", "6", "--num-train", "300", "--set",
          *[t for t in TINY if not t.startswith("train.steps")]]
@@ -37,6 +41,40 @@ def test_every_experiment_plans_identical_pairs():
             assert config == twin  # everything else identical
     assert len(plan(load_experiment("colored-sprites"))) == 10  # 5 seeds per decoder
     assert len(plan(load_experiment("beta-sweep"))) == 12
+
+
+def _log(seconds_per_step: float, steps: int = 6) -> list[dict]:
+    """metrics.jsonl rows as TINY logs them: loss every 2 steps, validation every 3, MIG at the end."""
+    rows = []
+    for step in range(1, steps + 1):
+        if step % 2 == 0:
+            rows.append({"step": step, "split": "train", "elapsed": seconds_per_step * step})
+        if step % 3 == 0:
+            rows.append({"step": step, "split": "val", "sse": 100.0 - step})
+    return rows + [{"step": steps, "split": "mig", "discrete_mig": 0.5}]
+
+
+def test_equal_time_reads_the_last_rows_logged_within_the_budget():
+    at = _equal_time(_log(0.7), budget=3.0)  # loss rows at 1.4, 2.8, 4.2 s
+    assert (at["step"], at["val_sse_step"], at["val_sse"], at["mig_step"]) == (4, 3, 97.0, None)
+    at = _equal_time(_log(0.7), budget=2.0)  # validation at step 3 counts from the loss row at step 4
+    assert (at["step"], at["val_sse_step"], at["mig_step"]) == (2, None, None)
+    at = _equal_time(_log(0.5), budget=3.0)  # finished within the budget: everything counts
+    assert (at["step"], at["val_sse_step"], at["mig_step"], at["discrete_mig"]) == (6, 6, 6, 0.5)
+    assert _equal_time(_log(0.7), budget=1.0)["step"] is None
+
+
+def test_snapshots_are_planned_for_the_sbd_runs_still_training_when_their_twin_finished():
+    specs = plan(load_experiment("held-out"), seeds=2, steps=6)
+    seconds = {("sbd", 1): 0.7, ("sbd", 2): 0.5, ("deconv", 1): 0.5, ("deconv", 2): 0.6}
+    records = [{"name": s.name, "decoder": s.decoder, "seed": s.seed, "variant": s.variant,
+                "rows": _log(seconds[s.decoder, s.seed]), "training_seconds": 6 * seconds[s.decoder, s.seed]}
+               for s in specs]
+    planned = snapshot_specs(specs, records)  # seed 2's SBD finished before its twin: no snapshot
+    assert [(of, s.name, s.config.train.steps, s.decoder, s.seed) for of, s in planned] == [
+        ("sbd-seed1", "sbd-seed1-step4", 4, "sbd", 1)]
+    assert planned[0][1].config.to_dict() == {**specs[0].config.to_dict(), "train": {
+        **specs[0].config.to_dict()["train"], "steps": 4}} and specs[0].config.train.steps == 6
 
 
 def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
@@ -66,11 +104,12 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
     assert code == 0, err
     lines = out.splitlines()
-    assert sum(line.startswith("reusing ") and "/runs/" in line for line in lines) == 4  # and any snapshot
+    assert sum(line.startswith("reusing ") and "/runs/" in line for line in lines) == 4
+    assert not (folder / "equal-time").exists()  # twins finish together under the step clock
     assert not any(line.startswith(("training ", "resuming ", "evaluating ")) for line in lines)
     assert snapshot(folder / "runs") == runs_before
     invocations = json.loads((folder / "results.json").read_text())["invocations"]
-    assert len(invocations) == 2 and invocations[0]["wall_seconds"] > invocations[1]["wall_seconds"] > 0
+    assert len(invocations) == 2 and all(i["finished"] and i["wall_seconds"] > 0 for i in invocations)
     assert "wall_seconds" not in json.loads((folder / "results.json").read_text())
     assert "over the 2 invocation(s)" in (folder / "results.md").read_text()
     assert not (folder / PENDING_FILE).exists()  # a finished invocation leaves no pending entry
@@ -88,19 +127,22 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
 
 
 def test_held_out_scores_at_equal_time_come_from_a_retrained_snapshot(tmp_path, run_cli):
+    # Under the step clock both decoders log 0.5 s a step: each SBD finishes with its twin, so
+    # no snapshot is needed. (With the real clock this first invocation acted on real timings,
+    # and when an SBD seed 1 happened to be at step 4 as its DeConv twin finished, it already
+    # trained the step-4 snapshot here, which the invocation below then reused: CI, issue 22.)
     code, _, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
     assert code == 0, err
     folder = tmp_path / "held-out"
-    deconv_seconds = {}
-    for seed in (1, 2):
-        rows = [json.loads(line) for line in (folder / "runs" / f"deconv-seed{seed}" / "metrics.jsonl").open()]
-        deconv_seconds[seed] = max(r.get("elapsed", 0) for r in rows)
-    for seed in (1, 2):  # make each SBD run slow: at step 4 when its DeConv twin finished
+    results = json.loads((folder / "results.json").read_text())
+    assert results["equal_time_snapshots"] == [] and not (folder / "equal-time").exists()
+    assert {r["training_seconds"] for r in results["runs"]} == {3.0}
+    for seed in (1, 2):  # make each SBD slower, 0.7 s a step: at step 4 when its twin finished (3 s)
         log = folder / "runs" / f"sbd-seed{seed}" / "metrics.jsonl"
         rows = [json.loads(line) for line in log.open()]
         for r in rows:
             if "elapsed" in r:
-                r["elapsed"] = deconv_seconds[seed] * (0.5 if r["step"] <= 4 else 3.0)
+                r["elapsed"] = 0.7 * r["step"]
         log.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
@@ -125,6 +167,18 @@ def test_held_out_scores_at_equal_time_come_from_a_retrained_snapshot(tmp_path, 
     assert code == 0, err
     set_aside = list(folder.glob("equal-time.old-*"))  # --fresh moves the snapshots aside too, keeps them
     assert len(set_aside) == 1 and snapshot(set_aside[0]) == snapshot_files and len(list(folder.glob("runs.old-*"))) == 1
+
+
+def test_folders_set_aside_in_the_same_second_are_all_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr("sbvae.reproduce.time.strftime", lambda _: "20261204-120000")
+    runs = tmp_path / "runs"
+    for k in range(3):
+        runs.mkdir()
+        (runs / "mark").write_text(str(k))
+        _set_aside(runs)
+    kept = {p.name: (p / "mark").read_text() for p in tmp_path.iterdir()}
+    assert kept == {"runs.old-20261204-120000": "0", "runs.old-20261204-120000-2": "1",
+                    "runs.old-20261204-120000-3": "2"}
 
 
 def test_paper_scale_is_the_papers_setting_with_each_experiments_data():

@@ -267,20 +267,30 @@ def _with_threads(config: Config, jobs: int) -> Config:
 
 
 def _set_aside(folder: Path) -> Path:
-    """Rename ``folder`` out of the way (``NAME.old-TIME``); nothing is ever deleted."""
-    target = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+    """Rename ``folder`` out of the way (``NAME.old-TIME``, ``NAME.old-TIME-2`` when one was set
+    aside in the same second); nothing is ever deleted."""
+    stamp = f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+    target, n = folder.with_name(stamp), 1
+    while target.exists():
+        n += 1
+        target = folder.with_name(f"{stamp}-{n}")
     folder.rename(target)
     return target
 
 
 def _equal_time(sbd_rows: list[dict[str, Any]], budget: float) -> dict[str, Any]:
-    """The SBD's last logged training step, validation error and MIG at or before ``budget`` seconds."""
-    elapsed = {r["step"]: r["elapsed"] for r in sbd_rows if r.get("split") == "train" and "elapsed" in r}
-    steps = [step for step, seconds in elapsed.items() if seconds <= budget]
+    """The SBD's last logged training step, validation error and MIG at or before ``budget``
+    seconds of training. Training time is read only where the loss is logged, so a validation or
+    MIG row counts from the first loss row at or after its step (an upper bound on its time)."""
+    elapsed = sorted((r["step"], r["elapsed"]) for r in sbd_rows if r.get("split") == "train" and "elapsed" in r)
+    steps = [step for step, seconds in elapsed if seconds <= budget]
+
+    def seconds_at(step: int) -> float:
+        return next((seconds for logged, seconds in elapsed if logged >= step), float("inf"))
 
     def last(split: str, key: str) -> tuple[int | None, float | None]:
         points = [(r["step"], r[key]) for r in sbd_rows if r.get("split") == split and key in r
-                  and elapsed.get(r["step"], float("inf")) <= budget]
+                  and seconds_at(r["step"]) <= budget]
         return points[-1] if points else (None, None)
 
     sse_step, sse = last("val", "sse")
