@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from sbvae.data import make_dataset, make_generator
-from sbvae.device import select_device
-from sbvae.evaluate import evaluate_model, parse_metric_names
-from sbvae.run import load_model
-from sbvae.sampling import GroundTruthSampler
+from sbvae.evaluation.evaluate import evaluate_model, parse_metric_names
+from sbvae.evaluation.sampling import GroundTruthSampler
+from sbvae.training.device import select_device
+from sbvae.training.run_folder import load_model
 
 
 def peak_rss_gb() -> float:

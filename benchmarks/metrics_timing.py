@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from sbvae import metrics
+from sbvae.evaluation import metrics
 
 SIZES = (3, 6, 40, 32, 32)
 CHEN_SIZES = (3, 6, 10, 8, 8)

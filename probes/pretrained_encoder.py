@@ -22,12 +22,13 @@ from pathlib import Path
 
 import torch
 
-from sbvae import train as training
 from sbvae.config import load_config
 from sbvae.data import make_dataset, make_generator
 from sbvae.errors import UserError
 from sbvae.models import VAE, Encoder, build_vae
-from sbvae.train import prepare_new_run
+from sbvae.training import loop as training
+from sbvae.training.loop import prepare_new_run
+from sbvae.viz.outputs import standard_callbacks
 
 PRESET, IMAGE_SIZE = "small_sprites", 32
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         return vae
 
     training.build_vae = build_with_readout_convs  # the Trainer builds its model through this name
-    training.train(config, args.out, "cpu", progress=False)
+    training.train(config, args.out, "cpu", progress=False, callbacks=standard_callbacks())
     rows = [json.loads(line) for line in (args.out / "metrics.jsonl").read_text().splitlines()]
     print("validation squared error:", " ".join(f"{r['step']}:{r['sse']:.2f}" for r in rows if r["split"] == "val"))
 

@@ -43,7 +43,7 @@ def step_clock(monkeypatch) -> None:
     taking 0.5 s, whatever the decoder and however busy the machine; twins of the same length
     then finish at the same logged time."""
     readings = itertools.count(0.0, 0.5)
-    monkeypatch.setattr("sbvae.train.time", types.SimpleNamespace(perf_counter=lambda: next(readings)))
+    monkeypatch.setattr("sbvae.training.loop.time", types.SimpleNamespace(perf_counter=lambda: next(readings)))
 
 
 @pytest.fixture

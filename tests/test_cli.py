@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import snapshot
 from PIL import Image
 
-from conftest import snapshot
 from sbvae.errors import CheckpointError
-from sbvae.run import FIGURE_FILES, load_checkpoint
+from sbvae.training.run_folder import FIGURE_FILES, load_checkpoint
 
 
 def read_rows(path: Path) -> list[dict]:

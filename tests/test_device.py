@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
-from sbvae.device import busy_warning, compile_module
 from sbvae.errors import UserError
+from sbvae.training.device import busy_warning, compile_module
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY
-from sbvae.distributed import World, check_batch
+
 from sbvae.errors import ConfigError
+from sbvae.training.distributed import World, check_batch
 
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
@@ -80,7 +80,7 @@ def test_a_rank_ends_at_once_with_its_code_and_its_output_flushed():
     """After a process group, a rank exits without interpreter shutdown (gloo threads left
     alive by DDP can abort it there); its last unflushed output must still arrive."""
     script = ("import atexit, sys\n"
-              "from sbvae import distributed\n"
+              "from sbvae.training import distributed\n"
               "distributed.end_rank(0)\n"  # not in a group: returns
               "atexit.register(print, 'shutdown ran')\n"
               "distributed._joined = True\n"

@@ -93,8 +93,8 @@ def test_encoding_streams_in_bounded_batches(trained_run):
     import torch
 
     from sbvae.data import make_dataset, make_generator
-    from sbvae.run import load_model
-    from sbvae.sampling import GroundTruthSampler
+    from sbvae.evaluation.sampling import GroundTruthSampler
+    from sbvae.training.run_folder import load_model
 
     config, model, _ = load_model(trained_run, torch.device("cpu"))
     data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)

@@ -7,10 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import TINY
-from sbvae.heldout import heldout_statistics
-from sbvae.position import affine_readout_r2, position_statistics
+
+from sbvae.evaluation.heldout import heldout_statistics
+from sbvae.evaluation.position import affine_readout_r2, position_statistics
 
 
 def _positions(rng: np.random.Generator, n: int, held_out: bool) -> np.ndarray:

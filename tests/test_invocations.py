@@ -6,7 +6,12 @@ import json
 import subprocess
 import sys
 
-from sbvae.invocations import PENDING_FILE, InvocationClock, earlier_invocations, wall_time_text
+from sbvae.study.invocations import (
+    PENDING_FILE,
+    InvocationClock,
+    earlier_invocations,
+    wall_time_text,
+)
 
 # An invocation that beats every 0.01 s and is killed (no clean-up runs) once a beat has written
 # what its clock read last. The clock is fake, so the count does not depend on the machine: it
@@ -15,7 +20,7 @@ from sbvae.invocations import PENDING_FILE, InvocationClock, earlier_invocations
 KILLED_AFTER_BEATS = """
 import itertools, json, os, sys, time, types
 from pathlib import Path
-from sbvae import invocations
+from sbvae.study import invocations
 readings = itertools.chain(range(100, 105), itertools.repeat(105))
 invocations.time = types.SimpleNamespace(strftime=time.strftime, perf_counter=lambda: float(next(readings)))
 folder = Path(sys.argv[1])

@@ -7,7 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from sbvae.metrics import completeness_from_importance, dci, disentanglement_from_importance
+from sbvae.evaluation.metrics import (
+    completeness_from_importance,
+    dci,
+    disentanglement_from_importance,
+)
 
 
 def test_diagonal_importance_is_perfect():

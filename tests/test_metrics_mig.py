@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sbvae.metrics import mig, mig_from_mutual_info
+from sbvae.evaluation.metrics import mig, mig_from_mutual_info
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from sbvae.metrics import mig_chen
-from sbvae.metrics.mig_chen import _entropy_per_dim
+from sbvae.evaluation.metrics import mig_chen
+from sbvae.evaluation.metrics.mig_chen import _entropy_per_dim
 
 SIZES = (8, 6, 5)
 

@@ -10,7 +10,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from sbvae.metrics import explicitness_per_factor, modularity_explicitness, modularity_from_mutual_info
+from sbvae.evaluation.metrics import (
+    explicitness_per_factor,
+    modularity_explicitness,
+    modularity_from_mutual_info,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sbvae.metrics import sap, sap_from_score_matrix, sap_score_matrix
+from sbvae.evaluation.metrics import sap, sap_from_score_matrix, sap_score_matrix
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import mutual_info_score
 
-from sbvae.metrics import gaussian_total_correlation, gaussian_wasserstein_correlation, unsupervised_scores
-from sbvae.metrics.utils import discretize
+from sbvae.evaluation.metrics import (
+    gaussian_total_correlation,
+    gaussian_wasserstein_correlation,
+    unsupervised_scores,
+)
+from sbvae.evaluation.metrics.utils import discretize
 
 
 @pytest.mark.parametrize("rho", [0.0, 0.3, -0.5, 0.9, 0.99])

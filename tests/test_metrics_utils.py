@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import mutual_info_score
 
-from sbvae import metrics
-from sbvae.metrics.utils import check_codes_labels, discrete_entropy, discrete_mutual_info, discretize
+from sbvae.evaluation import metrics
+from sbvae.evaluation.metrics.utils import (
+    check_codes_labels,
+    discrete_entropy,
+    discrete_mutual_info,
+    discretize,
+)
 
 
 @pytest.fixture

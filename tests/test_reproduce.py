@@ -12,12 +12,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import TINY, snapshot
+
 from sbvae.config import load_config
-from sbvae.device import available_cores
-from sbvae.invocations import PENDING_FILE
-from sbvae.reproduce import _equal_time, _set_aside, experiment_names, load_experiment, plan, snapshot_specs
+from sbvae.study.invocations import PENDING_FILE
+from sbvae.study.reproduce import (
+    _equal_time,
+    _set_aside,
+    experiment_names,
+    load_experiment,
+    plan,
+    snapshot_specs,
+)
+from sbvae.training.device import available_cores
 
 # Every study here logs training time by the step clock (see conftest): which equal-time
 # snapshots a study trains then never depends on how fast this machine happened to run.
@@ -170,7 +177,7 @@ def test_held_out_scores_at_equal_time_come_from_a_retrained_snapshot(tmp_path, 
 
 
 def test_folders_set_aside_in_the_same_second_are_all_kept(tmp_path, monkeypatch):
-    monkeypatch.setattr("sbvae.reproduce.time.strftime", lambda _: "20261204-120000")
+    monkeypatch.setattr("sbvae.study.reproduce.time.strftime", lambda _: "20261204-120000")
     runs = tmp_path / "runs"
     for k in range(3):
         runs.mkdir()

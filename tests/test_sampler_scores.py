@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from sbvae.data import make_dataset
-from sbvae.metrics.beta_vae import beta_vae_score
-from sbvae.metrics.factor_vae import factor_vae_score
+from sbvae.evaluation.metrics.beta_vae import beta_vae_score
+from sbvae.evaluation.metrics.factor_vae import factor_vae_score
 
 FACTORS = make_dataset("colored_sprites", 32).factors
 NUM_FACTORS = len(FACTORS.names)  # 8

@@ -7,7 +7,7 @@ import math
 import pytest
 import scipy.stats
 
-from sbvae.stats import compare, verdict
+from sbvae.study.stats import compare, verdict
 
 
 def test_matches_scipy_welch_test():

@@ -7,8 +7,8 @@ import shutil
 
 import torch
 
+from sbvae.evaluation.live_units import live_channels, unit_statistics
 from sbvae.models import DeconvDecoder, SpatialBroadcastDecoder
-from sbvae.units import live_channels, unit_statistics
 
 
 def test_live_channels_counts_each_relu_of_either_decoder():

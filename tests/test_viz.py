@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import snapshot
 from PIL import Image
 
-from conftest import snapshot
 from sbvae.data import make_dataset
+from sbvae.evaluation.sampling import encode_means
 from sbvae.viz.animation import traversal_frames, traversal_gif
 from sbvae.viz.curves import settled_range
-from sbvae.viz.geometry import choose_latents, encode_means, factor_plane, geometry_panel
+from sbvae.viz.geometry import choose_latents, factor_plane, geometry_panel
 
 DATA = make_dataset("colored_sprites", 32)
 

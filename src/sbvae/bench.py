@@ -42,10 +42,10 @@ from torch import nn
 from sbvae.config import ModelConfig
 from sbvae.data import make_dataset, make_generator
 from sbvae.data.sprites import MARGIN, SHAPES, UNIT, hsv_to_rgb
-from sbvae.device import available_cores
+from sbvae.evaluation.sampling import GroundTruthSampler
 from sbvae.models import VAE, SpatialBroadcastDecoder, build_vae
 from sbvae.objectives import vae_loss
-from sbvae.sampling import GroundTruthSampler
+from sbvae.training.device import available_cores
 
 PAPER_SBD = ModelConfig(decoder="sbd", sbd_layers=4, sbd_channels=64, sbd_kernel=3, broadcast="valid")
 DECONV = ModelConfig(decoder="deconv")

@@ -14,7 +14,7 @@ from sbvae.errors import ConfigError, UserError
 
 
 def _figure_names() -> list[str]:
-    from sbvae.run import FIGURE_FILES
+    from sbvae.training.run_folder import FIGURE_FILES
 
     return list(FIGURE_FILES)
 
@@ -36,7 +36,8 @@ def _default_run_dir(preset: str, decoder: str) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from sbvae.config import load_config, parse_override
-    from sbvae.train import resume_config, select_device, train
+    from sbvae.training.loop import resume_config, select_device, train
+    from sbvae.viz.outputs import standard_callbacks
 
     device = select_device(args.device)
     if args.resume is not None:
@@ -51,14 +52,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.config or args.seed is not None or args.out:
             raise ConfigError("--resume takes the run's own config; drop --config, --seed and --out")
         config, state = resume_config(Path(args.resume), steps)
-        train(config, args.resume, device, resume_state=state, progress=not args.quiet)
+        train(config, args.resume, device, resume_state=state, progress=not args.quiet,
+              callbacks=standard_callbacks())
         return
     overrides = list(args.set)
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
     config = load_config(args.config, overrides)
     out = Path(args.out) if args.out else _default_run_dir(config.data.preset, config.model.decoder)
-    train(config, out, device, progress=not args.quiet)
+    train(config, out, device, progress=not args.quiet, callbacks=standard_callbacks())
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -83,7 +85,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from sbvae.evaluate import evaluate_run, format_table
+    from sbvae.evaluation.evaluate import evaluate_run, format_table
 
     result = evaluate_run(args.run_dir, args.metrics, args.representation, args.seed,
                           args.num_train, args.num_test, args.device,
@@ -97,7 +99,7 @@ def _factor_pair(text: str) -> list[str]:
 
 
 def cmd_visualize(args: argparse.Namespace) -> None:
-    from sbvae.visualize import visualize_run
+    from sbvae.viz.run_figures import visualize_run
 
     written = visualize_run(args.run_dir, args.only, _factor_pair(args.factors), args.device)
     for path in written.values():
@@ -105,8 +107,8 @@ def cmd_visualize(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from sbvae.report import run_report
-    from sbvae.visualize import visualize_run
+    from sbvae.viz.report import run_report
+    from sbvae.viz.run_figures import visualize_run
 
     if not args.no_figures:
         visualize_run(args.run_dir, None, _factor_pair(args.factors), args.device)
@@ -114,14 +116,14 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from sbvae.report import compare_runs
+    from sbvae.viz.report import compare_runs
 
     print(f"wrote {compare_runs(args.run_dirs, args.out, _factor_pair(args.factors), args.device)}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from sbvae.bench import format_report, run_benchmark, write_json
-    from sbvae.device import set_threads
+    from sbvae.training.device import set_threads
 
     if args.repeats is not None and args.repeats < 1:
         raise UserError(f"--repeats must be at least 1, not {args.repeats}")
@@ -137,7 +139,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from sbvae.reproduce import experiment_names, reproduce
+    from sbvae.study.reproduce import experiment_names, reproduce
 
     names = experiment_names() if args.experiment == "all" else [args.experiment]
     for name in names:
@@ -231,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     code = _run(build_parser().parse_args(argv))
-    distributed = sys.modules.get("sbvae.distributed")  # imported only by commands that train
+    distributed = sys.modules.get("sbvae.training.distributed")  # imported only by commands that train
     if distributed is not None:
         distributed.end_rank(code)  # a torchrun rank ends here (see end_rank for why)
     return code

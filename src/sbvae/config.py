@@ -66,7 +66,7 @@ class TrainConfig:
 
     ``lr_warmup``: over the first so many steps the learning rate rises linearly to ``lr``
     (0: ``lr`` from the start). Adam's first steps at full rate can switch ReLU channels off
-    for good, most of the SBD's last hidden layer at 1e-3 (see :mod:`sbvae.units`); a warm-up
+    for good, most of the SBD's last hidden layer at 1e-3 (see :mod:`sbvae.evaluation.live_units`); a warm-up
     keeps many of them. ``mig_every``: log MIG every so many steps (0: only at the end);
     ``mig_samples``: samples for that MIG; ``threads``: CPU threads (0: one per available
     core); ``micro_batch``: split each batch into chunks of this many images whose gradients are summed before the step

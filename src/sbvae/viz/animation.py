@@ -9,8 +9,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from sbvae.models import VAE
-from sbvae.run import atomic_write_bytes
-from sbvae.viz.figures import ACTIVE_KL, kl_order, traversal_images
+from sbvae.objectives import ACTIVE_KL
+from sbvae.training.run_folder import atomic_write_bytes
+from sbvae.viz.figures import kl_order, traversal_images
 from sbvae.viz.grid import make_grid, to_uint8
 
 LABEL_WIDTH = 150  # pixels of the left margin holding the latent names

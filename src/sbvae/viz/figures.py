@@ -11,11 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from sbvae.models import VAE  # noqa: E402
-from sbvae.objectives import to_image  # noqa: E402
+from sbvae.objectives import ACTIVE_KL, to_image  # noqa: E402
 from sbvae.viz.grid import make_grid, to_uint8  # noqa: E402
-
-ACTIVE_KL = 0.1
-"""A latent whose mean KL (nats) is below this is marked inactive."""
 
 
 def _upscale_for(size: int) -> int:

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from sbvae.data import SHAPES, SpriteDataset
-from sbvae.metrics.utils import discrete_mutual_info, discretize
+from sbvae.evaluation.metrics.utils import discrete_mutual_info, discretize
+from sbvae.evaluation.sampling import encode_means
 from sbvae.models import VAE
 from sbvae.viz.figures import save_figure
 
@@ -97,16 +98,6 @@ def _into_the_data(data: SpriteDataset, values: torch.Tensor, plane_columns: tup
         if (values[:, column] != factor.centre).any():
             moved.append(name)
     return values, tuple(moved)
-
-
-@torch.inference_mode()
-def encode_means(model: VAE, data: SpriteDataset, values: torch.Tensor, device: torch.device | str = "cpu",
-                 batch_size: int = 256) -> np.ndarray:
-    """Posterior means ``[..., D]`` of the images of ``values`` ``[..., K]``."""
-    flat = values.reshape(-1, values.shape[-1])
-    chunks = [model.encoder(data.render(flat[i : i + batch_size], device))[0].float().cpu()
-              for i in range(0, len(flat), batch_size)]
-    return torch.cat(chunks).numpy().reshape(*values.shape[:-1], -1)
 
 
 def choose_latents(codes: np.ndarray, labels: np.ndarray) -> tuple[tuple[int, int], tuple[float, float]]:

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from sbvae.metrics.utils import (
+from sbvae.evaluation.metrics.utils import (
     _check_num_bins,
     check_split,
     discrete_mutual_info,

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,19 @@ import yaml
 
 from sbvae.config import Config
 from sbvae.data import make_dataset
-from sbvae.device import select_device
 from sbvae.errors import CheckpointError, UserError
-from sbvae.run import FIGURE_FILES, RunPaths, atomic_write_bytes, load_model, read_metrics
+from sbvae.training.device import select_device
+from sbvae.training.run_folder import (
+    FIGURE_FILES,
+    RunPaths,
+    atomic_write_bytes,
+    load_model,
+    read_metrics,
+    read_scores,
+)
 from sbvae.viz.curves import curves_figure
 from sbvae.viz.geometry import factor_plane, geometry_figure, geometry_panel
-from sbvae.visualize import DEFAULT_FACTORS, check_factors
+from sbvae.viz.run_figures import DEFAULT_FACTORS, check_factors
 
 CAPTIONS = {
     "geometry": "Latent-space geometry: lines in the plane of two factors, and where the model puts them.",
@@ -62,36 +68,6 @@ def _number(value: Any) -> str:
 def _page(title: str, body: list[str]) -> bytes:
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>").encode()
-
-
-def _read_json_object(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when it is absent, unreadable or not an object."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def read_scores(run_dir: Path) -> dict[str, Any] | None:
-    """A run's ``metrics.json``, or None when it has none (or it is unreadable)."""
-    return _read_json_object(RunPaths(run_dir).scores)
-
-
-def cached_for_step(run_dir: Path, name: str, required: str,
-                    compute: Callable[[int | None], dict[str, Any] | None]) -> dict[str, Any] | None:
-    """``RUN/NAME`` when it was written for the run's evaluated step and holds ``required``;
-    otherwise ``compute(step)``, saved there (unless None). Committed results carry no
-    checkpoints, so a cached evaluation is what summarises them."""
-    cached = RunPaths(run_dir).root / name
-    step = (read_scores(run_dir) or {}).get("step")
-    stats = _read_json_object(cached)  # None when absent or unreadable: computed again, rewritten
-    if stats is not None and stats.get("step") == step and required in stats:
-        return stats
-    stats = compute(step)
-    if stats is not None:
-        atomic_write_bytes(cached, lambda h: h.write(json.dumps(stats, indent=2).encode()))
-    return stats
 
 
 def score_rows(result: dict[str, Any]) -> dict[str, float]:

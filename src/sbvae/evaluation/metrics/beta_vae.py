@@ -14,9 +14,8 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from sbvae.metrics.utils import fit_quietly
-from sbvae.sampling import EncodeValues, SampleValues
-
+from sbvae.evaluation.metrics.utils import fit_quietly
+from sbvae.evaluation.sampling import EncodeValues, SampleValues
 
 POINTS_PER_CALL = 16
 """Points rendered and encoded together (16 x 2 x 64 images): fewer, larger tensor calls."""

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from sbvae.data import make_dataset
-from sbvae.report import cached_for_step
-from sbvae.run import RunPaths, load_model
+from sbvae.evaluation.cache import cached_for_step
+from sbvae.training.run_folder import RunPaths, load_model
 
 UNIT_IMAGES = 1_000
 

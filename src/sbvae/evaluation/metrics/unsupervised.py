@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from sbvae.metrics.utils import _check_num_bins, check_codes, discrete_mutual_info, discretize
+from sbvae.evaluation.metrics.utils import (
+    _check_num_bins,
+    check_codes,
+    discrete_mutual_info,
+    discretize,
+)
 
 __all__ = ["unsupervised_scores", "gaussian_total_correlation", "gaussian_wasserstein_correlation"]
 

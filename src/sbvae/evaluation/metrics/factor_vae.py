@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sbvae.sampling import EncodeValues, SampleValues
-
+from sbvae.evaluation.sampling import EncodeValues, SampleValues
 
 VOTES_PER_CALL = 32
 """Votes rendered and encoded together (32 x 64 images): fewer, larger tensor calls."""

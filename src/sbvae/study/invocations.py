@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sbvae.run import atomic_write_bytes
+from sbvae.training.run_folder import atomic_write_bytes
 
 PENDING_FILE = "invocations-pending.json"
 

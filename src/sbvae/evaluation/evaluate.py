@@ -19,43 +19,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from sbvae import metrics
-from sbvae.config import Config, ObjectiveConfig
+from sbvae.config import Config
 from sbvae.data import make_dataset, make_generator
-from sbvae.device import select_device
 from sbvae.errors import UserError
+from sbvae.evaluation import metrics
+from sbvae.evaluation.sampling import GroundTruthSampler, Representation
 from sbvae.models import VAE
-from sbvae.objectives import to_image, vae_loss
-from sbvae.run import RunPaths, atomic_write_bytes, load_model
-from sbvae.sampling import GroundTruthSampler, Representation
-from sbvae.viz.figures import ACTIVE_KL
+from sbvae.training.device import select_device
+from sbvae.training.run_folder import RunPaths, atomic_write_bytes, load_model
+from sbvae.training.validation import elbo_statistics
 
 ARRAY_METRICS = ("mig", "dci", "sap", "modularity", "unsupervised")
 SAMPLER_METRICS = ("factor_vae", "beta_vae")
 ALL_METRICS = ARRAY_METRICS + SAMPLER_METRICS
-
-
-@torch.no_grad()
-def elbo_statistics(model: VAE, images: torch.Tensor, objective: ObjectiveConfig, seed: int,
-                    chunk: int = 256) -> dict[str, Any]:
-    """Mean loss terms over ``images`` with seeded noise (no global RNG consumed), plus
-    ``sse``: the per-image sum of squared errors of the reconstruction in [0, 1]."""
-    was_training = model.training
-    model.eval()
-    noise_rng = make_generator(seed, "eval-noise")
-    totals: list[torch.Tensor] = []
-    for start in range(0, len(images), chunk):
-        part = images[start : start + chunk]
-        noise = torch.randn(len(part), model.encoder.latent_dim, generator=noise_rng).to(part.device)
-        out = model(part, noise)
-        terms = vae_loss(part, out, objective.likelihood, objective.sigma, objective.beta)
-        sse = ((to_image(out.decoded, objective.likelihood) - part) ** 2).flatten(1).sum(1).mean()
-        totals.append(torch.cat([sse.reshape(1)] + [t.reshape(-1) for t in terms]) * len(part))
-    model.train(was_training)
-    mean = torch.stack(totals).sum(0) / len(images)
-    sse, loss, recon, kl, kl_dims = mean[0], mean[1], mean[2], mean[3], mean[4:]
-    return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(), "sse": sse.item(),
-            "kl_per_dim": kl_dims.tolist(), "active_latents": int((kl_dims > ACTIVE_KL).sum())}
 
 
 def parse_metric_names(text: str | Sequence[str] | None) -> list[str]:

@@ -1,7 +1,7 @@
 """Chen et al. (2018) MIG: continuous mutual-information estimates from posterior samples.
 
 This is the estimator of the beta-TCVAE paper and its reference code (rtqichen/beta-tcvae),
-not disentanglement_lib's binned MIG (``sbvae.metrics.mig``); the two numbers are not
+not disentanglement_lib's binned MIG (``sbvae.evaluation.metrics.mig``); the two numbers are not
 interchangeable.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sbvae.metrics.utils import check_codes, check_labels
+from sbvae.evaluation.metrics.utils import check_codes, check_labels
 
 __all__ = ["mig_chen"]
 

@@ -5,28 +5,28 @@ Array metrics are pure functions of numpy arrays: codes ``[N, D]`` floats and fa
 plain Python floats. ``beta_vae_score`` and ``factor_vae_score`` need a sampler and an encoder.
 """
 
-from sbvae.metrics.beta_vae import beta_vae_score
-from sbvae.metrics.dci import (
+from sbvae.evaluation.metrics.beta_vae import beta_vae_score
+from sbvae.evaluation.metrics.dci import (
     completeness_from_importance,
     dci,
     disentanglement_from_importance,
     importance_matrix_gbt,
 )
-from sbvae.metrics.factor_vae import factor_vae_score
-from sbvae.metrics.mig import mig, mig_from_mutual_info
-from sbvae.metrics.mig_chen import mig_chen
-from sbvae.metrics.modularity import (
+from sbvae.evaluation.metrics.factor_vae import factor_vae_score
+from sbvae.evaluation.metrics.mig import mig, mig_from_mutual_info
+from sbvae.evaluation.metrics.mig_chen import mig_chen
+from sbvae.evaluation.metrics.modularity import (
     explicitness_per_factor,
     modularity_explicitness,
     modularity_from_mutual_info,
 )
-from sbvae.metrics.sap import sap, sap_from_score_matrix, sap_score_matrix
-from sbvae.metrics.unsupervised import (
+from sbvae.evaluation.metrics.sap import sap, sap_from_score_matrix, sap_score_matrix
+from sbvae.evaluation.metrics.unsupervised import (
     gaussian_total_correlation,
     gaussian_wasserstein_correlation,
     unsupervised_scores,
 )
-from sbvae.metrics.utils import (
+from sbvae.evaluation.metrics.utils import (
     check_codes,
     check_codes_labels,
     check_labels,

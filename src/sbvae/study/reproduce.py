@@ -45,17 +45,24 @@ import torch
 import yaml
 
 from sbvae.config import Config, build_config, load_config
-from sbvae.device import available_cores, select_device
 from sbvae.errors import ConfigError, UserError
-from sbvae.evaluate import evaluate_run, library_versions
-from sbvae.heldout import heldout_statistics
-from sbvae.invocations import InvocationClock, earlier_invocations, wall_time_text
-from sbvae.position import position_statistics
-from sbvae.report import compare_runs, read_scores
-from sbvae.run import RunPaths, atomic_write_bytes, load_checkpoint, read_metrics
-from sbvae.stats import compare, verdict
-from sbvae.train import resume_config, train
-from sbvae.units import unit_statistics
+from sbvae.evaluation.evaluate import evaluate_run, library_versions
+from sbvae.evaluation.heldout import heldout_statistics
+from sbvae.evaluation.live_units import unit_statistics
+from sbvae.evaluation.position import position_statistics
+from sbvae.study.invocations import InvocationClock, earlier_invocations, wall_time_text
+from sbvae.study.stats import compare, verdict
+from sbvae.training.device import available_cores, select_device
+from sbvae.training.loop import resume_config, train
+from sbvae.training.run_folder import (
+    RunPaths,
+    atomic_write_bytes,
+    load_checkpoint,
+    read_metrics,
+    read_scores,
+)
+from sbvae.viz.outputs import standard_callbacks
+from sbvae.viz.report import compare_runs
 
 DECODERS = ("sbd", "deconv")
 # Shown per run beside the claimed metrics, to read them against (in-distribution error and geometry).
@@ -216,12 +223,13 @@ def ensure_run(spec: RunSpec, runs_dir: Path, metrics: list[str], device: torch.
                 config, state = resume_config(run, spec.config.train.steps)
                 for key in NOT_IDENTITY_KEYS:
                     setattr(config.train, key, getattr(spec.config.train, key))
-                train(config, run, device, resume_state=state, progress=False)
+                train(config, run, device, resume_state=state, progress=False,
+                      callbacks=standard_callbacks())
         else:
             _set_aside(run)
     if not paths.checkpoint.is_file():
         log(f"training {run}")
-        train(spec.config, run, device, progress=False)
+        train(spec.config, run, device, progress=False, callbacks=standard_callbacks())
     log(f"evaluating {run}")
     evaluate_run(run, metrics, num_train=num_train, num_test=max(2, num_train // 2), device=device)
     return run

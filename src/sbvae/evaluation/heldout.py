@@ -1,7 +1,7 @@
 """Evaluation on a region of factor space held out of training: the reconstruction error
 there, and whether the latent geometry of position learned on the training region extends to it.
 
-The geometry score is :mod:`sbvae.position`'s affine map from the posterior means to (x, y),
+The geometry score is :mod:`sbvae.evaluation.position`'s affine map from the posterior means to (x, y),
 fitted on the training region and scored by R^2 on it and on the held-out region. A decoder
 whose latents lay position out on a smooth grid keeps the map valid where it never trained; a
 folded or collapsed layout does not.
@@ -16,10 +16,15 @@ import torch
 
 from sbvae.config import load_config
 from sbvae.data import make_dataset, make_heldout_dataset
-from sbvae.evaluate import elbo_statistics
-from sbvae.position import GEOMETRY_IMAGES, affine_readout_r2, fitted_position_r2, position_codes
-from sbvae.report import cached_for_step
-from sbvae.run import RunPaths, load_model
+from sbvae.evaluation.cache import cached_for_step
+from sbvae.evaluation.position import (
+    GEOMETRY_IMAGES,
+    affine_readout_r2,
+    fitted_position_r2,
+    position_codes,
+)
+from sbvae.training.run_folder import RunPaths, load_model
+from sbvae.training.validation import elbo_statistics
 
 HELDOUT_IMAGES = GEOMETRY_IMAGES
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +21,33 @@ from tqdm import tqdm
 
 from sbvae.config import Config, save_config
 from sbvae.data import Batch, SpriteDataset, make_dataset, make_generator
-from sbvae.device import busy_warning, compile_module, select_device, set_threads
-from sbvae.distributed import World, check_batch, mean_over_ranks, share, start, stop, world_from_env
 from sbvae.errors import CheckpointError, UserError
-from sbvae.evaluate import compute_metrics, elbo_statistics, evaluate_model, format_table, write_metrics
 from sbvae.models import VAE, build_vae, count_parameters
-from sbvae.objectives import LossTerms, vae_loss
-from sbvae.run import RunPaths, atomic_write_bytes, config_from_checkpoint, load_checkpoint, save_checkpoint
-from sbvae.report import run_report
-from sbvae.sampling import GroundTruthSampler
-from sbvae.visualize import write_figures
-
+from sbvae.objectives import LossTerms, make_objective
+from sbvae.training.callbacks import Callback
+from sbvae.training.device import (
+    busy_warning,
+    compile_module,
+    select_device,
+    set_threads,
+)
+from sbvae.training.distributed import (
+    World,
+    check_batch,
+    mean_over_ranks,
+    share,
+    start,
+    stop,
+    world_from_env,
+)
+from sbvae.training.run_folder import (
+    RunPaths,
+    atomic_write_bytes,
+    config_from_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from sbvae.training.validation import elbo_statistics
 
 
 def parameter_report(config: Config, model: VAE, data: SpriteDataset) -> str:
@@ -63,6 +79,7 @@ class Trainer:
         if config.train.compile:
             self.net = compile_module(self.net, device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        self.objective = make_objective(config.objective)
         self.data_rng = make_generator(config.train.seed, "train")
         self.noise_rng = make_generator(config.train.seed, "noise")
         self.step = 0
@@ -79,6 +96,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "data_rng": self.data_rng.get_state(),
             "noise_rng": self.noise_rng.get_state(),
+            "objective": self.objective.state_dict(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -87,6 +105,7 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.data_rng.set_state(state["data_rng"])
             self.noise_rng.set_state(state["noise_rng"])
+            self.objective.load_state_dict(state.get("objective", {}))
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {self.paths.checkpoint} cannot be restored: "
                                   f"{str(exc).splitlines()[0]}") from None
@@ -97,27 +116,18 @@ class Trainer:
         save_checkpoint(self.paths.checkpoint, self.state())
 
     # -- one step ------------------------------------------------------------------------
-    def _warmed_up(self, value: float, warmup: int) -> float:
-        """``value`` at the current step, rising linearly over the first ``warmup`` steps
-        (``value / warmup`` at the first; 0: ``value`` throughout)."""
-        return value * min(1.0, (self.step + 1) / warmup) if warmup else value
-
-    def kl_weight(self) -> float:
-        """Beta at the current step: rising from 0 over ``objective.kl_warmup`` steps."""
-        return self._warmed_up(self.config.objective.beta, self.config.objective.kl_warmup)
-
     def learning_rate(self) -> float:
-        """The learning rate at the current step: rising to ``train.lr`` over
-        ``train.lr_warmup`` steps."""
-        return self._warmed_up(self.config.train.lr, self.config.train.lr_warmup)
+        """The learning rate at the current step: rising linearly to ``train.lr`` over the first
+        ``train.lr_warmup`` steps (``lr / lr_warmup`` at the first; 0: ``lr`` throughout)."""
+        lr, warmup = self.config.train.lr, self.config.train.lr_warmup
+        return lr * min(1.0, (self.step + 1) / warmup) if warmup else lr
 
     def loss(self, images: torch.Tensor, noise: torch.Tensor) -> LossTerms:
-        o = self.config.objective
-        return vae_loss(images, self.net(images, noise), o.likelihood, o.sigma, self.kl_weight())
+        return self.objective.loss(self.net, images, noise, self.step)
 
     def train_step(self) -> LossTerms:
         """One optimizer step on a fresh batch. Across processes, every rank draws the global
-        batch's factors and noise and renders only its own slice (see ``sbvae.distributed``);
+        batch's factors and noise and renders only its own slice (see ``sbvae.training.distributed``);
         with ``train.micro_batch`` the slice's gradient is accumulated chunk by chunk (each
         chunk's loss weighted by its share). Returns this rank's mean loss terms."""
         size = self.config.train.batch_size
@@ -153,13 +163,6 @@ class Trainer:
         """Loss terms, squared error and active latents on the fixed validation set."""
         return elbo_statistics(self.model, self.val.images, self.config.objective, self.config.train.seed)
 
-    def mig(self) -> dict[str, Any]:
-        """Discrete MIG on ``train.mig_samples`` fresh samples (posterior means)."""
-        self.model.eval()
-        scores, _ = compute_metrics(GroundTruthSampler(self.data, self.model, self.device), ["mig"],
-                                    self.config.train.seed, self.config.train.mig_samples)
-        self.model.train()
-        return scores
 
 class MetricsLog:
     """Appends rows to metrics.jsonl and TensorBoard."""
@@ -241,12 +244,15 @@ def _on_main(world: World, action: Callable[[], None]) -> None:
 
 
 def train(config: Config, run_dir: str | Path, device: str | torch.device | None = None,
-          resume_state: dict[str, Any] | None = None, progress: bool = True) -> Path:
+          resume_state: dict[str, Any] | None = None, progress: bool = True,
+          callbacks: Sequence[Callback] = ()) -> Path:
     """Train ``config`` into ``run_dir`` (a new, empty folder unless ``resume_state`` is given).
 
     Returns the run folder. On resume, training continues from the checkpoint's step up to
     ``config.train.steps``. Under ``torchrun`` the processes share the work (see
-    ``sbvae.distributed``) and only rank 0 writes anything.
+    ``sbvae.training.distributed``) and only rank 0 writes anything. ``callbacks`` run on rank 0
+    after every step and once at the end (what `sbvae train` adds: MIG during training and the
+    final scores, figures and report; see ``sbvae.viz.outputs.standard_callbacks``).
     """
     run_dir = Path(run_dir)
     device = device if isinstance(device, torch.device) else select_device(device)
@@ -254,7 +260,7 @@ def train(config: Config, run_dir: str | Path, device: str | torch.device | None
     check_batch(world, config.train.batch_size, config.train.micro_batch)
     device = start(world, device)
     try:
-        return _train(config, run_dir, device, world, resume_state, progress)
+        return _train(config, run_dir, device, world, resume_state, progress, callbacks)
     except RuntimeError as exc:
         if not world.active:
             raise
@@ -265,7 +271,7 @@ def train(config: Config, run_dir: str | Path, device: str | torch.device | None
 
 
 def _train(config: Config, run_dir: Path, device: torch.device, world: World,
-           resume_state: dict[str, Any] | None, progress: bool) -> Path:
+           resume_state: dict[str, Any] | None, progress: bool, callbacks: Sequence[Callback]) -> Path:
     main = world.is_main
     if resume_state is None:
         _on_main(world, lambda: prepare_new_run(run_dir))
@@ -316,8 +322,9 @@ def _train(config: Config, run_dir: Path, device: torch.device, world: World,
             if main and (trainer.step % t.eval_every == 0 or trainer.step == t.steps):
                 last_val = trainer.validate()
                 log.write({"step": trainer.step, "split": "val", **last_val})
-            if main and t.mig_every and trainer.step % t.mig_every == 0 and trainer.step < t.steps:
-                log.write({"step": trainer.step, "split": "mig", **trainer.mig()})
+            if main:
+                for callback in callbacks:
+                    callback.on_step(trainer, log)
             if main and (trainer.step % t.checkpoint_every == 0 or trainer.step == t.steps):
                 trainer.save()
             bar.update(1)
@@ -325,18 +332,13 @@ def _train(config: Config, run_dir: Path, device: torch.device, world: World,
             return run_dir
         if last_val is None:  # resumed a finished run: nothing trained, still refresh the outputs
             last_val = trainer.validate()
-        quick = evaluate_model(config, trainer.model, device, ["mig"], seed=t.seed,
-                               num_train=t.mig_samples, num_test_images=config.data.val_size)
-        write_metrics(paths.scores, {"run": str(run_dir), "step": trainer.step, **quick})
-        log.write({"step": trainer.step, "split": "mig", **quick["scores"]})
-        write_figures(config, trainer.model, paths, device=device)
-        run_report(run_dir)
+        bar.close()
+        for callback in callbacks:
+            callback.on_end(trainer, log)
     finally:
         bar.close()
         if log is not None:
             log.close()
-    print(format_table(quick))
-    print(f"report: {paths.report}")
     print(f"done: step {trainer.step:,} | val loss {last_val['loss']:.1f} recon {last_val['recon']:.1f} "
           f"kl {last_val['kl']:.1f} nats/image | {last_val['active_latents']} active latents | "
           f"{trainer.elapsed / 60:.1f} min of training")

@@ -156,3 +156,17 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return rows
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is absent, unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def read_scores(run_dir: Path) -> dict[str, Any] | None:
+    """A run's ``metrics.json``, or None when it has none (or it is unreadable)."""
+    return read_json_object(RunPaths(run_dir).scores)

@@ -8,7 +8,7 @@ import scipy.stats
 from joblib import Parallel, delayed
 from sklearn.ensemble import GradientBoostingClassifier
 
-from sbvae.metrics.utils import check_split
+from sbvae.evaluation.metrics.utils import check_split
 
 __all__ = ["dci", "importance_matrix_gbt", "disentanglement_from_importance",
            "completeness_from_importance"]

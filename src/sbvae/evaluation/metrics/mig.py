@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from sbvae.metrics.utils import check_codes_labels, discrete_entropy, discrete_mutual_info, discretize
+from sbvae.evaluation.metrics.utils import (
+    check_codes_labels,
+    discrete_entropy,
+    discrete_mutual_info,
+    discretize,
+)
 
 __all__ = ["mig", "mig_from_mutual_info"]
 

@@ -1,6 +1,6 @@
 """Every figure of a run, from its checkpoint: what ``sbvae visualize RUN_DIR`` writes.
 
-The figures and their files are listed in ``sbvae.run.FIGURE_FILES``. Each is written through
+The figures and their files are listed in ``sbvae.training.run_folder.FIGURE_FILES``. Each is written through
 a temporary file, so a failure never replaces an earlier good picture.
 """
 
@@ -13,15 +13,20 @@ import torch
 
 from sbvae.config import Config
 from sbvae.data import SpriteDataset, make_dataset
-from sbvae.device import select_device
 from sbvae.errors import UserError
-from sbvae.evaluate import elbo_statistics
 from sbvae.models import VAE
-from sbvae.run import FIGURE_FILES, RunPaths, load_model, read_metrics
+from sbvae.training.device import select_device
+from sbvae.training.run_folder import FIGURE_FILES, RunPaths, load_model, read_metrics
+from sbvae.training.validation import elbo_statistics
 from sbvae.viz.animation import traversal_gif
 from sbvae.viz.curves import curves_figure
 from sbvae.viz.data import factors_figure
-from sbvae.viz.figures import kl_figure, prior_samples_figure, reconstructions_figure, traversals_figure
+from sbvae.viz.figures import (
+    kl_figure,
+    prior_samples_figure,
+    reconstructions_figure,
+    traversals_figure,
+)
 from sbvae.viz.geometry import factor_plane, geometry_figure, geometry_panel
 
 DEFAULT_FACTORS = ("x", "y")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.svm import LinearSVC
 
-from sbvae.metrics.utils import check_split
+from sbvae.evaluation.metrics.utils import check_split
 
 __all__ = ["sap", "sap_score_matrix", "sap_from_score_matrix"]
 

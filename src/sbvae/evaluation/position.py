@@ -5,7 +5,7 @@ An affine map from the posterior means to the sprite's (x, y) is least-squares f
 images of the training distribution and scored by R^2 (mean over x and y) on fresh images of
 the same distribution. Near 1 when the latents hold position on a flat grid (any rotation or
 scaling of it), lower when the layout is folded, warped or partly collapsed. The held-out
-evaluation (:mod:`sbvae.heldout`) scores the same fitted map on a region never trained on.
+evaluation (:mod:`sbvae.evaluation.heldout`) scores the same fitted map on a region never trained on.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from sbvae.data import SpriteDataset, make_dataset
+from sbvae.evaluation.cache import cached_for_step
+from sbvae.evaluation.sampling import encode_means
 from sbvae.models import VAE
-from sbvae.report import cached_for_step
-from sbvae.run import load_model
-from sbvae.viz.geometry import encode_means
+from sbvae.training.run_folder import load_model
 
 GEOMETRY_IMAGES = 2_000
 POSITION = ("x", "y")

@@ -1,0 +1,1 @@
+"""Evaluation: encoding ground-truth samples, the disentanglement metrics, run-level scores."""

@@ -1,0 +1,1 @@
+"""`sbvae reproduce`: experiments, runs, equal-time snapshots, statistics, the wall-time ledger."""
