@@ -11,3 +11,9 @@ class ConfigError(UserError):
 
 class CheckpointError(UserError):
     """A run folder or checkpoint that is missing, corrupt or incompatible."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type name when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

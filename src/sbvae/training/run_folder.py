@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 
 from sbvae.config import Config, build_config
-from sbvae.errors import CheckpointError, ConfigError
+from sbvae.errors import CheckpointError, ConfigError, first_line
 from sbvae.models import VAE, build_vae
 
 CHECKPOINT_FORMAT = 1
@@ -105,7 +106,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
             reason = "it holds objects other than tensors and plain data (not loaded, for safety)"
         else:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable: {reason}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} is not an sbvae checkpoint (format {CHECKPOINT_FORMAT})")
@@ -140,7 +141,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {paths.checkpoint} does not match its config: "
-                              f"{str(exc).splitlines()[0]}") from None
+                              f"{first_line(exc)}") from None
     model.eval()
     return config, model, state
 
@@ -156,6 +157,12 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return rows
+
+
+def split_rows(rows: Iterable[dict[str, Any]], split: str, key: str | None = None) -> list[dict[str, Any]]:
+    """The rows of one ``split`` (train, val, mig), and of those only the ones holding ``key``
+    when it is given."""
+    return [row for row in rows if row.get("split") == split and (key is None or key in row)]
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:
