@@ -13,6 +13,7 @@ from sbvae.data import (
     SHAPES,
     Continuous,
     Discrete,
+    ImageDataset,
     Intersection,
     Product,
     SetMinus,
@@ -21,9 +22,12 @@ from sbvae.data import (
     hsv_to_rgb,
     make_dataset,
     make_generator,
+    require_ground_truth,
 )
 from sbvae.data.factors import TWO_PI
 from sbvae.data.sprites import MARGIN, UNIT
+from sbvae.errors import UserError
+from sbvae.evaluation.sampling import GroundTruthSampler
 
 
 def central(n: int = 1, **factors: float) -> dict[str, torch.Tensor]:
@@ -400,3 +404,38 @@ def test_dependent_sprites_tie_colour_to_position_inside_a_disc():
     assert ((hue - x).abs() <= 0.15).all()
     assert torch.corrcoef(torch.stack([x, hue]))[0, 1] > 0.9
     assert abs(float(torch.corrcoef(torch.stack([x, y]))[0, 1])) < 0.1  # the disc is symmetric
+
+
+def test_a_set_of_images_is_a_dataset_without_ground_truth():
+    stack = make_dataset("colored_sprites", 16).sample(10, make_generator(0, "stack")).images
+    images = ImageDataset("mine", stack)
+    assert (images.image_size, images.channels, images.has_ground_truth) == (16, 3, False)
+    a, b = images.fixed_set(6, seed=3, split="val"), images.fixed_set(6, seed=3, split="val")
+    assert torch.equal(a.images, b.images) and a.values.shape == a.labels.shape == (6, 0)
+    assert all(any(torch.equal(image, s) for s in stack) for image in a.images)  # drawn from the stack
+    with pytest.raises(ValueError, match="square images"):
+        ImageDataset("wide", torch.zeros(2, 3, 16, 32))
+
+
+def test_metrics_decline_data_without_ground_truth_in_one_line():
+    sprites = make_dataset("colored_sprites", 16)
+    assert require_ground_truth(sprites, "the metrics") is sprites
+    images = ImageDataset("mine", sprites.sample(4, make_generator(0, "x")).images)
+    with pytest.raises(UserError, match="need ground-truth factors, and dataset mine has none") as caught:
+        GroundTruthSampler(images, None, torch.device("cpu"))
+    assert "\n" not in str(caught.value)
+
+
+def test_training_draws_through_the_dataset_interface(tmp_path, monkeypatch):
+    """The training step asks the dataset for keys and their images only, so a set of images trains."""
+    from sbvae.config import load_config
+    from sbvae.training import loop
+
+    stack = make_dataset("colored_sprites", 32).sample(20, make_generator(0, "stack")).images
+    monkeypatch.setattr(loop, "make_dataset", lambda *args: ImageDataset("mine", stack))
+    trainer = loop.Trainer(load_config("default", ["model.sbd_channels=8", "train.batch_size=4"]), tmp_path,
+                           torch.device("cpu"))
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    terms = [trainer.train_step() for _ in range(2)]
+    assert all(torch.isfinite(t.loss) for t in terms) and trainer.step == 2
+    assert any(not torch.equal(p, b) for p, b in zip(trainer.model.parameters(), before))

@@ -1,6 +1,15 @@
 """Data with exact ground truth: factor distributions, the sprite renderer, presets."""
 
-from sbvae.data.dataset import Batch, SpriteDataset, derive_seed, make_generator
+from sbvae.data.dataset import (
+    Batch,
+    Dataset,
+    GroundTruthDataset,
+    ImageDataset,
+    SpriteDataset,
+    derive_seed,
+    make_generator,
+    require_ground_truth,
+)
 from sbvae.data.factors import (
     Continuous,
     Discrete,
@@ -14,7 +23,9 @@ from sbvae.data.presets import PRESETS, make_dataset, make_heldout_dataset
 from sbvae.data.sprites import SHAPES, SpriteRenderer, hsv_to_rgb
 
 __all__ = [
-    "Batch", "Continuous", "Discrete", "FactorDistribution", "Intersection", "PRESETS",
+    "Batch", "Continuous", "Dataset", "Discrete", "FactorDistribution", "GroundTruthDataset", "ImageDataset",
+    "Intersection", "PRESETS",
     "Product", "SHAPES", "SetMinus", "SpriteDataset", "SpriteRenderer", "derive_seed",
     "find_factor", "hsv_to_rgb", "make_dataset", "make_generator", "make_heldout_dataset",
+    "require_ground_truth",
 ]

@@ -1,8 +1,9 @@
-"""A dataset with exact ground truth: a factor distribution plus the renderer that draws it."""
+"""The dataset interface (images drawn by key), data with ground truth, and images alone."""
 
 from __future__ import annotations
 
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -11,13 +12,15 @@ import torch
 
 from sbvae.data.factors import Continuous, Discrete, FactorDistribution, find_factor
 from sbvae.data.sprites import SpriteRenderer
+from sbvae.errors import UserError
 
 
 class Batch(NamedTuple):
     """Images ``[N, C, H, W]`` in [0, 1] with the factors that made them.
 
     ``values`` ``[N, K]`` float64 (physical values) and ``labels`` ``[N, K]`` int64 (class
-    indices), columns in the order of the dataset's ``factor_names``; both on the CPU.
+    indices), columns in the order of the dataset's ``factor_names``; both on the CPU. Data
+    without ground truth has ``K = 0``.
     """
 
     images: torch.Tensor
@@ -35,25 +38,67 @@ def make_generator(seed: int, purpose: str) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, purpose))
 
 
-@dataclass(frozen=True)
-class SpriteDataset:
-    """Samples factors from ``factors`` and renders them with ``renderer``."""
+class Dataset(ABC):
+    """What training and the pictures need of any data: images of one size, drawn by key.
+
+    A *key* identifies one image: its factor values ``[K]`` for data with ground truth, its
+    index for a set of images. Drawing keys on the CPU from a seeded generator and turning
+    only some of them into images is what lets several processes share one global batch.
+    """
 
     name: str
+    has_ground_truth: bool = False
+
+    @property
+    @abstractmethod
+    def image_size(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def channels(self) -> int: ...
+
+    @abstractmethod
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` keys ``[n, ...]`` drawn with ``generator``."""
+
+    @abstractmethod
+    def images(self, keys: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The images ``[N, C, H, W]`` in [0, 1] of ``keys``, on ``device``."""
+
+    def labels(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Factor values (float64) and labels (int64) ``[N, K]`` of ``keys``; ``K = 0`` here."""
+        return torch.zeros(len(keys), 0, dtype=torch.float64), torch.zeros(len(keys), 0, dtype=torch.int64)
+
+    def sample(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
+        """Draw ``n`` keys from ``generator``: their images on ``device``, with their factors."""
+        keys = self.draw(n, generator)
+        return Batch(self.images(keys, device), *self.labels(keys))
+
+    def stream(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Iterator[Batch]:
+        """An endless stream of fresh batches; its position is the generator's state."""
+        while True:
+            yield self.sample(batch_size, generator, device)
+
+    def fixed_set(self, n: int, seed: int, split: str, device: torch.device | str = "cpu") -> Batch:
+        """A reproducible held set (``split`` = ``"val"`` or ``"test"``) for ``seed``."""
+        return self.sample(n, make_generator(seed, split), device)
+
+
+class GroundTruthDataset(Dataset):
+    """Data whose every image comes from known factor values: keys are the values ``[N, K]``
+    (columns in the order of ``factor_names``), drawn from ``factors``, and :meth:`render`
+    makes the image of any values (procedurally, or by looking them up in a file)."""
+
+    has_ground_truth = True
     factors: FactorDistribution
-    renderer: SpriteRenderer
+
+    @abstractmethod
+    def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Images for ``[N, K]`` factor values (columns = ``factor_names``)."""
 
     @property
     def factor_names(self) -> tuple[str, ...]:
         return self.factors.names
-
-    @property
-    def channels(self) -> int:
-        return self.renderer.channels
-
-    @property
-    def image_size(self) -> int:
-        return self.renderer.image_size
 
     def factor(self, name: str) -> Discrete | Continuous:
         """The named factor; ``KeyError`` (naming the known factors) if there is none."""
@@ -67,21 +112,67 @@ class SpriteDataset:
         centre = [self.factor(name).centre for name in self.factor_names]
         return torch.tensor(centre, dtype=torch.float64).repeat(n, 1)
 
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.factors.sample(n, generator)
+
+    def images(self, keys: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        return self.render(keys, device)
+
+    def labels(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return keys, self.factors.labels(keys)
+
+
+@dataclass(frozen=True)
+class SpriteDataset(GroundTruthDataset):
+    """Samples factors from ``factors`` and renders them with ``renderer``."""
+
+    name: str
+    factors: FactorDistribution
+    renderer: SpriteRenderer
+
+    @property
+    def channels(self) -> int:
+        return self.renderer.channels
+
+    @property
+    def image_size(self) -> int:
+        return self.renderer.image_size
+
     def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Draw images for ``[N, K]`` factor values (columns = ``factor_names``)."""
         columns = {name: values[:, i] for i, name in enumerate(self.factor_names)}
         return self.renderer.render(columns, device)
 
-    def sample(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
-        """Draw ``n`` factor settings from ``generator`` and render them on ``device``."""
-        values = self.factors.sample(n, generator)
-        return Batch(self.render(values, device), values, self.factors.labels(values))
 
-    def stream(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Iterator[Batch]:
-        """An endless stream of fresh batches; its position is the generator's state."""
-        while True:
-            yield self.sample(batch_size, generator, device)
+class ImageDataset(Dataset):
+    """A set of images without ground truth (``[N, C, H, W]`` in [0, 1], square); keys are
+    indices drawn uniformly. Training and reconstructions work on it; the disentanglement
+    metrics and the latent-geometry plot need factors and decline it."""
 
-    def fixed_set(self, n: int, seed: int, split: str, device: torch.device | str = "cpu") -> Batch:
-        """A reproducible held set (``split`` = ``"val"`` or ``"test"``) for ``seed``."""
-        return self.sample(n, make_generator(seed, split), device)
+    def __init__(self, name: str, images: torch.Tensor) -> None:
+        if images.dim() != 4 or images.shape[-1] != images.shape[-2] or len(images) == 0:
+            raise ValueError(f"{name}: expected a non-empty [N, C, H, W] stack of square images, "
+                             f"got shape {tuple(images.shape)}")
+        self.name, self._images = name, images
+
+    @property
+    def image_size(self) -> int:
+        return int(self._images.shape[-1])
+
+    @property
+    def channels(self) -> int:
+        return int(self._images.shape[1])
+
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randint(len(self._images), (n,), generator=generator)
+
+    def images(self, keys: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        return self._images[keys].to(device, torch.float32)
+
+
+def require_ground_truth(data: Dataset, purpose: str) -> GroundTruthDataset:
+    """``data`` if it has ground-truth factors, else a one-line :class:`UserError` saying
+    that ``purpose`` (e.g. "the disentanglement metrics") needs them."""
+    if not isinstance(data, GroundTruthDataset):
+        raise UserError(f"{purpose} need ground-truth factors, and dataset {data.name} has none "
+                        "(it is a set of images)")
+    return data

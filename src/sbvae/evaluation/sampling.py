@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from sbvae.data import SpriteDataset
+from sbvae.data import GroundTruthDataset, require_ground_truth
 from sbvae.models import VAE
 
 Representation = Literal["mean", "sampled"]
@@ -33,7 +33,7 @@ class GroundTruthSampler:
     ``mean + exp(logvar / 2) * eps`` with ``eps`` from ``noise_seed``.
     """
 
-    dataset: SpriteDataset
+    dataset: GroundTruthDataset
     model: VAE
     device: torch.device
     representation: Representation = "mean"
@@ -41,6 +41,7 @@ class GroundTruthSampler:
     noise_seed: int = 0
 
     def __post_init__(self) -> None:
+        require_ground_truth(self.dataset, "the disentanglement metrics")
         if self.representation not in ("mean", "sampled"):
             raise ValueError(f"representation must be 'mean' or 'sampled', not {self.representation!r}")
         self._noise = torch.Generator().manual_seed(self.noise_seed)
@@ -68,7 +69,7 @@ class GroundTruthSampler:
         return self.encode_values(values), self.dataset.factors.labels(values).numpy()
 
 
-def encode_means(model: VAE, data: SpriteDataset, values: torch.Tensor, device: torch.device | str = "cpu",
+def encode_means(model: VAE, data: GroundTruthDataset, values: torch.Tensor, device: torch.device | str = "cpu",
                  batch_size: int = 256) -> np.ndarray:
     """Posterior means ``[..., D]`` of the images of factor values ``[..., K]``."""
     sampler = GroundTruthSampler(data, model, torch.device(device), batch_size=batch_size)

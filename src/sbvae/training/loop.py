@@ -20,8 +20,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sbvae.config import Config, save_config
-from sbvae.data import Batch, SpriteDataset, make_dataset, make_generator
-from sbvae.errors import CheckpointError, UserError
+from sbvae.data import Batch, Dataset, make_dataset, make_generator
+from sbvae.errors import CheckpointError, UserError, first_line
 from sbvae.models import VAE, build_vae, count_parameters
 from sbvae.objectives import LossTerms, make_objective
 from sbvae.training.callbacks import Callback
@@ -50,7 +50,7 @@ from sbvae.training.run_folder import (
 from sbvae.training.validation import elbo_statistics
 
 
-def parameter_report(config: Config, model: VAE, data: SpriteDataset) -> str:
+def parameter_report(config: Config, model: VAE, data: Dataset) -> str:
     """One line with the parameter counts of the encoder and of both decoders."""
     other = "deconv" if config.model.decoder == "sbd" else "sbd"
     swapped = build_vae(type(config.model)(**{**vars(config.model), "decoder": other}),
@@ -108,7 +108,7 @@ class Trainer:
             self.objective.load_state_dict(state.get("objective", {}))
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {self.paths.checkpoint} cannot be restored: "
-                                  f"{str(exc).splitlines()[0]}") from None
+                                  f"{first_line(exc)}") from None
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
 
@@ -132,7 +132,7 @@ class Trainer:
         chunk's loss weighted by its share). Returns this rank's mean loss terms."""
         size = self.config.train.batch_size
         rows = self.world.shard(size)
-        images = self.data.render(self.data.factors.sample(size, self.data_rng)[rows], self.device)
+        images = self.data.images(self.data.draw(size, self.data_rng)[rows], self.device)
         noise = torch.randn(size, self.config.model.latent_dim, generator=self.noise_rng)[rows].to(self.device)
         chunk = min(self.config.train.micro_batch or len(images), len(images))
         self.optimizer.zero_grad(set_to_none=True)
@@ -264,8 +264,7 @@ def train(config: Config, run_dir: str | Path, device: str | torch.device | None
     except RuntimeError as exc:
         if not world.active:
             raise
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"rank {world.rank}: lost contact with the other processes: {text}") from None
+        raise UserError(f"rank {world.rank}: lost contact with the other processes: {first_line(exc)}") from None
     finally:
         stop(world)
 
