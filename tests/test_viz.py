@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +218,33 @@ def test_compare_puts_both_runs_side_by_side(tmp_path, trained_run, run_cli, tin
     assert "model.decoder=sbd" in page and "model.decoder=deconv" in page
     assert all(r.startswith("data:image/") for r in _references(page))
     assert (tmp_path / "cmp" / "geometry.png").is_file()
+
+
+
+DRAW_FIGURES = """
+import sys
+from pathlib import Path
+import matplotlib
+if sys.argv[2] != "from-env":
+    matplotlib.use(sys.argv[2])
+import torch
+import sbvae.viz.report, sbvae.viz.run_figures  # every figure module
+from sbvae.viz.curves import curves_figure
+from sbvae.viz.figures import kl_figure
+out = Path(sys.argv[1])
+kl_figure(torch.tensor([3.0, 0.001, 1.5]), out / "kl.png")
+curves_figure({"run": [{"step": s, "split": "train", "loss": 1.0 / s} for s in (1, 2, 3)]}, out / "curves.png")
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("chosen", "how"), [("pdf", "pdf"), ("svg", "from-env")])
+def test_drawing_leaves_the_users_matplotlib_backend_alone(chosen, how, tmp_path):
+    """Importing sbvae.viz and saving figures neither switches the backend a notebook chose
+    (with matplotlib.use or MPLBACKEND) nor starts pyplot."""
+    env = {**os.environ, "MPLBACKEND": chosen}
+    result = subprocess.run([sys.executable, "-c", DRAW_FIGURES, str(tmp_path), how], env=env,
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [chosen, "False"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "kl.png"]  # no temporary left
+    assert {Image.open(tmp_path / name).format for name in ("kl.png", "curves.png")} == {"PNG"}

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
+import matplotlib
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from sbvae.training.run_folder import split_rows
 from sbvae.viz.figures import save_figure
 
 PANELS = (("loss", "loss (nats/image)"), ("recon", "reconstruction NLL (nats/image)"),
@@ -15,7 +17,7 @@ PANELS = (("loss", "loss (nats/image)"), ("recon", "reconstruction NLL (nats/ima
 
 
 def _series(rows: list[dict[str, Any]], split: str, key: str) -> tuple[list[int], list[float]]:
-    points = [(r["step"], r[key]) for r in rows if r.get("split") == split and isinstance(r.get(key), (int, float))]
+    points = [(r["step"], r[key]) for r in split_rows(rows, split, key) if isinstance(r[key], (int, float))]
     return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -33,8 +35,9 @@ def settled_range(curves: list[list[float]]) -> tuple[float, float] | None:
 def curves_figure(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     """Loss, reconstruction, KL (train solid, validation dashed) and MIG against steps; one
     colour per run in ``runs`` (label -> rows of its metrics.jsonl), named in one legend."""
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4 + 0.2 * -(-len(runs) // 5)))
-    colours = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
+    fig = Figure(figsize=(4.2 * len(PANELS), 3.4 + 0.2 * -(-len(runs) // 5)))
+    axes = fig.subplots(1, len(PANELS))
+    colours = matplotlib.colormaps["tab10" if len(runs) <= 10 else "tab20"]
     shown: dict[str, list[list[float]]] = {key: [] for key, _ in PANELS}
     for i, (label, rows) in enumerate(runs.items()):
         colour = colours(i % colours.N)

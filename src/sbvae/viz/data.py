@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 
 from sbvae.data import Batch, SpriteDataset
 from sbvae.data.sprites import SHAPES
@@ -34,7 +34,8 @@ def data_figure(data: SpriteDataset, batch: Batch, path: Path, columns: int = 8)
     n = len(batch.images)
     columns = min(columns, n)
     rows = math.ceil(n / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.3 * rows), squeeze=False)
+    fig = Figure(figsize=(1.9 * columns, 2.3 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     up = max(1, 128 // data.image_size)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -60,7 +61,8 @@ def factors_figure(data: SpriteDataset, path: Path, steps: int = 9) -> None:
         rows.append(data.render(values))
     up = max(1, 64 // data.image_size)
     grid = make_grid(torch.cat(rows), rows=len(names))
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * steps, 0.8 * len(names) + 0.8))
+    fig = Figure(figsize=(1.0 + 0.8 * steps, 0.8 * len(names) + 0.8))
+    ax = fig.subplots()
     ax.imshow(to_uint8(grid, up), interpolation="nearest")
     ax.set_yticks([(r + 0.5) * grid.shape[1] * up / len(names) for r in range(len(names))])
     ax.set_yticklabels(names)

@@ -1,30 +1,32 @@
-"""Pictures of one model: reconstructions, traversals, prior samples, KL per latent."""
+"""Pictures of one model: reconstructions, traversals, prior samples, KL per latent.
+
+Every figure of sbvae is a :class:`matplotlib.figure.Figure` drawn and saved directly, without
+pyplot: no backend is selected or changed, so importing sbvae in a notebook leaves its backend
+as it was, and no figure lingers in pyplot's global state.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from sbvae.models import VAE  # noqa: E402
-from sbvae.objectives import ACTIVE_KL, to_image  # noqa: E402
-from sbvae.viz.grid import make_grid, to_uint8  # noqa: E402
+from sbvae.models import VAE
+from sbvae.objectives import ACTIVE_KL, to_image
+from sbvae.training.run_folder import atomic_write_bytes
+from sbvae.viz.grid import make_grid, to_uint8
 
 
 def _upscale_for(size: int) -> int:
     return max(1, 128 // size)
 
 
-def save_figure(fig: plt.Figure, path: Path) -> None:
-    """Save a figure through a temporary file so a good earlier picture is never half-replaced."""
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+def save_figure(fig: Figure, path: Path) -> None:
+    """Save ``fig`` atomically (format from the suffix), so a good earlier picture is never
+    half-replaced."""
+    fmt = path.suffix.lstrip(".") or "png"
+    atomic_write_bytes(path, lambda handle: fig.savefig(handle, format=fmt, dpi=100, bbox_inches="tight"))
 
 
 @torch.no_grad()
@@ -34,7 +36,8 @@ def reconstructions_figure(model: VAE, images: torch.Tensor, likelihood: str, pa
     outputs = to_image(model.decode(mean), likelihood)
     grid = make_grid(torch.cat([images, outputs]).cpu(), rows=2)
     n = len(images)
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * n), 2.8))
+    fig = Figure(figsize=(max(4.0, 1.1 * n), 2.8))
+    ax = fig.subplots()
     ax.imshow(to_uint8(grid, _upscale_for(images.shape[-1])), interpolation="nearest")
     ax.set_yticks([grid.shape[1] * _upscale_for(images.shape[-1]) * f for f in (0.25, 0.75)])
     ax.set_yticklabels(["input", "reconstruction"])
@@ -81,7 +84,8 @@ def traversals_figure(model: VAE, image: torch.Tensor, kl_per_dim: torch.Tensor,
     frames = traversal_images(model, mean, order, offsets, likelihood)[:, :, 0]
     up = _upscale_for(image.shape[-1])
     grid = make_grid(frames.flatten(0, 1), rows=len(order))
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * steps, 0.9 * len(order) + 0.8))
+    fig = Figure(figsize=(1.0 + 0.9 * steps, 0.9 * len(order) + 0.8))
+    ax = fig.subplots()
     ax.imshow(to_uint8(grid, up), interpolation="nearest")
     row_height = grid.shape[1] * up / len(order)
     col_width = grid.shape[2] * up / steps
@@ -102,7 +106,8 @@ def prior_samples_figure(model: VAE, likelihood: str, path: Path, count: int = 3
     images = to_image(model.decode(z), likelihood).cpu()
     rows = max(1, count // 8)
     grid = make_grid(images[: rows * (count // rows)], rows=rows)
-    fig, ax = plt.subplots(figsize=(9, 1.2 * rows + 0.6))
+    fig = Figure(figsize=(9, 1.2 * rows + 0.6))
+    ax = fig.subplots()
     ax.imshow(to_uint8(grid, _upscale_for(images.shape[-1])), interpolation="nearest")
     ax.axis("off")
     ax.set_title("Samples from the prior (z ~ N(0, I), decoded)")
@@ -114,7 +119,8 @@ def kl_figure(kl_per_dim: torch.Tensor, path: Path) -> None:
     order = kl_order(kl_per_dim)
     values = [float(kl_per_dim[d]) for d in order]
     colours = ["tab:blue" if v >= ACTIVE_KL else "lightgrey" for v in values]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * len(order), 3.2))
+    fig = Figure(figsize=(1.0 + 0.5 * len(order), 3.2))
+    ax = fig.subplots()
     ax.bar(range(len(order)), values, color=colours)
     ax.axhline(ACTIVE_KL, color="grey", linestyle=":", linewidth=1, label=f"active threshold {ACTIVE_KL}")
     ax.set_xticks(range(len(order)))

@@ -19,12 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from sbvae.data import SHAPES, SpriteDataset
-from sbvae.evaluation.metrics.utils import discrete_mutual_info, discretize
+from sbvae.evaluation.metrics.utils import discrete_entropy, discrete_mutual_info, discretize
 from sbvae.evaluation.sampling import encode_means
 from sbvae.models import VAE
 from sbvae.viz.figures import save_figure
@@ -108,8 +110,7 @@ def choose_latents(codes: np.ndarray, labels: np.ndarray) -> tuple[tuple[int, in
     latent indices and their MI normalised by each factor's entropy (1 = determines it).
     """
     mi = discrete_mutual_info(discretize(codes), labels)  # [D, 2]
-    entropy = np.array([_entropy(labels[:, k]) for k in range(2)])
-    mi = mi / np.maximum(entropy, 1e-12)[None, :]
+    mi = mi / np.maximum(discrete_entropy(labels), 1e-12)[None, :]
     first, second = int(np.argmax(mi[:, 0])), int(np.argmax(mi[:, 1]))
     if first == second:
         other = 1 if mi[first, 0] >= mi[second, 1] else 0
@@ -118,12 +119,6 @@ def choose_latents(codes: np.ndarray, labels: np.ndarray) -> tuple[tuple[int, in
         chosen[other] = ranked[0]
         first, second = chosen
     return (first, second), (float(mi[first, 0]), float(mi[second, 1]))
-
-
-def _entropy(labels: np.ndarray) -> float:
-    _, counts = np.unique(labels, return_counts=True)
-    p = counts / counts.sum()
-    return float(-(p * np.log(p)).sum())
 
 
 @dataclass(frozen=True)
@@ -156,12 +151,12 @@ def geometry_panel(label: str, model: VAE, data: SpriteDataset, plane: FactorPla
 
 def line_colours(first: int, second: int) -> list[tuple[float, ...]]:
     """Lines of constant first factor in blues to greens, of constant second in reds to yellows."""
-    cool, warm = plt.get_cmap("winter"), plt.get_cmap("autumn")
+    cool, warm = matplotlib.colormaps["winter"], matplotlib.colormaps["autumn"]
     return ([cool(i / max(first - 1, 1)) for i in range(first)]
             + [warm(i / max(second - 1, 1)) for i in range(second)])
 
 
-def _draw_lines(ax: plt.Axes, points: np.ndarray, inside: np.ndarray, colours: list[tuple[float, ...]]) -> None:
+def _draw_lines(ax: Axes, points: np.ndarray, inside: np.ndarray, colours: list[tuple[float, ...]]) -> None:
     """Each line faint, then its stretches inside the data solid on top."""
     for line, held, colour in zip(points, inside, colours):
         ax.plot(line[:, 0], line[:, 1], "-", color=colour, linewidth=0.8, alpha=0.25)
@@ -178,7 +173,8 @@ def geometry_figure(panels: list[GeometryPanel], plane: FactorPlane, data: Sprit
     """The ground-truth grid of lines, then each panel's latent geometry, side by side."""
     colours = line_colours(plane.first_lines, len(plane.values) - plane.first_lines)
     n = 1 + len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.4), squeeze=False)
+    fig = Figure(figsize=(4.2 * n, 4.4))
+    axes = fig.subplots(1, n, squeeze=False)
     ax = axes[0, 0]
     _draw_lines(ax, plane.plane, plane.inside, colours)
     ax.set_xlabel(plane.names[0])
