@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from sbvae.errors import UserError
+from sbvae.errors import UserError, first_line
 
 
 def select_device(name: str | None = None) -> torch.device:
@@ -41,8 +41,8 @@ def set_threads(threads: int, processes: int = 1) -> int:
 
 def busy_warning(threads: int) -> str | None:
     """A warning when other processes already keep the cores busy and ``threads`` > 1: threads
-    that share busy cores wait for each other at every operation (``sbvae bench`` measured
-    1 thread 2.5x faster than 2 on a 2-core machine running another 2-thread job)."""
+    that share busy cores wait for each other at every operation, so fewer can be faster (see
+    docs/performance.md)."""
     cores = available_cores()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if threads <= 1 or load + threads <= cores + 0.5:
@@ -58,7 +58,6 @@ def compile_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Mo
     try:
         torch.compile(lambda x: x * 2 + 1)(torch.zeros(4, device=device))
     except Exception as exc:  # noqa: BLE001 - any failure of the compiler stack means "cannot compile"
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"train.compile: torch.compile does not work on {device} here ({text}); "
+        raise UserError(f"train.compile: torch.compile does not work on {device} here ({first_line(exc)}); "
                         "set train.compile=false") from None
     return torch.compile(module)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from sbvae.errors import ConfigError, UserError
+from sbvae.errors import ConfigError, UserError, first_line
 
 TIMEOUT = timedelta(minutes=10)
 """How long a rank waits for the others (rendezvous, a collective) before giving up."""
@@ -90,7 +90,7 @@ def start(world: World, device: torch.device) -> torch.device:
         dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=TIMEOUT)
     except (RuntimeError, ValueError, OSError) as exc:
         raise UserError(f"rank {world.rank}: cannot join the other {world.size - 1} processes "
-                        f"({backend}): {_first_line(exc)}") from None
+                        f"({backend}): {first_line(exc)}") from None
     return device
 
 
@@ -130,8 +130,3 @@ def mean_over_ranks(world: World, tensor: torch.Tensor) -> torch.Tensor:
     total = tensor.clone()
     dist.all_reduce(total)
     return total / world.size
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
