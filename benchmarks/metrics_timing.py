@@ -7,7 +7,7 @@ noisy, slightly mixed copies of the factors and five are noise. Chen's MIG needs
 it runs on a smaller full-factorial grid (3 x 6 x 10 x 8 x 8 = 11,520 points).
 
 DCI keeps dlib's GradientBoostingClassifier defaults (100 trees per class and factor, 113 classes
-here): it takes about 5 minutes on one core; ``--skip dci`` for a quick run (~15 s).
+here) and takes far longer than the rest; ``--skip dci`` for a quick run.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ The reproduction's datasets (the paper's exact ones are unknown; each choice is 
   across at 32 px (``scale * 2 * UNIT * size`` for the square, the same area for the others).
 * ``small_dsprites``: ``dsprites`` at the scales of ``small_sprites``: white sprites 2 to 3.3
   pixels across, one channel. Neither decoder reliably learns the colour of a sprite that small
-  at the CPU scale (results/README.md, small-objects), so claim 4 is tested here.
+  at the CPU scale (docs/reproduction.md, "small-objects: why white sprites"), so claim 4 is
+  tested here.
 * ``dependent_sprites``: ``colored_sprites`` with positions inside the disc of radius 0.5
   around the centre and the hue within 0.15 of x: position and colour depend on each other.
 """

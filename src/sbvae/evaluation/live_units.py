@@ -2,9 +2,9 @@
 
 A ReLU channel that is zero at every position of every image gets no gradient and stays off
 for good. Counting the channels of each decoder ReLU that fire somewhere, on images of the
-run's own data, shows how much of a decoder is left: at Adam 1e-3 from the first step the
-SBD's last hidden layer kept 3-13 of its 64 channels, which a learning-rate warm-up prevents
-(``train.lr_warmup``; see results/README.md).
+run's own data, shows how much of a decoder is left. Training at the full learning rate from
+the first step can leave most of the SBD's last hidden layer dead; a learning-rate warm-up
+(``train.lr_warmup``) prevents it (see docs/reproduction.md, "Why the learning-rate warm-up").
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def dci(codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarra
     (not the error of the DCI paper); the trees see the raw, unstandardised codes; and dlib's
     trees are unseeded, so its D and C jitter at the ~1e-3 level between runs. ``seed=None``
     reproduces that (unseeded); an int makes the result repeatable. Cost: 100 trees per class
-    per factor, i.e. minutes for 10,000 points and dSprites' 113 classes; ``n_jobs`` fits the
+    per factor, the slowest metric by far (timings in docs/metrics.md); ``n_jobs`` fits the
     factors in parallel processes (same result).
     """
     importance, acc_train, acc_test = importance_matrix_gbt(
