@@ -6,7 +6,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from sbvae.bench import PAPER_SBD, ReferenceSBD, forward_flops, pillow_render
+from sbvae.bench import (
+    PAPER_SBD,
+    ReferenceSBD,
+    TrainCase,
+    bench_config,
+    forward_flops,
+    pillow_render,
+    train_cases,
+)
 from sbvae.data import make_dataset, make_generator
 from sbvae.models import build_vae
 
@@ -37,3 +45,24 @@ def test_pillow_baseline_draws_the_same_sprites():
             centre_a = (mass_a.sum(1 - axis) * grid).sum() / mass_a.sum()
             centre_b = (mass_b.sum(1 - axis) * grid).sum() / mass_b.sum()
             assert abs(centre_a - centre_b) < 1.0
+
+
+def test_a_case_times_the_training_step_of_sbvae_train():
+    case = next(c for c in train_cases([32], [16]) if c.name == "deconv 32px b16")
+    assert case.config.train.batch_size == 16 and case.config.model.decoder == "deconv"
+    before = [p.detach().clone() for p in case.trainer.model.parameters()]
+    case.step()
+    assert case.trainer.step == 1  # Trainer.train_step ran: a fresh batch, one Adam step
+    assert any(not torch.equal(a, b) for a, b in zip(before, case.trainer.model.parameters()))
+
+
+def test_the_reference_case_trains_the_same_model_through_the_same_step():
+    """The straightforward SBD swapped into the Trainer takes the same step as ours."""
+    config = bench_config(PAPER_SBD, 32, 4, channels_last=False)  # as the reference case runs
+    reference, ours = TrainCase("reference", config, reference=True), TrainCase("ours", config)
+    assert isinstance(reference.trainer.model.decoder, ReferenceSBD)
+    assert not isinstance(ours.trainer.model.decoder, ReferenceSBD)
+    reference.step()
+    ours.step()
+    for a, b in zip(reference.trainer.model.parameters(), ours.trainer.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -4,12 +4,13 @@ Every candidate is timed in the same run, interleaved repeat by repeat, and the 
 reported, so a busy machine slows all of them alike and the ratios stay meaningful even when
 the absolute numbers do not. What is measured:
 
-* training images/s (forward, backward, Adam step on a fixed rendered batch) of the SBD (the
-  paper's: four 3x3 layers of 64 channels on an unpadded grid) and the DeConv VAE, at 32 and
-  64 px and batch 16 and 64; for the SBD also a straightforward reference kept here (tile z,
-  concatenate the coordinates, one conv stack) and our model's speed as a ratio to it: ours
-  as ``sbvae train`` runs it (factorised first layer, ``train.channels_last``), with the
-  batch accumulated in micro-batches of 16 (``train.micro_batch``), optionally under
+* training images/s of the step ``sbvae train`` runs, :meth:`Trainer.train_step` itself
+  (render a fresh batch, forward, backward, Adam step), for the SBD (the paper's: four 3x3
+  layers of 64 channels on an unpadded grid) and the DeConv VAE, at 32 and 64 px and batch 16
+  and 64; for the SBD also a straightforward reference kept here (tile z, concatenate the
+  coordinates, one conv stack; swapped into the same step) and our model's speed as a ratio to
+  it: ours as ``sbvae train`` runs it (factorised first layer, ``train.channels_last``), with
+  the batch accumulated in micro-batches of 16 (``train.micro_batch``), optionally under
   ``torch.compile`` (``--compile``), and on one thread against all of them;
 * achieved GFLOP/s: nominal FLOPs of a training step (3 x the straightforward forward pass's
   multiply-adds x 2) per second, against a large float32 matrix product timed in the same
@@ -22,12 +23,14 @@ the absolute numbers do not. What is measured:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,16 +42,17 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from sbvae.config import ModelConfig
+from sbvae.config import Config, DataConfig, ModelConfig, TrainConfig
 from sbvae.data import make_dataset, make_generator
 from sbvae.data.sprites import MARGIN, SHAPES, UNIT, hsv_to_rgb
 from sbvae.evaluation.sampling import GroundTruthSampler
 from sbvae.models import VAE, SpatialBroadcastDecoder, build_vae
-from sbvae.objectives import vae_loss
 from sbvae.training.device import available_cores
+from sbvae.training.loop import Trainer
 
 PAPER_SBD = ModelConfig(decoder="sbd", sbd_layers=4, sbd_channels=64, sbd_kernel=3, broadcast="valid")
 DECONV = ModelConfig(decoder="deconv")
+MODELS = {"sbd": PAPER_SBD, "deconv": DECONV}
 MICRO_BATCH = 16
 
 
@@ -100,40 +104,68 @@ def forward_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
     return total
 
 
+BENCH_FOLDER = Path(tempfile.gettempdir()) / "sbvae-bench"
+"""The run folder the benchmark's Trainers are given; a Trainer writes only in ``save()``,
+which the benchmark never calls, so nothing is written there."""
+
+
+def bench_config(model: ModelConfig, size: int, batch: int, **train: Any) -> Config:
+    """``model`` on coloured sprites at ``size`` px, batch ``batch``; ``train`` overrides further
+    ``train.*`` fields (``micro_batch``, ``channels_last``, ``compile``)."""
+    return Config(data=DataConfig(preset="colored_sprites", image_size=size), model=model,
+                  train=TrainConfig(batch_size=batch, **train))
+
+
+def straightforward(model: VAE) -> VAE:
+    """Swap ``model``'s SBD decoder, in place, for :class:`ReferenceSBD` on the same weights
+    (a DeConv decoder stays); returns ``model``."""
+    if isinstance(model.decoder, SpatialBroadcastDecoder):
+        model.decoder = ReferenceSBD(model.decoder)
+    return model
+
+
+@functools.cache
+def nominal_flops(decoder: str, size: int) -> float:
+    """FLOPs per image of a training step (3 x the forward pass) of the straightforward model."""
+    model = straightforward(build_vae(MODELS[decoder], size, 3))
+    latent_dim = MODELS[decoder].latent_dim
+    return 3 * forward_flops(model, torch.zeros(1, 3, size, size), torch.zeros(1, latent_dim))
+
+
 @dataclass
 class TrainCase:
-    """One training configuration to time: what ``Trainer.train_step`` does on a fixed batch."""
+    """One training configuration to time: ``Trainer.train_step`` of a Trainer built from
+    ``config`` (the step ``sbvae train`` runs), built on first use."""
 
     name: str
-    model: VAE
-    images: torch.Tensor
-    noise: torch.Tensor
-    flops_per_image: float  # nominal, of the straightforward model
-    micro_batch: int = 0  # as train.micro_batch: gradient accumulated over chunks of this size
-    compiled: bool = False  # as train.compile
+    config: Config
+    reference: bool = False  # the straightforward SBD swapped in (plain NCHW, as peers run it)
     threads: int = 0  # run with this many threads (0: the process's setting)
 
-    def __post_init__(self) -> None:
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
-        self.forward = torch.compile(self.model) if self.compiled else self.model
+    @functools.cached_property
+    def trainer(self) -> Trainer:
+        trainer = Trainer(self.config, BENCH_FOLDER, torch.device("cpu"))
+        if self.reference:
+            straightforward(trainer.model)  # the optimizer's parameters are shared, so unchanged
+        return trainer
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.train.batch_size
+
+    @property
+    def flops_per_image(self) -> float:
+        """Nominal, of the straightforward model."""
+        return nominal_flops(self.config.model.decoder, self.config.data.image_size)
 
     def step(self) -> None:
         saved = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
-        chunk = self.micro_batch or len(self.images)
-        self.optimizer.zero_grad(set_to_none=True)
-        for start in range(0, len(self.images), chunk):
-            images, noise = self.images[start : start + chunk], self.noise[start : start + chunk]
-            (vae_loss(images, self.forward(images, noise)).loss * (len(images) / len(self.images))).backward()
-        self.optimizer.step()
-        torch.set_num_threads(saved)
-
-
-def _fast(config: ModelConfig, size: int) -> VAE:
-    """Our model as ``sbvae train`` runs it by default (``train.channels_last``), seeded alike."""
-    torch.manual_seed(0)
-    return build_vae(config, size, 3).to(memory_format=torch.channels_last)
+        try:
+            self.trainer.train_step()
+        finally:
+            torch.set_num_threads(saved)
 
 
 def train_cases(sizes: list[int], batches: list[int], compiled: bool = False,
@@ -143,30 +175,22 @@ def train_cases(sizes: list[int], batches: list[int], compiled: bool = False,
     micro-batches on one thread (against all threads) at the largest size and batch."""
     cases = []
     for size in sizes:
-        data = make_dataset("colored_sprites", size)
         for batch in batches:
-            images = data.sample(batch, make_generator(0, "bench")).images
-            noise = torch.randn(batch, PAPER_SBD.latent_dim, generator=torch.Generator().manual_seed(0))
-            torch.manual_seed(0)
-            plain = build_vae(PAPER_SBD, size, 3)
-            reference = VAE(plain.encoder, ReferenceSBD(plain.decoder))
-            deconv = _fast(DECONV, size)
-            flops = {m: 3 * forward_flops(m, images[:1], noise[:1]) for m in (reference, deconv)}
-            tag, sbd = f"{size}px b{batch}", flops[reference]
+            tag = f"{size}px b{batch}"
             micro = MICRO_BATCH if batch > MICRO_BATCH else 0
-            cases += [TrainCase(f"sbd-reference {tag}", reference, images, noise, sbd),
-                      TrainCase(f"sbd {tag}", _fast(PAPER_SBD, size), images, noise, sbd)]
             chunked = f"sbd-micro{micro}" if micro else "sbd"
+            cases += [TrainCase(f"sbd-reference {tag}", bench_config(PAPER_SBD, size, batch, channels_last=False),
+                                reference=True),
+                      TrainCase(f"sbd {tag}", bench_config(PAPER_SBD, size, batch))]
             if micro:
-                cases.append(TrainCase(f"{chunked} {tag}", _fast(PAPER_SBD, size), images, noise, sbd,
-                                       micro_batch=micro))
+                cases.append(TrainCase(f"{chunked} {tag}", bench_config(PAPER_SBD, size, batch, micro_batch=micro)))
             if compiled:
-                cases.append(TrainCase(f"{chunked}-compiled {tag}", _fast(PAPER_SBD, size), images, noise, sbd,
-                                       micro_batch=micro, compiled=True))
-            cases.append(TrainCase(f"deconv {tag}", deconv, images, noise, flops[deconv]))
+                cases.append(TrainCase(f"{chunked}-compiled {tag}",
+                                       bench_config(PAPER_SBD, size, batch, micro_batch=micro, compile=True)))
+            cases.append(TrainCase(f"deconv {tag}", bench_config(DECONV, size, batch)))
             if thread_sweep and size == max(sizes) and batch == max(batches) and torch.get_num_threads() > 1:
-                cases.append(TrainCase(f"{chunked}-1thread {tag}", _fast(PAPER_SBD, size), images, noise, sbd,
-                                       micro_batch=micro, threads=1))
+                cases.append(TrainCase(f"{chunked}-1thread {tag}",
+                                       bench_config(PAPER_SBD, size, batch, micro_batch=micro), threads=1))
     return cases
 
 
@@ -176,7 +200,7 @@ def peak_step_memory_mb(decoder: str, size: int, batch: int) -> float | None:
     probe = [sys.executable, "-m", "sbvae.bench", "memory-probe", decoder, str(size), str(batch)]
     # Large blocks straight from and back to the OS, so resident memory follows live tensors.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "SBVAE_BENCH_THREADS": str(torch.get_num_threads())}
-    done = subprocess.run(probe, capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run(probe, check=False, capture_output=True, text=True, timeout=600, env=env)
     try:
         return float(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -298,9 +322,9 @@ def run_benchmark(quick: bool = False, repeats: int | None = None, compiled: boo
     peak_one = flops / statistics.median(times["matmul-1thread"]) / 1e9 if "matmul-1thread" in times else None
     train = {}
     for c in cases:
-        rate = len(c.images) / statistics.median(times[c.name])
+        rate = c.batch_size / statistics.median(times[c.name])
         decoder, size, batch = c.name.split()
-        plain = not (c.compiled or c.threads)  # the memory probe rebuilds only the plain cases
+        plain = not (c.config.train.compile or c.threads)  # the memory probe rebuilds only the plain cases
         gflops = c.flops_per_image * rate / 1e9
         train[c.name] = {"images_per_sec": rate, "gflops": gflops,
                          "fraction_of_matmul": gflops / (peak_one if c.threads == 1 else peak),
@@ -345,11 +369,11 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | {row['images_per_sec']:.0f} | {row['gflops']:.1f} | "
                      f"{100 * row['fraction_of_matmul']:.0f}% | {speedup} | {mb} |")
     r, e = result["render_64px"], result["encode_64px"]
-    lines += ["", f"renderer, 64 px, 4x4 supersampling: {r['ours_images_per_sec']:,.0f} images/s; per-image "
-              f"Pillow: {r['pillow_images_per_sec']:,.0f} images/s ({r['ratio']:.1f}x)",
-              f"evaluation encoding, 64 px: {e['render_and_encode_images_per_sec']:,.0f} images/s "
-              f"(render + encode); encoder forward alone {e['encoder_forward_images_per_sec']:,.0f} "
-              f"images/s ({e['ratio']:.2f} of it)"]
+    lines += ["", (f"renderer, 64 px, 4x4 supersampling: {r['ours_images_per_sec']:,.0f} images/s; per-image "
+                   f"Pillow: {r['pillow_images_per_sec']:,.0f} images/s ({r['ratio']:.1f}x)"),
+              (f"evaluation encoding, 64 px: {e['render_and_encode_images_per_sec']:,.0f} images/s "
+               f"(render + encode); encoder forward alone {e['encoder_forward_images_per_sec']:,.0f} "
+               f"images/s ({e['ratio']:.2f} of it)")]
     return "\n".join(lines)
 
 
