@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sbvae.training.run_folder import (
     RunPaths,
-    atomic_write_bytes,
+    atomic_write_json,
     read_json_object,
     read_scores,
 )
@@ -27,5 +26,5 @@ def cached_for_step(run_dir: Path, name: str, required: str,
         return stats
     stats = compute(step)
     if stats is not None:
-        atomic_write_bytes(cached, lambda h: h.write(json.dumps(stats, indent=2).encode()))
+        atomic_write_json(cached, stats)
     return stats

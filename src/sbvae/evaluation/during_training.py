@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sbvae.evaluation.evaluate import (
-    compute_metrics,
-    evaluate_model,
-    format_table,
-    write_metrics,
-)
+from sbvae.evaluation.evaluate import compute_metrics, evaluate_model, format_table
 from sbvae.evaluation.sampling import GroundTruthSampler
 from sbvae.training.callbacks import Callback
+from sbvae.training.run_folder import atomic_write_json
 
 if TYPE_CHECKING:
     from sbvae.training.loop import MetricsLog, Trainer
@@ -41,6 +37,6 @@ class MigLogger(Callback):
         config, t = trainer.config, trainer.config.train
         quick = evaluate_model(config, trainer.model, trainer.device, ["mig"], seed=t.seed,
                                num_train=t.mig_samples, num_test_images=config.data.val_size)
-        write_metrics(trainer.paths.scores, {"run": str(trainer.paths.root), "step": trainer.step, **quick})
+        atomic_write_json(trainer.paths.scores, {"run": str(trainer.paths.root), "step": trainer.step, **quick})
         log.write({"step": trainer.step, "split": "mig", **quick["scores"]})
         print(format_table(quick))

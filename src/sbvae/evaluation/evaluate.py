@@ -9,7 +9,6 @@ variances and 10,000 + 5,000 votes; for the BetaVAE score 10,000 + 5,000 points.
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from sbvae.evaluation import metrics
 from sbvae.evaluation.sampling import GroundTruthSampler, Representation
 from sbvae.models import VAE
 from sbvae.training.device import select_device
-from sbvae.training.run_folder import RunPaths, atomic_write_bytes, load_model
+from sbvae.training.run_folder import RunPaths, atomic_write_json, load_model
 from sbvae.training.validation import elbo_statistics
 
 ARRAY_METRICS = ("mig", "dci", "sap", "modularity", "unsupervised")
@@ -140,10 +139,6 @@ def evaluate_model(config: Config, model: VAE, device: torch.device, names: Sequ
     }
 
 
-def write_metrics(path: Path, result: dict[str, Any]) -> None:
-    atomic_write_bytes(path, lambda handle: handle.write(json.dumps(result, indent=2).encode()))
-
-
 def evaluate_run(run_dir: str | Path, names: Sequence[str] | str | None = None,
                  representation: Representation = "mean", seed: int = 0, num_train: int = 10_000,
                  num_test: int = 5_000, device: str | torch.device | None = None,
@@ -158,7 +153,7 @@ def evaluate_run(run_dir: str | Path, names: Sequence[str] | str | None = None,
     config, model, state = load_model(run_dir, device)
     result = evaluate_model(config, model, device, names, representation, seed, num_train, num_test, log=log)
     result = {"run": str(run_dir), "step": int(state["step"]), **result}
-    write_metrics(RunPaths(Path(run_dir)).root / "metrics.json", result)
+    atomic_write_json(RunPaths(Path(run_dir)).scores, result)
     return result
 
 
