@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import snapshot
 from PIL import Image
 
+from conftest import snapshot
 from sbvae.errors import CheckpointError
 from sbvae.training.run_folder import FIGURE_FILES, load_checkpoint
 
@@ -40,7 +40,7 @@ def check_run_folder(run: Path, steps: int, decoder: str) -> None:
     for name in ("config.yaml", "checkpoint.pt", "metrics.jsonl"):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
-    for name, file in FIGURE_FILES.items():
+    for file in FIGURE_FILES.values():
         if file.endswith(".png"):
             assert_png(run / file)
     assert (run / "traversals.gif").read_bytes()[:6] == b"GIF89a"
@@ -94,7 +94,7 @@ def test_resume_gives_the_same_parameters(tmp_path, trained_run, run_cli, tiny_o
     half = torch.load(run / "checkpoint.pt", weights_only=True)
     assert half["step"] == 3
 
-    code, out, err = run_cli("train", "--resume", run, "--set", "train.steps=6", "--quiet")
+    code, _out, err = run_cli("train", "--resume", run, "--set", "train.steps=6", "--quiet")
     assert code == 0, err
     resumed = torch.load(run / "checkpoint.pt", weights_only=True)
     straight = torch.load(trained_run / "checkpoint.pt", weights_only=True)

@@ -6,12 +6,11 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY
 
+from conftest import TINY
 from sbvae.errors import ConfigError
 from sbvae.training.distributed import World, check_batch
 

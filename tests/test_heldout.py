@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import TINY
 
+from conftest import TINY
 from sbvae.evaluation.heldout import heldout_statistics
 from sbvae.evaluation.position import affine_readout_r2, position_statistics
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import snapshot
 from PIL import Image
 
+from conftest import snapshot
 from sbvae.data import make_dataset
 from sbvae.evaluation.sampling import encode_means
 from sbvae.viz.animation import traversal_frames, traversal_gif
@@ -106,9 +106,10 @@ def test_traversal_frames_move_the_right_rows_in_kl_order():
     model = RenderingModel()
     images = DATA.render(DATA.factors.sample(3, torch.Generator().manual_seed(0)))
     kl = torch.tensor([0.01, 2.0, 0.02, 5.0])  # z3 then z1 carry information
-    grids, order, offsets = traversal_frames(model, images, kl, "gaussian", span=2.0, frames=12)
+    grids, order, _offsets = traversal_frames(model, images, kl, "gaussian", span=2.0, frames=12)
     assert order == [3, 1, 2, 0]
-    assert grids.min() >= 0 and grids.max() <= 1 and grids.max() >= 0.74  # the sprite's own colour (value 0.75), not grey
+    # the sprite's own colour (value 0.75), not grey
+    assert grids.min() >= 0 and grids.max() <= 1 and grids.max() >= 0.74
     assert all((grids[t] - grids[t + 1]).abs().max() > 0.1 for t in range(len(grids) - 1))
     height = (grids.shape[2] - 1) // 4  # each row of tiles is (H + 1) pixels tall
     for r, moving in enumerate([True, True, False, False]):  # rows of z3, z1 move; z2, z0 do not
@@ -163,7 +164,7 @@ def test_train_report_is_self_contained_and_shows_the_scores(trained_run):
 def test_report_without_metrics_still_shows_figures(tmp_path, trained_run, run_cli):
     run = _copy(trained_run, tmp_path)
     (run / "metrics.json").unlink()
-    code, out, err = run_cli("report", run, "--no-figures")
+    code, _out, err = run_cli("report", run, "--no-figures")
     assert code == 0, err
     page = (run / "report.html").read_text()
     assert "metrics.json is missing" in page and len(_references(page)) >= 8
@@ -173,7 +174,7 @@ def test_visualize_only_some_figures(tmp_path, trained_run, run_cli):
     run = _copy(trained_run, tmp_path)
     for name in ("geometry.png", "kl.png", "curves.png"):
         (run / name).unlink()
-    code, out, err = run_cli("visualize", run, "--only", "kl,geometry", "--factors", "hue,x")
+    code, _out, err = run_cli("visualize", run, "--only", "kl,geometry", "--factors", "hue,x")
     assert code == 0, err
     assert (run / "geometry.png").is_file() and (run / "kl.png").is_file() and not (run / "curves.png").exists()
 
@@ -192,7 +193,7 @@ def test_bad_input_is_one_line_and_keeps_earlier_outputs(args, words, tmp_path, 
     run = _copy(trained_run, tmp_path)
     before = snapshot(run)
     fill = {"run": str(run), "missing": str(tmp_path / "nope"), "out": str(tmp_path / "cmp")}
-    code, out, err = run_cli(*[a.format(**fill) for a in args])
+    code, _out, err = run_cli(*[a.format(**fill) for a in args])
     assert code == 2 and err.count("\n") == 1 and words in err, err
     assert snapshot(run) == before
     assert not (tmp_path / "cmp").exists()
@@ -209,7 +210,7 @@ def test_compare_puts_both_runs_side_by_side(tmp_path, trained_run, run_cli, tin
     deconv = tmp_path / "deconv"
     code, _, err = run_cli("train", "--set", *tiny_overrides, "model.decoder=deconv", "--out", deconv, "--quiet")
     assert code == 0, err
-    code, out, err = run_cli("compare", trained_run, deconv, "--out", tmp_path / "cmp")
+    code, _out, err = run_cli("compare", trained_run, deconv, "--out", tmp_path / "cmp")
     assert code == 0, err
     page = (tmp_path / "cmp" / "compare.html").read_text()
     for run in (trained_run, deconv):

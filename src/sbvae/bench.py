@@ -60,6 +60,8 @@ class ReferenceSBD(nn.Module):
     """The Spatial Broadcast decoder as every public implementation writes it, sharing the
     weights of ``model``: tile z over the grid, concatenate the coordinates, run the convs."""
 
+    coords: torch.Tensor
+
     def __init__(self, model: SpatialBroadcastDecoder) -> None:
         super().__init__()
         self.convs, self.grid_size = model.convs, model.grid_size
@@ -244,7 +246,7 @@ def pillow_render(values: torch.Tensor, names: tuple[str, ...], size: int, super
         cos, sin = math.cos(angle), math.sin(angle)
         points = [(cx + radius * (cos * u - sin * w), cy + radius * (sin * u + cos * w)) for u, w in outline]
         ImageDraw.Draw(image).polygon(points, fill=tuple(int(255 * c) for c in rgb[i].tolist()))
-        out[i] = np.asarray(image.resize((size, size), Image.BOX))
+        out[i] = np.asarray(image.resize((size, size), Image.Resampling.BOX))
     return out
 
 
@@ -319,16 +321,17 @@ def run_benchmark(quick: bool = False, repeats: int | None = None, compiled: boo
         log(f"round {r + 1}/{repeats} done")
     flops = 2 * MATMUL_SIZE**3
     peak = flops / statistics.median(times["matmul"]) / 1e9
-    peak_one = flops / statistics.median(times["matmul-1thread"]) / 1e9 if "matmul-1thread" in times else None
-    train = {}
+    one = times.get("matmul-1thread")
+    peak_one = flops / statistics.median(one) / 1e9 if one else peak  # 1 thread is only timed when a case uses it
+    train: dict[str, dict[str, Any]] = {}
     for c in cases:
         rate = c.batch_size / statistics.median(times[c.name])
-        decoder, size, batch = c.name.split()
+        decoder, size, batch_text = c.name.split()
         plain = not (c.config.train.compile or c.threads)  # the memory probe rebuilds only the plain cases
         gflops = c.flops_per_image * rate / 1e9
+        memory = peak_step_memory_mb(decoder, int(size[:-2]), int(batch_text[1:])) if plain else None
         train[c.name] = {"images_per_sec": rate, "gflops": gflops,
-                         "fraction_of_matmul": gflops / (peak_one if c.threads == 1 else peak),
-                         "peak_step_mb": peak_step_memory_mb(decoder, int(size[:-2]), int(batch[1:])) if plain else None}
+                         "fraction_of_matmul": gflops / (peak_one if c.threads == 1 else peak), "peak_step_mb": memory}
     for c in cases:
         kind, tag = c.name.split(" ", 1)
         if kind.startswith("sbd") and kind != "sbd-reference":

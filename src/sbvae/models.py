@@ -12,7 +12,7 @@ mean or the Bernoulli logit), without an output activation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +79,8 @@ class SpatialBroadcastDecoder(nn.Module):
       included, with the same kernel) is zero-padded to keep the size.
     """
 
+    coords: torch.Tensor  # [2, G, G] x and y planes in [-1, 1], a buffer
+
     def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 10,
                  layers: int = 4, width: int = 64, kernel: int = 3,
                  broadcast: str = "valid") -> None:
@@ -123,7 +125,7 @@ class SpatialBroadcastDecoder(nn.Module):
         Same numbers as ``convs[0](broadcast_latents(z))`` up to float rounding, without the
         ``[N, k + 2, G, G]`` input or its k + 2 channel convolution.
         """
-        conv = self.convs[0]
+        conv = cast(nn.Conv2d, self.convs[0])
         k = z.shape[1]
         w_z, w_c = conv.weight[:, :k], conv.weight[:, k:]
         coord_part = F.conv2d(self.coords[None].to(z.dtype), w_c, conv.bias, padding=conv.padding)

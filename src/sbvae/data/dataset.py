@@ -74,7 +74,8 @@ class Dataset(ABC):
         keys = self.draw(n, generator)
         return Batch(self.images(keys, device), *self.labels(keys))
 
-    def stream(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Iterator[Batch]:
+    def stream(self, batch_size: int, generator: torch.Generator,
+               device: torch.device | str = "cpu") -> Iterator[Batch]:
         """An endless stream of fresh batches; its position is the generator's state."""
         while True:
             yield self.sample(batch_size, generator, device)

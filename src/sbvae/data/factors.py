@@ -279,9 +279,8 @@ def find_factor(distribution: FactorDistribution, name: str) -> Discrete | Conti
 
     Figures use its ``span`` and ``centre``; a restricted distribution's leaves are its base's.
     """
-    if isinstance(distribution, (Discrete, Continuous)):
-        if distribution.names[0] == name:
-            return distribution
+    if isinstance(distribution, (Discrete, Continuous)) and distribution.names[0] == name:
+        return distribution
     children = getattr(distribution, "parts", ()) or ([distribution.base] if hasattr(distribution, "base") else [])
     for child in children:
         if name in child.names:

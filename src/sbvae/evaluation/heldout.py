@@ -37,6 +37,7 @@ def heldout_statistics(run: Path, device: torch.device) -> dict[str, Any] | None
             return None
         config, model, _ = load_model(run, device)
         held_out = make_heldout_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+        assert held_out is not None  # checked above at a small size
         inside = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
         seed = config.train.seed
         images = held_out.fixed_set(HELDOUT_IMAGES, seed, "heldout", device).images

@@ -64,4 +64,6 @@ def position_statistics(run: Path, device: torch.device) -> dict[str, Any]:
         _, r2 = fitted_position_r2(model, data, config.train.seed, device)
         return {"step": step, "images": GEOMETRY_IMAGES, "position_r2": r2}
 
-    return cached_for_step(run, "position.json", "position_r2", compute)
+    stats = cached_for_step(run, "position.json", "position_r2", compute)
+    assert stats is not None  # compute always gives a result
+    return stats

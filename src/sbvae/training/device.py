@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import cast
 
 import torch
 
@@ -57,7 +58,7 @@ def compile_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Mo
     (a C++ compiler on CPU, Triton on CUDA), so a missing toolchain is one clear error."""
     try:
         torch.compile(lambda x: x * 2 + 1)(torch.zeros(4, device=device))
-    except Exception as exc:  # noqa: BLE001 - any failure of the compiler stack means "cannot compile"
+    except Exception as exc:
         raise UserError(f"train.compile: torch.compile does not work on {device} here ({first_line(exc)}); "
                         "set train.compile=false") from None
-    return torch.compile(module)
+    return cast(torch.nn.Module, torch.compile(module))

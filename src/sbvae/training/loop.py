@@ -13,10 +13,10 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from sbvae.config import Config, save_config
@@ -65,17 +65,18 @@ def parameter_report(config: Config, model: VAE, data: Dataset) -> str:
 class Trainer:
     """Owns the model, optimizer, data stream and run folder of one training run."""
 
-    def __init__(self, config: Config, run_dir: Path, device: torch.device, world: World = World()) -> None:
-        self.config, self.device, self.world = config, device, world
+    def __init__(self, config: Config, run_dir: Path, device: torch.device, world: World | None = None) -> None:
+        self.config, self.device = config, device
+        self.world = world = world or World()
         self.paths = RunPaths(Path(run_dir))
         self.data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
         torch.manual_seed(config.train.seed)
         self.model = build_vae(config.model, self.data.image_size, self.data.channels).to(device)
         if config.train.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net: torch.nn.Module = self.model  # what the training step calls (DDP across processes)
         if world.active:
-            self.net = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
+            self.net = DDP(self.model, device_ids=[device] if device.type == "cuda" else None)
         if config.train.compile:
             self.net = compile_module(self.net, device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
@@ -137,11 +138,11 @@ class Trainer:
         chunk = min(self.config.train.micro_batch or len(images), len(images))
         self.optimizer.zero_grad(set_to_none=True)
         totals = None
-        for start in range(0, len(images), chunk):
-            last = start + chunk >= len(images)
-            sync = contextlib.nullcontext() if last or not self.world.active else self.net.no_sync()
+        for first in range(0, len(images), chunk):
+            last = first + chunk >= len(images)
+            sync = contextlib.nullcontext() if last or not self.world.active else cast(DDP, self.net).no_sync()
             with sync:  # across processes, gradients are averaged once, after the last chunk
-                terms = self.loss(images[start : start + chunk], noise[start : start + chunk])
+                terms = self.loss(images[first : first + chunk], noise[first : first + chunk])
                 share = chunk / len(images)
                 (terms.loss * share).backward()
             part = [t.detach() * share for t in terms]
@@ -150,6 +151,7 @@ class Trainer:
             group["lr"] = self.learning_rate()
         self.optimizer.step()
         self.step += 1
+        assert totals is not None  # the batch is never empty
         return LossTerms(*totals)
 
     # -- evaluation ----------------------------------------------------------------------
@@ -285,8 +287,8 @@ def _train(config: Config, run_dir: Path, device: torch.device, world: World,
     if main:
         save_config(config, paths.config)
         print(parameter_report(config, trainer.model, trainer.data))
-        if device.type == "cpu" and (busy := busy_warning(threads)) is not None:
-            print(busy)
+        if device.type == "cpu" and (warning := busy_warning(threads)) is not None:
+            print(warning)
         ranks = f" x {world.size} processes" if world.active else ""
         print(f"device {device} ({threads} threads{ranks}) | {config.data.preset} {config.data.image_size}px | "
               f"{t.steps:,} steps of {t.batch_size} | run folder {run_dir}")
@@ -311,23 +313,23 @@ def _train(config: Config, run_dir: Path, device: torch.device, world: World,
                 mean = mean_over_ranks(world, sums / count).tolist()  # .tolist() waits for the device
                 trainer.elapsed += busy
                 rate = count * t.batch_size / max(busy, 1e-9)
-                if main:
+                if log is not None:  # the main process
                     log.write({"step": trainer.step, "split": "train", "loss": mean[0], "recon": mean[1],
                                "kl": mean[2], "kl_per_dim": mean[3:], "images_per_sec": rate,
                                "elapsed": trainer.elapsed})
                 bar.set_postfix_str(f"loss {mean[0]:.1f} recon {mean[1]:.1f} kl {mean[2]:.1f} "
                                     f"{rate:.0f} img/s")
                 sums, count, busy = None, 0, 0.0
-            if main and (trainer.step % t.eval_every == 0 or trainer.step == t.steps):
+            if log is not None and (trainer.step % t.eval_every == 0 or trainer.step == t.steps):
                 last_val = trainer.validate()
                 log.write({"step": trainer.step, "split": "val", **last_val})
-            if main:
+            if log is not None:
                 for callback in callbacks:
                     callback.on_step(trainer, log)
             if main and (trainer.step % t.checkpoint_every == 0 or trainer.step == t.steps):
                 trainer.save()
             bar.update(1)
-        if not main:
+        if log is None:  # not the main process
             return run_dir
         if last_val is None:  # resumed a finished run: nothing trained, still refresh the outputs
             last_val = trainer.validate()

@@ -59,7 +59,7 @@ def curves_figure(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
         if limits is not None:
             ax.set_ylim(*limits)
     handles, labels = axes[0].get_legend_handles_labels()
-    rows = -(-len(labels) // 5)
+    legend_rows = -(-len(labels) // 5)
     fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 * rows, 1, 1))
+    fig.tight_layout(rect=(0, 0.06 * legend_rows, 1, 1))
     save_figure(fig, path)

@@ -20,7 +20,7 @@ def describe_factors(names: tuple[str, ...], values: list[float]) -> str:
              "saturation": "s", "value": "v"}
     parts = {}
     for name, value in zip(names, values):
-        parts[name] = SHAPES[int(round(value))] if name == "shape" else f"{short.get(name, name)}{value:.2f}"
+        parts[name] = SHAPES[round(value)] if name == "shape" else f"{short.get(name, name)}{value:.2f}"
     lines = [[parts[k] for k in ("shape", "scale", "orientation") if k in parts],
              [parts[k] for k in ("x", "y") if k in parts],
              [parts[k] for k in ("hue", "saturation", "value") if k in parts]]

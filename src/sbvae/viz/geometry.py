@@ -16,6 +16,7 @@ extrapolation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def factor_plane(data: SpriteDataset, names: tuple[str, str], lines: int = 7, po
     values = torch.cat(groups)
     flat, moved = _into_the_data(data, values.reshape(-1, values.shape[-1]), columns)
     inside = data.factors.contains(flat).reshape(values.shape[:2])
-    return FactorPlane(tuple(names), columns, flat.reshape(values.shape), len(groups[0]), inside.numpy(), moved)
+    return FactorPlane((names[0], names[1]), columns, flat.reshape(values.shape), len(groups[0]), inside.numpy(), moved)
 
 
 def _into_the_data(data: SpriteDataset, values: torch.Tensor, plane_columns: tuple[int, int],
@@ -149,14 +150,14 @@ def geometry_panel(label: str, model: VAE, data: SpriteDataset, plane: FactorPla
     return GeometryPanel(label, dims, mi, codes[..., list(dims)])
 
 
-def line_colours(first: int, second: int) -> list[tuple[float, ...]]:
+def line_colours(first: int, second: int) -> list[tuple[float, float, float, float]]:
     """Lines of constant first factor in blues to greens, of constant second in reds to yellows."""
     cool, warm = matplotlib.colormaps["winter"], matplotlib.colormaps["autumn"]
     return ([cool(i / max(first - 1, 1)) for i in range(first)]
             + [warm(i / max(second - 1, 1)) for i in range(second)])
 
 
-def _draw_lines(ax: Axes, points: np.ndarray, inside: np.ndarray, colours: list[tuple[float, ...]]) -> None:
+def _draw_lines(ax: Axes, points: np.ndarray, inside: np.ndarray, colours: Sequence[tuple[float, ...]]) -> None:
     """Each line faint, then its stretches inside the data solid on top."""
     for line, held, colour in zip(points, inside, colours):
         ax.plot(line[:, 0], line[:, 1], "-", color=colour, linewidth=0.8, alpha=0.25)
@@ -166,7 +167,7 @@ def _draw_lines(ax: Axes, points: np.ndarray, inside: np.ndarray, colours: list[
 
 
 def _value_text(name: str, value: float) -> str:
-    return SHAPES[int(round(value))] if name == "shape" else f"{value:.2f}"
+    return SHAPES[round(value)] if name == "shape" else f"{value:.2f}"
 
 
 def geometry_figure(panels: list[GeometryPanel], plane: FactorPlane, data: SpriteDataset, path: Path) -> None:

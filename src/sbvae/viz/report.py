@@ -130,7 +130,7 @@ def group_runs(configs: dict[str, Config]) -> dict[str, list[str]]:
         groups.setdefault(tuple(repr(f.get(k)) for k in keys), []).append(run)
     varying = [i for i, k in enumerate(keys) if len({g[i] for g in groups}) > 1]
     labels = {}
-    for signature, runs in groups.items():
+    for runs in groups.values():
         first = flat[runs[0]]
         label = ", ".join(f"{keys[i]}={first.get(keys[i])}" for i in varying) or "all runs"
         labels[label] = runs

@@ -60,14 +60,19 @@ def write_figures(config: Config, model: VAE, paths: RunPaths, names: Sequence[s
     """Draw the named figures of an in-memory ``model`` into ``paths``; returns name -> file."""
     names = parse_figure_names(names)
     data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
-    factors = check_factors(data, factors) if "geometry" in names else tuple(factors)
+    plane = factor_plane(data, check_factors(data, factors)) if "geometry" in names else None
     likelihood = config.objective.likelihood
     model.eval()
     val = data.fixed_set(config.data.val_size, config.train.seed, "val", device).images
     kl = torch.tensor(elbo_statistics(model, val, config.objective, config.train.seed)["kl_per_dim"])
+
+    def geometry(path: Path) -> None:
+        assert plane is not None  # drawn only when asked for, and then the plane is made
+        panel = geometry_panel(label or config.model.decoder.upper(), model, data, plane, device)
+        geometry_figure([panel], plane, data, path)
+
     draw = {
-        "geometry": lambda path: geometry_figure(
-            [geometry_panel(label or config.model.decoder.upper(), model, data, plane, device)], plane, data, path),
+        "geometry": geometry,
         "traversals": lambda path: traversals_figure(model, val[0], kl, likelihood, path),
         "traversal_gif": lambda path: traversal_gif(model, val[:GIF_INPUTS], kl, likelihood, path),
         "reconstructions": lambda path: reconstructions_figure(model, val[:10], likelihood, path),
@@ -76,7 +81,6 @@ def write_figures(config: Config, model: VAE, paths: RunPaths, names: Sequence[s
         "curves": lambda path: curves_figure({label or "run": read_metrics(paths.metrics)}, path),
         "data": lambda path: factors_figure(data, path),
     }
-    plane = factor_plane(data, factors) if "geometry" in names else None
     written = {}
     with torch.no_grad():
         for name in names:

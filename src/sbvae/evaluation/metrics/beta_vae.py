@@ -3,9 +3,9 @@
 One point: pick a factor k, draw two batches of ``batch_size`` factor settings, copy factor k
 of the first batch into the second, encode both; the feature is the mean over pairs of
 ``|z1 - z2|`` and the label is k. A ``LogisticRegression`` (scikit-learn defaults, seeded)
-is fit on ``num_train`` points (its
-convergence warnings are silenced: the defaults are kept for parity); its accuracy there is ``train_accuracy`` and on ``num_eval``
-fresh points ``eval_accuracy`` (the reported score).
+is fit on ``num_train`` points (its convergence warnings are silenced: the defaults are kept
+for parity); its accuracy there is ``train_accuracy`` and on ``num_eval`` fresh points
+``eval_accuracy`` (the reported score).
 """
 
 from __future__ import annotations

@@ -10,8 +10,12 @@ from sklearn.ensemble import GradientBoostingClassifier
 
 from sbvae.evaluation.metrics.utils import check_split
 
-__all__ = ["dci", "importance_matrix_gbt", "disentanglement_from_importance",
-           "completeness_from_importance"]
+__all__ = [
+    "completeness_from_importance",
+    "dci",
+    "disentanglement_from_importance",
+    "importance_matrix_gbt",
+]
 
 _EPS = 1e-11  # dlib adds this to every importance before taking entropies
 

@@ -69,4 +69,4 @@ def factor_vae_score(sample_values: SampleValues, encode_values: EncodeValues,
     eval_votes = _votes(*args, num_eval, batch_size)
     eval_acc = eval_votes[classifier, columns].sum() / eval_votes.sum()
     return {"train_accuracy": float(train_acc), "eval_accuracy": float(eval_acc),
-            "num_active_dims": int(len(active)), "num_active_dims_actual": int(active.sum())}
+            "num_active_dims": len(active), "num_active_dims_actual": int(active.sum())}

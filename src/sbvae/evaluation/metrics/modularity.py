@@ -15,7 +15,7 @@ from sbvae.evaluation.metrics.utils import (
     standardize,
 )
 
-__all__ = ["modularity_explicitness", "modularity_from_mutual_info", "explicitness_per_factor"]
+__all__ = ["explicitness_per_factor", "modularity_explicitness", "modularity_from_mutual_info"]
 
 
 def modularity_from_mutual_info(mutual_info: np.ndarray) -> float:

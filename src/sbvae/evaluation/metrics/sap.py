@@ -7,7 +7,7 @@ from sklearn.svm import LinearSVC
 
 from sbvae.evaluation.metrics.utils import check_split
 
-__all__ = ["sap", "sap_score_matrix", "sap_from_score_matrix"]
+__all__ = ["sap", "sap_from_score_matrix", "sap_score_matrix"]
 
 
 def sap_score_matrix(codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarray,

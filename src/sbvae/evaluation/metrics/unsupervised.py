@@ -13,7 +13,7 @@ from sbvae.evaluation.metrics.utils import (
     discretize,
 )
 
-__all__ = ["unsupervised_scores", "gaussian_total_correlation", "gaussian_wasserstein_correlation"]
+__all__ = ["gaussian_total_correlation", "gaussian_wasserstein_correlation", "unsupervised_scores"]
 
 
 def _check_cov(cov: np.ndarray) -> np.ndarray:

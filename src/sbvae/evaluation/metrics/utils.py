@@ -18,9 +18,9 @@ __all__ = [
     "check_codes_labels",
     "check_labels",
     "check_split",
-    "discretize",
-    "discrete_mutual_info",
     "discrete_entropy",
+    "discrete_mutual_info",
+    "discretize",
     "standardize",
 ]
 
