@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="training, rendering and encoding speed of this machine, side by side")
-    p.add_argument("--quick", action="store_true", help="32 px only, 3 repeats (about a minute)")
+    p.add_argument("--quick", action="store_true", help="32 px only, 3 repeats")
     p.add_argument("--repeats", type=int, help="timed rounds per case (default 5, --quick 3)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per core)")
     p.add_argument("--compile", action="store_true", help="also time our SBD under torch.compile (train.compile)")
