@@ -8,7 +8,7 @@
 
 Step 1 uses the factor labels, so this cannot be a protocol for the study (the comparison is
 between unsupervised models); it only says whether an encoder that starts with colour
-features lets the VAE leave the grey plateau. See results/README.md, "small-objects".
+features lets the VAE leave the grey plateau. See docs/reproduction.md, "small-objects: why white sprites".
 
     python probes/pretrained_encoder.py OUT [--decoder sbd] [--readout-steps 3000] [--steps 7000]
 """

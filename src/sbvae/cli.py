@@ -210,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-train", type=int, default=10_000, help="evaluation samples per run (test: half)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--jobs", type=int, default=1,
-                   help="runs trained at once, each on its share of the cores (default 1; 2 on a 2-core CPU "
-                        "finished 1.4x sooner)")
+                   help="runs trained at once, each on its share of the cores (default 1; see "
+                        "docs/performance.md)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="training, rendering and encoding speed of this machine, side by side")
