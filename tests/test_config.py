@@ -1,15 +1,26 @@
-"""Configs: presets, dotted overrides with YAML typing, and one clear error per bad input."""
+"""Configs: presets, dotted overrides with YAML typing, one clear error per bad input, and which
+fields make a run's identity."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 from sbvae.config import (
+    BOOKKEEPING,
+    EXECUTION,
+    IDENTITY,
+    LENGTH,
+    ROLES,
+    SECTIONS,
     Config,
     build_config,
+    field_roles,
     load_config,
     parse_override,
     preset_names,
+    run_identity,
     save_config,
 )
 from sbvae.errors import ConfigError, UserError
@@ -194,3 +205,34 @@ def test_override_into_non_mapping_section(tmp_path):
 def test_build_config_rejects_non_mapping_section():
     with pytest.raises(ConfigError, match="model"):
         build_config({"model": [1, 2]})
+
+
+# The config fields that change neither what a run computes nor its length, as listed by hand
+# before they were marked where they are defined: every committed run keeps its identity.
+EXECUTION_KEYS = ("threads", "channels_last", "compile", "micro_batch")
+BOOKKEEPING_KEYS = ("log_every", "eval_every", "checkpoint_every", "mig_every", "mig_samples")
+
+
+def test_every_config_field_says_whether_it_is_part_of_a_runs_identity():
+    assert {f.name for f in dataclasses.fields(Config)} == set(SECTIONS)  # every section is listed
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            role = f.metadata.get("role")
+            assert role in ROLES, f"{section}.{f.name} is not classified (use identity(), length(), ...)"
+            assert role in (IDENTITY, LENGTH) or f.metadata.get("why"), f"{section}.{f.name} needs a why"
+
+
+def test_the_fields_outside_a_runs_identity_are_the_ones_listed_before():
+    roles = field_roles()
+    assert {key for key, role in roles.items() if role == EXECUTION} == {("train", k) for k in EXECUTION_KEYS}
+    assert {key for key, role in roles.items() if role == BOOKKEEPING} == {("train", k) for k in BOOKKEEPING_KEYS}
+    assert {key for key, role in roles.items() if role == LENGTH} == {("train", "steps")}
+
+
+def test_run_identity_ignores_length_execution_and_bookkeeping_only():
+    base = load_config("default").to_dict()
+    same = load_config("default", ["train.steps=7", "train.threads=3", "train.compile=true", "train.log_every=5",
+                                   "train.mig_every=2", "train.micro_batch=8"]).to_dict()
+    assert base != same and run_identity(base) == run_identity(same)
+    for override in ("train.seed=3", "objective.beta=4", "model.decoder=deconv", "data.val_size=8", "train.lr=2e-4"):
+        assert run_identity(load_config("default", [override]).to_dict()) != run_identity(base), override

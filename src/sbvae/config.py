@@ -3,6 +3,12 @@
 A config has four sections (``data``, ``model``, ``objective``, ``train``). Every value is
 checked on load, so a typo or a bad value fails with one clear :class:`ConfigError` before
 anything is trained or written.
+
+Every field says, where it is defined, what role it plays in a run's identity (the config a
+finished run is reused or extended for, see :func:`run_identity`): :data:`IDENTITY` (it changes
+what the run computes), :data:`LENGTH` (how far it is trained: a longer run extends a shorter
+one), :data:`EXECUTION` (how fast it trains, not what it learns) or :data:`BOOKKEEPING` (what is
+logged or saved along the way). A field without a role is a bug that a test catches.
 """
 
 from __future__ import annotations
@@ -19,30 +25,68 @@ import yaml
 
 from sbvae.errors import ConfigError
 
+IDENTITY = "identity"
+"""Changes what a run computes: runs that differ in it are different runs."""
+LENGTH = "length"
+"""How far a run is trained: asking for more steps extends a finished run (constant learning
+rate, a data stream drawn from the seed and the step), so the longer run is the extended one."""
+EXECUTION = "execution"
+"""Changes how fast a run trains, not what it learns (the same update up to float rounding)."""
+BOOKKEEPING = "bookkeeping"
+"""Only decides what is logged or saved along the way: validation and MIG use their own seeded
+draws and the training stream and noise have their own generators, so it changes no weight."""
+ROLES = (IDENTITY, LENGTH, EXECUTION, BOOKKEEPING)
+
+
+def _role(role: str, default: Any, why: str = "") -> Any:
+    """A dataclass field with ``default`` whose metadata records its role (and for a field
+    outside the identity, why it is)."""
+    return field(default=default, metadata={"role": role, "why": why})
+
+
+def identity(default: Any) -> Any:
+    """A field that is part of a run's identity."""
+    return _role(IDENTITY, default)
+
+
+def length(default: Any) -> Any:
+    """The field that says how far a run is trained."""
+    return _role(LENGTH, default)
+
+
+def execution(default: Any, why: str) -> Any:
+    """A field that changes how fast a run trains, not what it learns."""
+    return _role(EXECUTION, default, why)
+
+
+def bookkeeping(default: Any, why: str) -> Any:
+    """A field that only decides what is logged or saved along the way."""
+    return _role(BOOKKEEPING, default, why)
+
 
 @dataclass
 class DataConfig:
     """What the model sees. ``preset`` names a factor space in :mod:`sbvae.data.presets`."""
 
-    preset: str = "colored_sprites"
-    image_size: int = 64
-    val_size: int = 512
-    supersample: int = 4
+    preset: str = identity("colored_sprites")
+    image_size: int = identity(64)
+    val_size: int = identity(512)
+    supersample: int = identity(4)
 
 
 @dataclass
 class ModelConfig:
     """Encoder and decoder shapes. See :mod:`sbvae.models` for what each knob means."""
 
-    decoder: Literal["sbd", "deconv"] = "sbd"
-    latent_dim: int = 10
-    encoder_channels: int = 64
-    encoder_hidden: int = 256
-    sbd_layers: int = 4
-    sbd_channels: int = 64
-    sbd_kernel: int = 3
-    broadcast: Literal["same", "valid"] = "valid"
-    deconv_channels: int = 64
+    decoder: Literal["sbd", "deconv"] = identity("sbd")
+    latent_dim: int = identity(10)
+    encoder_channels: int = identity(64)
+    encoder_hidden: int = identity(256)
+    sbd_layers: int = identity(4)
+    sbd_channels: int = identity(64)
+    sbd_kernel: int = identity(3)
+    broadcast: Literal["same", "valid"] = identity("valid")
+    deconv_channels: int = identity(64)
 
 
 @dataclass
@@ -54,10 +98,10 @@ class ObjectiveConfig:
     the decoder has learned to use them (Bowman et al. 2016, Sonderby et al. 2016).
     """
 
-    likelihood: Literal["gaussian", "bernoulli"] = "gaussian"
-    sigma: float = 0.1
-    beta: float = 1.0
-    kl_warmup: int = 0
+    likelihood: Literal["gaussian", "bernoulli"] = identity("gaussian")
+    sigma: float = identity(0.1)
+    beta: float = identity(1.0)
+    kl_warmup: int = identity(0)
 
 
 @dataclass
@@ -74,24 +118,23 @@ class TrainConfig:
     stay in cache and run faster (see ``sbvae bench``). ``channels_last``: keep the model's
     weights and activations in NHWC memory order (same numbers up to float rounding; faster
     convolutions on CPU). ``compile``: run the training step through ``torch.compile`` (a
-    one-time compile of 10-40 s, then faster steps; needs a C++ compiler on CPU, Triton on
-    CUDA).
+    one-time compile, then faster steps; needs a C++ compiler on CPU, Triton on CUDA).
     """
 
-    steps: int = 1_500_000
-    batch_size: int = 16
-    lr: float = 3e-4
-    lr_warmup: int = 0
-    seed: int = 0
-    log_every: int = 100
-    eval_every: int = 5000
-    checkpoint_every: int = 5000
-    mig_every: int = 0
-    mig_samples: int = 10_000
-    threads: int = 0
-    micro_batch: int = 0
-    channels_last: bool = True
-    compile: bool = False
+    steps: int = length(1_500_000)
+    batch_size: int = identity(16)
+    lr: float = identity(3e-4)
+    lr_warmup: int = identity(0)
+    seed: int = identity(0)
+    log_every: int = bookkeeping(100, "how often the training loss is logged")
+    eval_every: int = bookkeeping(5000, "how often the validation error is logged (its own fixed set)")
+    checkpoint_every: int = bookkeeping(5000, "how often a checkpoint is saved")
+    mig_every: int = bookkeeping(0, "how often MIG is logged (its own seeded draws)")
+    mig_samples: int = bookkeeping(10_000, "the samples of the MIG logged during training")
+    threads: int = execution(0, "CPU threads: the same computation, split differently")
+    micro_batch: int = execution(0, "gradients of chunks summed: the same update up to float rounding")
+    channels_last: bool = execution(True, "memory order: the same numbers up to float rounding")
+    compile: bool = execution(False, "torch.compile: the same step, fused")
 
 
 @dataclass
@@ -113,6 +156,20 @@ SECTIONS: dict[str, type] = {
     "objective": ObjectiveConfig,
     "train": TrainConfig,
 }
+
+
+def field_roles() -> dict[tuple[str, str], str]:
+    """The role of every config field, keyed by ``(section, field)``."""
+    return {(section, f.name): f.metadata.get("role", "")
+            for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+
+
+def run_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What makes two runs the same (a config as :meth:`Config.to_dict` gives it): its
+    :data:`IDENTITY` fields; its length, execution and bookkeeping fields left out."""
+    roles = field_roles()
+    return {section: {k: v for k, v in values.items() if roles.get((section, k), IDENTITY) == IDENTITY}
+            for section, values in config.items()}
 
 
 def preset_names() -> list[str]:
