@@ -16,14 +16,10 @@ from conftest import TINY, snapshot
 
 from sbvae.config import load_config
 from sbvae.study.invocations import PENDING_FILE
-from sbvae.study.reproduce import (
-    _equal_time,
-    _set_aside,
-    experiment_names,
-    load_experiment,
-    plan,
-    snapshot_specs,
-)
+from sbvae.study.equal_time import logged_at, snapshot_specs
+from sbvae.study.experiments import experiment_names, load_experiment, plan
+from sbvae.study.records import RunRecord
+from sbvae.study.runner import set_aside
 from sbvae.training.device import available_cores
 
 # Every study here logs training time by the step clock (see conftest): which equal-time
@@ -62,21 +58,20 @@ def _log(seconds_per_step: float, steps: int = 6) -> list[dict]:
 
 
 def test_equal_time_reads_the_last_rows_logged_within_the_budget():
-    at = _equal_time(_log(0.7), budget=3.0)  # loss rows at 1.4, 2.8, 4.2 s
-    assert (at["step"], at["val_sse_step"], at["val_sse"], at["mig_step"]) == (4, 3, 97.0, None)
-    at = _equal_time(_log(0.7), budget=2.0)  # validation at step 3 counts from the loss row at step 4
-    assert (at["step"], at["val_sse_step"], at["mig_step"]) == (2, None, None)
-    at = _equal_time(_log(0.5), budget=3.0)  # finished within the budget: everything counts
-    assert (at["step"], at["val_sse_step"], at["mig_step"], at["discrete_mig"]) == (6, 6, 6, 0.5)
-    assert _equal_time(_log(0.7), budget=1.0)["step"] is None
+    at = logged_at(_log(0.7), budget=3.0)  # loss rows at 1.4, 2.8, 4.2 s
+    assert (at.step, at.val_sse_step, at.val_sse, at.mig_step) == (4, 3, 97.0, None)
+    at = logged_at(_log(0.7), budget=2.0)  # validation at step 3 counts from the loss row at step 4
+    assert (at.step, at.val_sse_step, at.mig_step) == (2, None, None)
+    at = logged_at(_log(0.5), budget=3.0)  # finished within the budget: everything counts
+    assert (at.step, at.val_sse_step, at.mig_step, at.discrete_mig) == (6, 6, 6, 0.5)
+    assert logged_at(_log(0.7), budget=1.0).step is None
 
 
-def test_snapshots_are_planned_for_the_sbd_runs_still_training_when_their_twin_finished():
+def test_snapshots_are_planned_for_the_sbd_runs_still_training_when_their_twin_finished(tmp_path):
     specs = plan(load_experiment("held-out"), seeds=2, steps=6)
     seconds = {("sbd", 1): 0.7, ("sbd", 2): 0.5, ("deconv", 1): 0.5, ("deconv", 2): 0.6}
-    records = [{"name": s.name, "decoder": s.decoder, "seed": s.seed, "variant": s.variant,
-                "rows": _log(seconds[s.decoder, s.seed]), "training_seconds": 6 * seconds[s.decoder, s.seed]}
-               for s in specs]
+    records = [RunRecord(s.name, s.decoder, s.seed, s.variant, tmp_path / s.name, 6 * seconds[s.decoder, s.seed],
+                         None, {}, None, s.config, _log(seconds[s.decoder, s.seed])) for s in specs]
     planned = snapshot_specs(specs, records)  # seed 2's SBD finished before its twin: no snapshot
     assert [(of, s.name, s.config.train.steps, s.decoder, s.seed) for of, s in planned] == [
         ("sbd-seed1", "sbd-seed1-step4", 4, "sbd", 1)]
@@ -177,12 +172,12 @@ def test_held_out_scores_at_equal_time_come_from_a_retrained_snapshot(tmp_path, 
 
 
 def test_folders_set_aside_in_the_same_second_are_all_kept(tmp_path, monkeypatch):
-    monkeypatch.setattr("sbvae.study.reproduce.time.strftime", lambda _: "20261204-120000")
+    monkeypatch.setattr("sbvae.study.runner.time.strftime", lambda _: "20261204-120000")
     runs = tmp_path / "runs"
     for k in range(3):
         runs.mkdir()
         (runs / "mark").write_text(str(k))
-        _set_aside(runs)
+        set_aside(runs)
     kept = {p.name: (p / "mark").read_text() for p in tmp_path.iterdir()}
     assert kept == {"runs.old-20261204-120000": "0", "runs.old-20261204-120000-2": "1",
                     "runs.old-20261204-120000-3": "2"}

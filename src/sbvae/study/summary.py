@@ -1,0 +1,79 @@
+"""Per variant and claim: SBD against DeConv over seeds, at equal steps and at equal time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sbvae.study.equal_time import CHECKPOINT_METRICS, logged_at
+from sbvae.study.experiments import Claim, Experiment
+from sbvae.study.records import ClaimResult, EqualTimeResult, RunRecord, Snapshot, twins
+from sbvae.study.stats import compare, verdict
+
+# The claimed metrics logged during training, and the field of LoggedAt that holds each.
+LOGGED = {"discrete_mig": "discrete_mig", "test_sse": "val_sse"}
+
+
+def summarize(experiment: Experiment, records: list[RunRecord],
+              snapshots: Sequence[Snapshot] = ()) -> list[ClaimResult]:
+    """Per variant (in the order the records first show them) and claim: both decoders'
+    values by seed, the difference SBD - DeConv and the verdict; at equal steps, and at equal
+    time where the metric was logged during training or an equal-time snapshot holds it."""
+    variants = list(dict.fromkeys(r.variant_key for r in records))
+    return [_claim_result(claim, json.loads(variant), [r for r in records if r.variant_key == variant], snapshots)
+            for variant in variants for claim in experiment.claims]
+
+
+def _by_seed(records: list[RunRecord], decoder: str) -> list[RunRecord]:
+    return sorted((r for r in records if r.decoder == decoder), key=lambda r: r.seed)
+
+
+def _values(records: list[RunRecord], metric: str) -> list[float]:
+    return [r.values[metric] for r in records if r.values.get(metric) is not None]
+
+
+def _claim_result(claim: Claim, variant: dict[str, Any], group: list[RunRecord],
+                  snapshots: Sequence[Snapshot]) -> ClaimResult:
+    """One claim for the runs of one variant."""
+    sbd, deconv = _values(_by_seed(group, "sbd"), claim.metric), _values(_by_seed(group, "deconv"), claim.metric)
+    result = compare(sbd, deconv)
+    timed = equal_time_pairs(claim.metric, group, snapshots)
+    equal_time = None
+    if timed is not None:
+        label, sbd_at, deconv_at = timed
+        timed_result = compare(sbd_at, deconv_at)
+        equal_time = EqualTimeResult(label, sbd_at, deconv_at, timed_result,
+                                     verdict(timed_result, claim.higher_is_better))
+    return ClaimResult(claim, variant, sbd, deconv, result, verdict(result, claim.higher_is_better),
+                       equal_time)
+
+
+def equal_time_pairs(metric: str, group: list[RunRecord], snapshots: Sequence[Snapshot]
+                     ) -> tuple[str, list[float], list[float]] | None:
+    """For the runs of one variant, per seed in order: each SBD run's value of ``metric`` when
+    its twin finished training, and the twin's final value; with the name of what was compared
+    (``val_sse`` for ``test_sse``). A logged metric is read from the rows; a checkpoint metric
+    from the SBD's snapshot, or from the SBD's final scores when it had finished by then. Seeds
+    without a twin or without both values are left out; None for a metric known neither from
+    the logs nor from a snapshot."""
+    if metric not in LOGGED and metric not in CHECKPOINT_METRICS:
+        return None
+    twin_of = twins(group)
+    at_time = {s.repeats: s.values for s in snapshots}
+    sbd_at, deconv_at = [], []
+    for r in _by_seed(group, "sbd"):
+        twin = twin_of.get((r.variant_key, r.seed))
+        if twin is None:
+            continue
+        if metric in LOGGED:
+            mine = getattr(logged_at(r.rows, twin.training_seconds), LOGGED[metric])
+            theirs = getattr(logged_at(twin.rows, float("inf")), LOGGED[metric])
+        else:
+            finished = r.training_seconds <= twin.training_seconds
+            mine = (r.values if finished else at_time.get(r.name, {})).get(metric)
+            theirs = twin.values.get(metric)
+        if mine is not None and theirs is not None:
+            sbd_at.append(mine)
+            deconv_at.append(theirs)
+    return (LOGGED.get(metric, metric), sbd_at, deconv_at)
