@@ -34,9 +34,11 @@ def peak_rss_gb() -> float:
 
 def images_per_stage(num_train: int, num_test: int, batch: int = 64) -> dict[str, int]:
     """Images each stage renders and encodes at these sample counts (see the metric modules)."""
-    return {"encode": num_train + num_test,
-            "factor_vae": num_train + (num_train + num_test) * batch,
-            "beta_vae": (num_train + num_test) * 2 * batch}
+    return {
+        "encode": num_train + num_test,
+        "factor_vae": num_train + (num_train + num_test) * batch,
+        "beta_vae": (num_train + num_test) * 2 * batch,
+    }
 
 
 def median_rate(count: int, run: Callable[[], object], repeats: int = 5) -> float:
@@ -61,28 +63,38 @@ def main() -> None:
     device = select_device(args.device)
     config, model, state = load_model(args.run_dir, device)
     data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
-    print(f"run {args.run_dir} (step {state['step']}), {config.data.preset} at {config.data.image_size} px, "
-          f"device {device}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores")
+    print(
+        f"run {args.run_dir} (step {state['step']}), {config.data.preset} at {config.data.image_size} px, "
+        f"device {device}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
 
     sampler = GroundTruthSampler(data, model, device)
     generator = make_generator(0, "benchmark")
     for n in (1_000, 20_000):
         tick = time.perf_counter()
         sampler.codes_and_labels(n, generator)
-        print(f"encode {n:>6,} samples: {time.perf_counter() - tick:6.1f} s, "
-              f"peak RSS so far {peak_rss_gb():.2f} GB")
+        print(f"encode {n:>6,} samples: {time.perf_counter() - tick:6.1f} s, peak RSS so far {peak_rss_gb():.2f} GB")
     values = data.factors.sample(sampler.batch_size, generator)
     batch = data.render(values, device)
     with torch.inference_mode():
         forward = median_rate(len(batch), lambda: model.encoder(batch))
     render = median_rate(len(values), lambda: data.render(values, device))
-    print(f"batches of {sampler.batch_size}: encoder forward alone {forward:,.0f} img/s, "
-          f"renderer alone {render:,.0f} img/s")
+    print(
+        f"batches of {sampler.batch_size}: encoder forward alone {forward:,.0f} img/s, "
+        f"renderer alone {render:,.0f} img/s"
+    )
 
     names = parse_metric_names(args.metrics)
-    result = evaluate_model(config, model, device, names, num_train=args.num_train, num_test=args.num_test,
-                            log=lambda line: print("  " + line, flush=True))
+    result = evaluate_model(
+        config,
+        model,
+        device,
+        names,
+        num_train=args.num_train,
+        num_test=args.num_test,
+        log=lambda line: print("  " + line, flush=True),
+    )
     images = images_per_stage(args.num_train, args.num_test)
     print(f"\n{'stage':<16}{'seconds':>10}{'images':>12}{'img/s':>10}")
     for stage, seconds in result["timings"].items():

@@ -38,8 +38,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-train", type=int, default=10_000)
     parser.add_argument("--num-test", type=int, default=5_000)
-    parser.add_argument("--chen-samples", type=int, default=1_000,
-                        help="evaluation points per entropy estimate for mig_chen")
+    parser.add_argument(
+        "--chen-samples", type=int, default=1_000, help="evaluation points per entropy estimate for mig_chen"
+    )
     parser.add_argument("--skip", default="", help="comma-separated metric names to skip (e.g. dci)")
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -54,16 +55,17 @@ def main() -> None:
 
     runs = {
         "mig": lambda: metrics.mig(c_train, y_train),
-        "mig_chen": lambda: metrics.mig_chen(chen_means, chen_logvars, grid,
-                                             num_samples=args.chen_samples, seed=0),
+        "mig_chen": lambda: metrics.mig_chen(chen_means, chen_logvars, grid, num_samples=args.chen_samples, seed=0),
         "sap": lambda: metrics.sap(c_train, y_train, c_test, y_test),
         "sap (continuous)": lambda: metrics.sap(c_train, y_train, c_test, y_test, continuous_factors=True),
         "modularity_explicitness": lambda: metrics.modularity_explicitness(c_train, y_train, c_test, y_test),
         "unsupervised": lambda: metrics.unsupervised_scores(c_train),
         "dci": lambda: metrics.dci(c_train, y_train, c_test, y_test, seed=0),
     }
-    print(f"{args.num_train:,} train / {args.num_test:,} test codes, 10 dims, factor sizes {SIZES}; "
-          f"mig_chen on a {len(grid):,}-point grid {CHEN_SIZES}, {args.chen_samples:,} samples")
+    print(
+        f"{args.num_train:,} train / {args.num_test:,} test codes, 10 dims, factor sizes {SIZES}; "
+        f"mig_chen on a {len(grid):,}-point grid {CHEN_SIZES}, {args.chen_samples:,} samples"
+    )
     print(f"{'metric':<26}{'seconds':>10}  result")
     for name, run in runs.items():
         if name.split(" ")[0] in skip:

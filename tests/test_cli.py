@@ -78,8 +78,7 @@ def test_train_sbd_writes_the_run_folder(trained_run):
 
 def test_train_deconv_writes_the_run_folder(tmp_path, run_cli, tiny_overrides):
     run = tmp_path / "deconv"
-    code, out, err = run_cli("train", "--set", *tiny_overrides, "model.decoder=deconv",
-                             "--out", run, "--quiet")
+    code, out, err = run_cli("train", "--set", *tiny_overrides, "model.decoder=deconv", "--out", run, "--quiet")
     assert code == 0, err
     assert "parameters:" in out and "done: step 6" in out
     check_run_folder(run, 6, "deconv")
@@ -115,6 +114,7 @@ def test_resume_gives_the_same_parameters(tmp_path, trained_run, run_cli, tiny_o
 
 
 # -- bad input ----------------------------------------------------------------------------
+
 
 def assert_one_line_error(code: int, err: str, *words: str, prefix: str = "sbvae: error:") -> None:
     assert code == 2, err
@@ -193,9 +193,13 @@ def _corrupt_wrong_shapes(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "corrupt, words",
-    [(_corrupt_random, ["corrupt or unreadable"]), (_corrupt_truncate, ["corrupt or unreadable"]),
-     (_corrupt_empty, ["corrupt or unreadable"]), (_corrupt_not_a_checkpoint, ["not an sbvae checkpoint"]),
-     (_corrupt_wrong_shapes, ["cannot be restored"])],
+    [
+        (_corrupt_random, ["corrupt or unreadable"]),
+        (_corrupt_truncate, ["corrupt or unreadable"]),
+        (_corrupt_empty, ["corrupt or unreadable"]),
+        (_corrupt_not_a_checkpoint, ["not an sbvae checkpoint"]),
+        (_corrupt_wrong_shapes, ["cannot be restored"]),
+    ],
     ids=["random-bytes", "truncated", "empty", "not-a-checkpoint", "wrong-shapes"],
 )
 def test_resume_from_a_bad_checkpoint(corrupt, words, tmp_path, trained_run, run_cli):
@@ -237,9 +241,13 @@ def test_resume_missing_folder(tmp_path, run_cli):
 
 @pytest.mark.parametrize(
     "extra, words",
-    [(["--set", "train.lr=1"], ["only train.steps"]), (["--set", "train.steps=0"], ["train.steps"]),
-     (["--set", "train.steps=x"], ["train.steps"]), (["--seed", "3"], ["--resume"]),
-     (["--config", "paper"], ["--resume"])],
+    [
+        (["--set", "train.lr=1"], ["only train.steps"]),
+        (["--set", "train.steps=0"], ["train.steps"]),
+        (["--set", "train.steps=x"], ["train.steps"]),
+        (["--seed", "3"], ["--resume"]),
+        (["--config", "paper"], ["--resume"]),
+    ],
 )
 def test_resume_refuses_config_changes(extra, words, tmp_path, trained_run, run_cli):
     run = _copy_run(trained_run, tmp_path)
@@ -263,8 +271,7 @@ def test_checkpoint_is_loaded_with_weights_only(tmp_path, run_cli):
     run = tmp_path / "evil"
     run.mkdir()
     marker = tmp_path / "MARKER"
-    torch.save({"format": 1, "step": 0, "config": {}, "model": _Exploit(marker)},
-               run / "checkpoint.pt")
+    torch.save({"format": 1, "step": 0, "config": {}, "model": _Exploit(marker)}, run / "checkpoint.pt")
     code, _, err = run_cli("train", "--resume", run, "--set", "train.steps=2", "--quiet")
     assert_one_line_error(code, err, "checkpoint")
     assert not marker.exists()
@@ -275,10 +282,10 @@ def test_checkpoint_is_loaded_with_weights_only(tmp_path, run_cli):
 
 # -- data previews ------------------------------------------------------------------------
 
+
 def test_data_preview_png(tmp_path, run_cli):
     out = tmp_path / "x.png"
-    code, stdout, err = run_cli("data", "colored_sprites", "--out", out, "--image-size", "32",
-                                "--count", "4")
+    code, stdout, err = run_cli("data", "colored_sprites", "--out", out, "--image-size", "32", "--count", "4")
     assert code == 0, err
     assert "colored_sprites" in stdout
     assert_png(out)
@@ -286,11 +293,13 @@ def test_data_preview_png(tmp_path, run_cli):
 
 @pytest.mark.parametrize(
     "args, words",
-    [(["nonsense", "--out", "OUT/x.png"], ["nonsense", "colored_sprites"]),
-     (["dsprites", "--out", "OUT/x.jpg"], [".png"]),
-     (["dsprites", "--out", "OUT/missing/x.png"], ["does not exist"]),
-     (["dsprites", "--out", "OUT/x.png", "--image-size", "40"], ["--image-size"]),
-     (["dsprites", "--out", "OUT/x.png", "--count", "0"], ["--count"])],
+    [
+        (["nonsense", "--out", "OUT/x.png"], ["nonsense", "colored_sprites"]),
+        (["dsprites", "--out", "OUT/x.jpg"], [".png"]),
+        (["dsprites", "--out", "OUT/missing/x.png"], ["does not exist"]),
+        (["dsprites", "--out", "OUT/x.png", "--image-size", "40"], ["--image-size"]),
+        (["dsprites", "--out", "OUT/x.png", "--count", "0"], ["--count"]),
+    ],
 )
 def test_data_bad_input(args, words, tmp_path, run_cli):
     args = [a.replace("OUT", str(tmp_path)) for a in args]
@@ -307,7 +316,11 @@ def test_subcommand_usage_error_is_one_line(run_cli):
 
 def test_module_entry_point_exit_code(tmp_path):
     """`python -m sbvae` exits with the CLI's code (one subprocess; the rest run in-process)."""
-    result = subprocess.run([sys.executable, "-m", "sbvae", "data", "nonsense", "--out",
-                             str(tmp_path / "x.png")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "sbvae", "data", "nonsense", "--out", str(tmp_path / "x.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("sbvae: error:") and len(result.stderr.splitlines()) == 1

@@ -51,11 +51,20 @@ def test_paper_preset():
 
 
 def test_overrides_apply_with_yaml_typing():
-    c = load_config("default", [
-        "train.steps=2000", "train.lr=3e-4", "objective.sigma=0.05", "objective.beta=4",
-        "model.decoder=deconv", "data.preset=dsprites", "model.broadcast=valid",
-        "data.image_size=48", "train.seed=7",
-    ])
+    c = load_config(
+        "default",
+        [
+            "train.steps=2000",
+            "train.lr=3e-4",
+            "objective.sigma=0.05",
+            "objective.beta=4",
+            "model.decoder=deconv",
+            "data.preset=dsprites",
+            "model.broadcast=valid",
+            "data.image_size=48",
+            "train.seed=7",
+        ],
+    )
     assert c.train.steps == 2000 and type(c.train.steps) is int
     assert c.train.lr == pytest.approx(3e-4) and type(c.train.lr) is float
     assert c.objective.sigma == 0.05
@@ -231,8 +240,17 @@ def test_the_fields_outside_a_runs_identity_are_the_ones_listed_before():
 
 def test_run_identity_ignores_length_execution_and_bookkeeping_only():
     base = load_config("default").to_dict()
-    same = load_config("default", ["train.steps=7", "train.threads=3", "train.compile=true", "train.log_every=5",
-                                   "train.mig_every=2", "train.micro_batch=8"]).to_dict()
+    same = load_config(
+        "default",
+        [
+            "train.steps=7",
+            "train.threads=3",
+            "train.compile=true",
+            "train.log_every=5",
+            "train.mig_every=2",
+            "train.micro_batch=8",
+        ],
+    ).to_dict()
     assert base != same and run_identity(base) == run_identity(same)
     for override in ("train.seed=3", "objective.beta=4", "model.decoder=deconv", "data.val_size=8", "train.lr=2e-4"):
         assert run_identity(load_config("default", [override]).to_dict()) != run_identity(base), override

@@ -39,6 +39,7 @@ def central(n: int = 1, **factors: float) -> dict[str, torch.Tensor]:
 
 # -- reproducibility ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("preset", ["dsprites", "colored_sprites"])
 def test_same_seed_same_batch_different_seed_different_batch(preset):
     data = make_dataset(preset, 32)
@@ -68,6 +69,7 @@ def test_stream_continues_the_generator_and_fixed_set_is_reproducible():
 
 
 # -- geometry -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", range(len(SHAPES)), ids=SHAPES)
 @pytest.mark.parametrize("orientation", [0.0, 0.7, math.pi / 2, 2.5, 4.0])
@@ -109,13 +111,15 @@ def test_larger_scale_covers_more_pixels(shape):
 
 def test_orientation_rotates_the_sprite():
     renderer = SpriteRenderer(64, 1, 4)
-    images = renderer.render(central(3, shape=0, orientation=0.0)
-                             | {"orientation": torch.tensor([0.0, math.pi / 4, math.pi / 2])})
+    images = renderer.render(
+        central(3, shape=0, orientation=0.0) | {"orientation": torch.tensor([0.0, math.pi / 4, math.pi / 2])}
+    )
     assert not torch.allclose(images[0], images[1], atol=0.05)
     assert torch.allclose(images[0], images[2], atol=1e-5)  # a square is 90-degree symmetric
 
 
 # -- colour -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "hsv, rgb",
@@ -170,6 +174,7 @@ def test_dsprites_is_white_and_grey_levels_are_coverage():
 
 # -- factors: labels and values -----------------------------------------------------------
 
+
 def test_discrete_labels_index_the_values():
     factor = Discrete("orientation", [TWO_PI * i / 39 for i in range(40)])
     values = factor.sample(1000, torch.Generator().manual_seed(0))
@@ -184,8 +189,7 @@ def test_discrete_labels_index_the_values():
 
 def test_continuous_labels_are_bins():
     factor = Continuous("c", 0.0, 1.0, bins=4)
-    values = torch.tensor([[0.0], [0.2499999], [0.25], [0.5], [0.7499], [0.75], [0.999999]],
-                          dtype=torch.float64)
+    values = torch.tensor([[0.0], [0.2499999], [0.25], [0.5], [0.7499], [0.75], [0.999999]], dtype=torch.float64)
     assert factor.labels(values)[:, 0].tolist() == [0, 0, 1, 2, 2, 3, 3]
     edge = torch.tensor([[math.nextafter(0.5, 0.0)]], dtype=torch.float64)
     assert factor.labels(edge).item() == 1
@@ -245,6 +249,7 @@ def test_dsprites_grid_values():
 
 # -- images -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("preset, channels", [("dsprites", 1), ("colored_sprites", 3)])
 @pytest.mark.parametrize("size", [32, 48, 64])
 def test_images_in_unit_range_with_black_background(preset, channels, size):
@@ -275,6 +280,7 @@ def test_render_is_chunk_independent():
 
 
 # -- restricted distributions -------------------------------------------------------------
+
 
 def _space() -> Product:
     return Product(Discrete("shape", [0, 1, 2]), Continuous("x", 0.0, 1.0), Continuous("y", 0.0, 1.0))
@@ -331,8 +337,14 @@ def test_region_must_name_base_factors():
 
 
 def test_presets_registry():
-    assert set(PRESETS) == {"dsprites", "colored_sprites", "colored_sprites_heldout", "small_sprites",
-                            "small_dsprites", "dependent_sprites"}
+    assert set(PRESETS) == {
+        "dsprites",
+        "colored_sprites",
+        "colored_sprites_heldout",
+        "small_sprites",
+        "small_dsprites",
+        "dependent_sprites",
+    }
     with pytest.raises(KeyError):
         make_dataset("nonsense", 32)
 
@@ -433,8 +445,9 @@ def test_training_draws_through_the_dataset_interface(tmp_path, monkeypatch):
 
     stack = make_dataset("colored_sprites", 32).sample(20, make_generator(0, "stack")).images
     monkeypatch.setattr(loop, "make_dataset", lambda *args: ImageDataset("mine", stack))
-    trainer = loop.Trainer(load_config("default", ["model.sbd_channels=8", "train.batch_size=4"]), tmp_path,
-                           torch.device("cpu"))
+    trainer = loop.Trainer(
+        load_config("default", ["model.sbd_channels=8", "train.batch_size=4"]), tmp_path, torch.device("cpu")
+    )
     before = [p.detach().clone() for p in trainer.model.parameters()]
     terms = [trainer.train_step() for _ in range(2)]
     assert all(torch.isfinite(t.loss) for t in terms) and trainer.step == 2

@@ -20,8 +20,7 @@ PLATEAU_SSE = 11.5
 
 @pytest.mark.slow
 def test_default_preset_leaves_the_grey_plateau(tmp_path):
-    run = train(load_config("default"), tmp_path / "run", "cpu", progress=False,
-                callbacks=standard_callbacks())
+    run = train(load_config("default"), tmp_path / "run", "cpu", progress=False, callbacks=standard_callbacks())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     final = [r for r in rows if r["split"] == "val"][-1]
     assert final["step"] == load_config("default").train.steps

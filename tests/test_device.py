@@ -28,6 +28,7 @@ def test_compile_without_a_working_compiler_is_one_clear_error(monkeypatch):
     def broken(function, *args, **kwargs):  # compiling is lazy: the first call fails
         def call(*inputs):
             raise RuntimeError("InductorError: CppCompileError: C++ compile error\nmore lines")
+
         return call
 
     monkeypatch.setattr(torch, "compile", broken)

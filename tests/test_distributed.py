@@ -17,8 +17,17 @@ from sbvae.training.distributed import World, check_batch
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
     # --standalone: the rendezvous takes a free port, so other jobs on the machine cannot collide with it
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "sbvae", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "sbvae",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
@@ -78,14 +87,15 @@ def test_an_existing_run_folder_stops_every_rank(tmp_path, trained_run):
 def test_a_rank_ends_at_once_with_its_code_and_its_output_flushed():
     """After a process group, a rank exits without interpreter shutdown (gloo threads left
     alive by DDP can abort it there); its last unflushed output must still arrive."""
-    script = ("import atexit, sys\n"
-              "from sbvae.training import distributed\n"
-              "distributed.end_rank(0)\n"  # not in a group: returns
-              "atexit.register(print, 'shutdown ran')\n"
-              "distributed._joined = True\n"
-              "sys.stdout.write('last words'); sys.stderr.write('last error')\n"
-              "distributed.end_rank(3)\n"
-              "print('not reached')\n")
+    script = (
+        "import atexit, sys\n"
+        "from sbvae.training import distributed\n"
+        "distributed.end_rank(0)\n"  # not in a group: returns
+        "atexit.register(print, 'shutdown ran')\n"
+        "distributed._joined = True\n"
+        "sys.stdout.write('last words'); sys.stderr.write('last error')\n"
+        "distributed.end_rank(3)\n"
+        "print('not reached')\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (3, "last words", "last error")
-

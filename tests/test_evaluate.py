@@ -9,13 +9,26 @@ import shutil
 from conftest import snapshot
 
 ARRAY_KEYS = {
-    "discrete_mig", "dci_disentanglement", "dci_completeness", "dci_informativeness_train",
-    "dci_informativeness_test", "sap_score", "modularity_score", "explicitness_score_train",
-    "explicitness_score_test", "gaussian_total_correlation", "gaussian_wasserstein_correlation",
-    "gaussian_wasserstein_correlation_norm", "mutual_info_score",
+    "discrete_mig",
+    "dci_disentanglement",
+    "dci_completeness",
+    "dci_informativeness_train",
+    "dci_informativeness_test",
+    "sap_score",
+    "modularity_score",
+    "explicitness_score_train",
+    "explicitness_score_test",
+    "gaussian_total_correlation",
+    "gaussian_wasserstein_correlation",
+    "gaussian_wasserstein_correlation_norm",
+    "mutual_info_score",
 }
-SAMPLER_KEYS = {"factor_vae_train_accuracy", "factor_vae_eval_accuracy", "beta_vae_train_accuracy",
-                "beta_vae_eval_accuracy"}
+SAMPLER_KEYS = {
+    "factor_vae_train_accuracy",
+    "factor_vae_eval_accuracy",
+    "beta_vae_train_accuracy",
+    "beta_vae_eval_accuracy",
+}
 
 
 def test_train_ends_with_a_quick_mig(trained_run):
@@ -29,8 +42,7 @@ def test_train_ends_with_a_quick_mig(trained_run):
 def test_evaluate_writes_every_metric(tmp_path, trained_run, run_cli):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    code, out, err = run_cli("evaluate", run, "--num-train", "120", "--num-test", "80",
-                             "--device", "cpu")
+    code, out, err = run_cli("evaluate", run, "--num-train", "120", "--num-test", "80", "--device", "cpu")
     assert code == 0, err
     result = json.loads((run / "metrics.json").read_text())
     assert set(result["scores"]) >= ARRAY_KEYS | SAMPLER_KEYS
@@ -59,10 +71,12 @@ def test_evaluate_bad_input_is_one_line(tmp_path, trained_run, run_cli):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     before = snapshot(run)
-    for argv in (["evaluate", run, "--metrics", "mig,nonsense"],
-                 ["evaluate", tmp_path / "missing"],
-                 ["evaluate", tmp_path],  # a folder without a checkpoint
-                 ["evaluate", run, "--num-train", "1"]):
+    for argv in (
+        ["evaluate", run, "--metrics", "mig,nonsense"],
+        ["evaluate", tmp_path / "missing"],
+        ["evaluate", tmp_path],  # a folder without a checkpoint
+        ["evaluate", run, "--num-train", "1"],
+    ):
         code, _, err = run_cli(*argv)
         assert code == 2, argv
         assert len(err.strip().splitlines()) == 1 and err.startswith("sbvae: error:"), err
@@ -82,8 +96,9 @@ def test_train_logs_mig_every_n_steps(tmp_path, run_cli, tiny_overrides):
 
 
 def test_negative_mig_interval_is_a_config_error(tmp_path, run_cli, tiny_overrides):
-    code, _, err = run_cli("train", "--set", *tiny_overrides, "train.mig_every=-1",
-                           "--out", tmp_path / "run", "--quiet")
+    code, _, err = run_cli(
+        "train", "--set", *tiny_overrides, "train.mig_every=-1", "--out", tmp_path / "run", "--quiet"
+    )
     assert code == 2 and "train.mig_every" in err
     assert not (tmp_path / "run").exists()
 

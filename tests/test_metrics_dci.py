@@ -73,19 +73,25 @@ def test_importance_matrix_must_be_sane():
 
 # ---- the full metric with gradient-boosted trees (small data: 100 trees per class) ------------
 
+
 @pytest.fixture(scope="module")
 def factors():
     rng = np.random.default_rng(1)
     return rng.integers(0, 4, size=(240, 3)), rng.integers(0, 4, size=(120, 3))
 
 
-@pytest.mark.parametrize("transform", [lambda f: f + 0.05 * np.random.default_rng(2).normal(size=f.shape),
-                                       lambda f: np.exp(f.astype(float))])
+@pytest.mark.parametrize(
+    "transform", [lambda f: f + 0.05 * np.random.default_rng(2).normal(size=f.shape), lambda f: np.exp(f.astype(float))]
+)
 def test_codes_equal_to_factors_score_near_one(factors, transform):
     train, test = factors
     result = dci(transform(train), train, transform(test), test, seed=0)
-    assert set(result) == {"dci_disentanglement", "dci_completeness",
-                           "dci_informativeness_train", "dci_informativeness_test"}
+    assert set(result) == {
+        "dci_disentanglement",
+        "dci_completeness",
+        "dci_informativeness_train",
+        "dci_informativeness_test",
+    }
     assert result["dci_disentanglement"] > 0.95 and result["dci_completeness"] > 0.95
     assert result["dci_informativeness_train"] == 1.0 and result["dci_informativeness_test"] == 1.0
 

@@ -14,8 +14,15 @@ def identity_factors():
     return np.random.default_rng(0).integers(0, 10, size=(3000, 10))
 
 
-@pytest.mark.parametrize("transform", [lambda f: f.astype(float), lambda f: 3.0 * f + 1.0,
-                                       lambda f: np.exp(f / 10.0), lambda f: np.log1p(f.astype(float))])
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda f: f.astype(float),
+        lambda f: 3.0 * f + 1.0,
+        lambda f: np.exp(f / 10.0),
+        lambda f: np.log1p(f.astype(float)),
+    ],
+)
 def test_codes_equal_to_factors_score_near_one(identity_factors, transform):
     result = mig(transform(identity_factors), identity_factors)
     assert 0.9 <= result["discrete_mig"] <= 1.0
@@ -109,4 +116,5 @@ def test_bins_matter(identity_factors):
 def test_float32_codes(identity_factors):
     codes = np.exp(identity_factors / 3.0)
     assert mig(codes.astype(np.float32), identity_factors)["discrete_mig"] == pytest.approx(
-        mig(codes, identity_factors)["discrete_mig"], abs=1e-9)
+        mig(codes, identity_factors)["discrete_mig"], abs=1e-9
+    )

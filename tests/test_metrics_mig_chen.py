@@ -73,7 +73,8 @@ def test_factor_subset_and_permuted_dimensions(grid):
     subset = mig_chen(means, logvars, grid, factors=[2, 0], seed=11)
     assert subset["mig_chen_factors"] == [2, 0]
     assert subset["mig_chen_per_factor"] == pytest.approx(
-        [full["mig_chen_per_factor"][2], full["mig_chen_per_factor"][0]], rel=1e-12)
+        [full["mig_chen_per_factor"][2], full["mig_chen_per_factor"][0]], rel=1e-12
+    )
     assert subset["mig_chen"] == pytest.approx(np.mean(subset["mig_chen_per_factor"]))
     # permuting the code dimensions is a relabelling; only the posterior sample noise (drawn per
     # column position) differs, so the scores agree up to Monte-Carlo noise
@@ -98,16 +99,20 @@ def test_normalised_by_log_factor_size(grid):
     loose = mig_chen(means, logvars, grid, factor_sizes=(8, 6, 10), check_grid=False, seed=1)
     exact = mig_chen(means, logvars, grid, seed=1)
     assert loose["mig_chen_per_factor"][2] == pytest.approx(
-        exact["mig_chen_per_factor"][2] * math.log(5) / math.log(10), rel=1e-12)
+        exact["mig_chen_per_factor"][2] * math.log(5) / math.log(10), rel=1e-12
+    )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"factors": [3]}, "factors must be distinct indices"),
-    ({"factors": [0, 0]}, "factors must be distinct indices"),
-    ({"factor_sizes": (8, 6)}, "factor_sizes has 2 entries"),
-    ({"factor_sizes": (8, 5, 5)}, "must lie in 0..4"),
-    ({"num_samples": 0}, "num_samples"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"factors": [3]}, "factors must be distinct indices"),
+        ({"factors": [0, 0]}, "factors must be distinct indices"),
+        ({"factor_sizes": (8, 6)}, "factor_sizes has 2 entries"),
+        ({"factor_sizes": (8, 5, 5)}, "must lie in 0..4"),
+        ({"num_samples": 0}, "num_samples"),
+    ],
+)
 def test_bad_arguments(grid, kwargs, message):
     means, logvars = _good_posteriors(grid, np.random.default_rng(8))
     with pytest.raises(ValueError, match=message):

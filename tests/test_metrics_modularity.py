@@ -43,8 +43,9 @@ def test_codes_equal_to_factors_score_near_one(factors, transform):
 
 def test_duplicated_latent_space_keeps_modularity(factors):
     train, test = factors
-    result = modularity_explicitness(np.hstack([train, train]).astype(float), train,
-                                     np.hstack([test, test]).astype(float), test)
+    result = modularity_explicitness(
+        np.hstack([train, train]).astype(float), train, np.hstack([test, test]).astype(float), test
+    )
     assert 0.9 <= result["modularity_score"] <= 1.0
 
 

@@ -47,18 +47,20 @@ def test_discrete_binary_identity_known_answer():
     rng = np.random.default_rng(2)
     train, test = rng.integers(0, 2, size=(1000, 3)), rng.integers(0, 2, size=(500, 3))
     m = sap_score_matrix(train.astype(float), train, test.astype(float), test)
-    np.testing.assert_array_equal(np.diag(m), 1.0)      # the right code separates its factor
+    np.testing.assert_array_equal(np.diag(m), 1.0)  # the right code separates its factor
     off = m[~np.eye(3, dtype=bool)]
-    assert np.all(np.abs(off - 0.5) < 0.1)              # any other code is at chance
+    assert np.all(np.abs(off - 0.5) < 0.1)  # any other code is at chance
     assert sap(train.astype(float), train, test.astype(float), test)["sap_score"] == pytest.approx(
-        1.0 - np.sort(m, axis=0)[-2].mean())
+        1.0 - np.sort(m, axis=0)[-2].mean()
+    )
 
 
 def test_discrete_identity_beats_noise():
     rng = np.random.default_rng(3)
     train, test = rng.integers(0, 4, size=(1000, 4)), rng.integers(0, 4, size=(500, 4))
-    good = sap(train + 0.1 * rng.normal(size=train.shape), train,
-               test + 0.1 * rng.normal(size=test.shape), test)["sap_score"]
+    good = sap(train + 0.1 * rng.normal(size=train.shape), train, test + 0.1 * rng.normal(size=test.shape), test)[
+        "sap_score"
+    ]
     noise = sap(rng.normal(size=(1000, 4)), train, rng.normal(size=(500, 4)), test)["sap_score"]
     assert good > 0.2 and noise < 0.05
 

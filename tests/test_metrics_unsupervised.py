@@ -31,15 +31,18 @@ def test_total_correlation_is_scale_free_and_zero_for_diagonal():
     assert gaussian_wasserstein_correlation(np.diag([0.1, 4.0, 9.0])) == pytest.approx(0.0, abs=1e-10)
     cov = np.array([[1.0, 0.6], [0.6, 1.0]])
     scale = np.diag([3.0, 0.2])
-    assert gaussian_total_correlation(scale @ cov @ scale) == pytest.approx(
-        gaussian_total_correlation(cov), abs=1e-12)
+    assert gaussian_total_correlation(scale @ cov @ scale) == pytest.approx(gaussian_total_correlation(cov), abs=1e-12)
 
 
 def test_independent_codes_score_near_zero():
     codes = np.random.default_rng(0).normal(size=(10000, 5)) * [1, 2, 3, 0.5, 10]
     result = unsupervised_scores(codes)
-    assert set(result) == {"gaussian_total_correlation", "gaussian_wasserstein_correlation",
-                           "gaussian_wasserstein_correlation_norm", "mutual_info_score"}
+    assert set(result) == {
+        "gaussian_total_correlation",
+        "gaussian_wasserstein_correlation",
+        "gaussian_wasserstein_correlation_norm",
+        "mutual_info_score",
+    }
     assert 0.0 <= result["gaussian_total_correlation"] < 0.01
     assert abs(result["gaussian_wasserstein_correlation_norm"]) < 0.01
     assert result["mutual_info_score"] < 0.03  # plug-in bias only: ~19^2 / (2 N)
@@ -56,7 +59,8 @@ def test_correlated_codes_score_high():
     assert result["mutual_info_score"] > 0.5
     sample_cov = np.cov(codes, rowvar=False)
     assert result["gaussian_wasserstein_correlation_norm"] == pytest.approx(
-        result["gaussian_wasserstein_correlation"] / np.trace(sample_cov), rel=1e-12)
+        result["gaussian_wasserstein_correlation"] / np.trace(sample_cov), rel=1e-12
+    )
 
 
 def test_mutual_info_score_is_mean_off_diagonal_pairwise_mi():

@@ -52,10 +52,9 @@ def test_discrete_mutual_info_equals_sklearn(rng):
     codes = discretize(rng.normal(size=(1500, 5)))
     factors = rng.integers(0, [2, 3, 10, 7], size=(1500, 4))
     codes[:, 2] = factors[:, 2] * 2 + 1  # a code that copies a factor
-    codes[:, 4] = 1                       # a constant code
+    codes[:, 4] = 1  # a constant code
     mi = discrete_mutual_info(codes, factors)
-    expected = np.array([[mutual_info_score(factors[:, j], codes[:, i]) for j in range(4)]
-                         for i in range(5)])
+    expected = np.array([[mutual_info_score(factors[:, j], codes[:, i]) for j in range(4)] for i in range(5)])
     assert mi.shape == (5, 4)
     np.testing.assert_allclose(mi, expected, rtol=1e-12, atol=1e-15)
     assert np.all(mi[4] == 0.0)
@@ -128,11 +127,14 @@ def test_every_metric_validates_its_inputs(case, which):
         _single(codes, labels)[which]()
 
 
-@pytest.mark.parametrize("codes, message", [
-    (_with(GOOD_CODES, (0, 0), np.nan), "NaN"),
-    (GOOD_CODES[:, :1], "at least 2 code dimensions"),
-    (GOOD_CODES.ravel(), "2-D"),
-])
+@pytest.mark.parametrize(
+    "codes, message",
+    [
+        (_with(GOOD_CODES, (0, 0), np.nan), "NaN"),
+        (GOOD_CODES[:, :1], "at least 2 code dimensions"),
+        (GOOD_CODES.ravel(), "2-D"),
+    ],
+)
 def test_unsupervised_validates_codes(codes, message):
     with pytest.raises(ValueError, match=message):
         metrics.unsupervised_scores(codes)

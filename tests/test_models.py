@@ -22,10 +22,10 @@ def grid_size(mode: str, size: int, kernel: int, layers: int) -> int:
 
 # -- broadcast ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "mode, size, kernel, layers",
-    [("same", 32, 3, 2), ("same", 64, 5, 4), ("valid", 32, 3, 2), ("valid", 64, 3, 4),
-     ("valid", 32, 5, 3)],
+    [("same", 32, 3, 2), ("same", 64, 5, 4), ("valid", 32, 3, 2), ("valid", 64, 3, 4), ("valid", 32, 5, 3)],
 )
 def test_broadcast_layout(mode, size, kernel, layers):
     k = 5
@@ -62,6 +62,7 @@ def test_broadcast_follows_z_dtype_and_gradient():
 
 
 # -- shapes -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["same", "valid"])
 @pytest.mark.parametrize("size", [32, 64])
@@ -110,6 +111,7 @@ def test_vae_reparameterisation_uses_given_noise():
 
 # -- parameter counts (64 px, 3 channels, latent 10, widths 64) ----------------------------
 
+
 def test_parameter_counts_match_hand_counts():
     assert count_parameters(Encoder(64, 3, 10, 64, 256)) == 467_476
     assert count_parameters(DeconvDecoder(64, 3, 10, 64)) == 268_291
@@ -125,12 +127,16 @@ def test_sbd_coordinates_are_not_parameters():
 
 # -- invalid arguments --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("size", [0, -16, 8, 40, 17, 100])
 @pytest.mark.parametrize(
     "build",
-    [lambda s: Encoder(s), lambda s: DeconvDecoder(s),
-     lambda s: SpatialBroadcastDecoder(s, broadcast="same"),
-     lambda s: SpatialBroadcastDecoder(s, broadcast="valid")],
+    [
+        lambda s: Encoder(s),
+        lambda s: DeconvDecoder(s),
+        lambda s: SpatialBroadcastDecoder(s, broadcast="same"),
+        lambda s: SpatialBroadcastDecoder(s, broadcast="valid"),
+    ],
     ids=["encoder", "deconv", "sbd-same", "sbd-valid"],
 )
 def test_invalid_image_size_raises(build, size):
@@ -149,6 +155,7 @@ def test_invalid_broadcast_and_kernel_raise():
 
 
 # -- learning: each decoder overfits one fixed batch ---------------------------------------
+
 
 def _overfit(decoder: str, steps: int) -> tuple[float, float]:
     """Train a small VAE on 16 fixed coloured sprites (32 px); per-image SSE before/after."""

@@ -27,16 +27,16 @@ def test_gaussian_nll_is_the_normal_log_density(gen, sigma):
     assert nll.shape == (4,)
     assert torch.allclose(nll, expected, rtol=1e-10, atol=1e-8)
     # Closed form, written out: 0.5 r^2 / s^2 + log s + 0.5 log 2 pi per pixel.
-    closed = (0.5 * ((images - decoded) / sigma) ** 2 + math.log(sigma)
-              + 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
+    closed = (0.5 * ((images - decoded) / sigma) ** 2 + math.log(sigma) + 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
     assert torch.allclose(nll, closed, rtol=1e-12)
 
 
 def test_gaussian_nll_is_minimal_at_the_image(gen):
     images = torch.rand(2, 1, 8, 8, generator=gen, dtype=torch.float64)
     best = reconstruction_nll(images, images, "gaussian", 0.1)
-    assert torch.allclose(best, torch.full((2,), 64 * (math.log(0.1) + 0.5 * math.log(2 * math.pi)),
-                                           dtype=torch.float64))
+    assert torch.allclose(
+        best, torch.full((2,), 64 * (math.log(0.1) + 0.5 * math.log(2 * math.pi)), dtype=torch.float64)
+    )
     worse = reconstruction_nll(images, images + 0.01, "gaussian", 0.1)
     assert (worse > best).all()
 
@@ -69,8 +69,9 @@ def test_kl_per_dim_matches_torch_distributions(gen):
     mean = 2 * torch.randn(5, 7, generator=gen, dtype=torch.float64)
     logvar = torch.randn(5, 7, generator=gen, dtype=torch.float64)
     kl = kl_per_dimension(mean, logvar)
-    expected = kl_divergence(Normal(mean, torch.exp(0.5 * logvar)),
-                             Normal(torch.zeros_like(mean), torch.ones_like(mean)))
+    expected = kl_divergence(
+        Normal(mean, torch.exp(0.5 * logvar)), Normal(torch.zeros_like(mean), torch.ones_like(mean))
+    )
     assert kl.shape == (5, 7)
     assert torch.allclose(kl, expected, rtol=1e-10, atol=1e-12)
     assert (kl >= 0).all()
@@ -123,9 +124,18 @@ def _first_step(tmp_path, decoder: str, *overrides: str) -> tuple[list[torch.Ten
     from sbvae.config import load_config
     from sbvae.training.loop import Trainer
 
-    config = load_config("default", ["data.image_size=32", "model.sbd_layers=2", "model.sbd_channels=8",
-                                     "train.batch_size=12", "train.micro_batch=0", f"model.decoder={decoder}",
-                                     *overrides])
+    config = load_config(
+        "default",
+        [
+            "data.image_size=32",
+            "model.sbd_layers=2",
+            "model.sbd_channels=8",
+            "train.batch_size=12",
+            "train.micro_batch=0",
+            f"model.decoder={decoder}",
+            *overrides,
+        ],
+    )
     trainer = Trainer(config, tmp_path / "-".join(overrides), torch.device("cpu"))
     trainer.optimizer.step = lambda: None  # keep the accumulated gradient, skip the update
     losses = list(trainer.train_step())
@@ -154,8 +164,10 @@ def test_channels_last_gives_the_same_step(tmp_path, decoder):
 
 
 def test_compiled_step_gives_the_same_step(tmp_path):
-    _assert_same_step(_first_step(tmp_path, "sbd", "train.micro_batch=4"),
-                      _first_step(tmp_path, "sbd", "train.micro_batch=4", "train.compile=true"))
+    _assert_same_step(
+        _first_step(tmp_path, "sbd", "train.micro_batch=4"),
+        _first_step(tmp_path, "sbd", "train.micro_batch=4", "train.compile=true"),
+    )
 
 
 def test_kl_warmup_raises_the_kl_weight_linearly_to_beta(tmp_path):
@@ -168,8 +180,9 @@ def test_kl_warmup_raises_the_kl_weight_linearly_to_beta(tmp_path):
     assert weights == pytest.approx([0.4, 2.0, 4.0, 4.0])
     loss, recon, kl, _ = trainer.train_step()  # the first step weighs the KL by beta / 10
     torch.testing.assert_close(loss, recon + 0.4 * kl)
-    plain = Trainer(load_config("default", ["model.sbd_channels=8", "objective.beta=4"]), tmp_path / "b",
-                    torch.device("cpu"))
+    plain = Trainer(
+        load_config("default", ["model.sbd_channels=8", "objective.beta=4"]), tmp_path / "b", torch.device("cpu")
+    )
     assert plain.objective.kl_weight(0) == 4.0
 
 

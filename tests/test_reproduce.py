@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY, snapshot
 
+from conftest import TINY, snapshot
 from sbvae.config import load_config
-from sbvae.study.invocations import PENDING_FILE
 from sbvae.study.equal_time import logged_at, snapshot_specs
 from sbvae.study.experiments import experiment_names, load_experiment, plan
+from sbvae.study.invocations import PENDING_FILE
 from sbvae.study.records import RunRecord
 from sbvae.study.runner import set_aside
 from sbvae.training.device import available_cores
@@ -26,13 +26,26 @@ from sbvae.training.device import available_cores
 # snapshots a study trains then never depends on how fast this machine happened to run.
 pytestmark = pytest.mark.usefixtures("step_clock")
 
-STUDY = ["--seeds", "2", "--steps", "6", "--num-train", "300", "--set",
-         *[t for t in TINY if not t.startswith("train.steps")]]
+STUDY = [
+    "--seeds",
+    "2",
+    "--steps",
+    "6",
+    "--num-train",
+    "300",
+    "--set",
+    *[t for t in TINY if not t.startswith("train.steps")],
+]
 
 
 def test_every_experiment_plans_identical_pairs():
-    assert set(experiment_names()) == {"colored-sprites", "held-out", "small-objects", "dependent-factors",
-                                       "beta-sweep"}
+    assert set(experiment_names()) == {
+        "colored-sprites",
+        "held-out",
+        "small-objects",
+        "dependent-factors",
+        "beta-sweep",
+    }
     for name in experiment_names():
         specs = plan(load_experiment(name))
         sbd = {(s.seed, str(s.variant)): s.config.to_dict() for s in specs if s.decoder == "sbd"}
@@ -54,7 +67,7 @@ def _log(seconds_per_step: float, steps: int = 6) -> list[dict]:
             rows.append({"step": step, "split": "train", "elapsed": seconds_per_step * step})
         if step % 3 == 0:
             rows.append({"step": step, "split": "val", "sse": 100.0 - step})
-    return rows + [{"step": steps, "split": "mig", "discrete_mig": 0.5}]
+    return [*rows, {"step": steps, "split": "mig", "discrete_mig": 0.5}]
 
 
 def test_equal_time_reads_the_last_rows_logged_within_the_budget():
@@ -70,13 +83,31 @@ def test_equal_time_reads_the_last_rows_logged_within_the_budget():
 def test_snapshots_are_planned_for_the_sbd_runs_still_training_when_their_twin_finished(tmp_path):
     specs = plan(load_experiment("held-out"), seeds=2, steps=6)
     seconds = {("sbd", 1): 0.7, ("sbd", 2): 0.5, ("deconv", 1): 0.5, ("deconv", 2): 0.6}
-    records = [RunRecord(s.name, s.decoder, s.seed, s.variant, tmp_path / s.name, 6 * seconds[s.decoder, s.seed],
-                         None, {}, None, s.config, _log(seconds[s.decoder, s.seed])) for s in specs]
+    records = [
+        RunRecord(
+            s.name,
+            s.decoder,
+            s.seed,
+            s.variant,
+            tmp_path / s.name,
+            6 * seconds[s.decoder, s.seed],
+            None,
+            {},
+            None,
+            s.config,
+            _log(seconds[s.decoder, s.seed]),
+        )
+        for s in specs
+    ]
     planned = snapshot_specs(specs, records)  # seed 2's SBD finished before its twin: no snapshot
     assert [(of, s.name, s.config.train.steps, s.decoder, s.seed) for of, s in planned] == [
-        ("sbd-seed1", "sbd-seed1-step4", 4, "sbd", 1)]
-    assert planned[0][1].config.to_dict() == {**specs[0].config.to_dict(), "train": {
-        **specs[0].config.to_dict()["train"], "steps": 4}} and specs[0].config.train.steps == 6
+        ("sbd-seed1", "sbd-seed1-step4", 4, "sbd", 1)
+    ]
+    assert (
+        planned[0][1].config.to_dict()
+        == {**specs[0].config.to_dict(), "train": {**specs[0].config.to_dict()["train"], "steps": 4}}
+        and specs[0].config.train.steps == 6
+    )
 
 
 def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
@@ -168,7 +199,8 @@ def test_held_out_scores_at_equal_time_come_from_a_retrained_snapshot(tmp_path, 
     code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, "--fresh", *STUDY)
     assert code == 0, err
     set_aside = list(folder.glob("equal-time.old-*"))  # --fresh moves the snapshots aside too, keeps them
-    assert len(set_aside) == 1 and snapshot(set_aside[0]) == snapshot_files and len(list(folder.glob("runs.old-*"))) == 1
+    assert len(set_aside) == 1 and snapshot(set_aside[0]) == snapshot_files
+    assert len(list(folder.glob("runs.old-*"))) == 1
 
 
 def test_folders_set_aside_in_the_same_second_are_all_kept(tmp_path, monkeypatch):
@@ -179,8 +211,11 @@ def test_folders_set_aside_in_the_same_second_are_all_kept(tmp_path, monkeypatch
         (runs / "mark").write_text(str(k))
         set_aside(runs)
     kept = {p.name: (p / "mark").read_text() for p in tmp_path.iterdir()}
-    assert kept == {"runs.old-20261204-120000": "0", "runs.old-20261204-120000-2": "1",
-                    "runs.old-20261204-120000-3": "2"}
+    assert kept == {
+        "runs.old-20261204-120000": "0",
+        "runs.old-20261204-120000-2": "1",
+        "runs.old-20261204-120000-3": "2",
+    }
 
 
 def test_paper_scale_is_the_papers_setting_with_each_experiments_data():
@@ -188,7 +223,11 @@ def test_paper_scale_is_the_papers_setting_with_each_experiments_data():
         experiment = load_experiment(name)
         cpu, paper = plan(experiment)[0].config, plan(experiment, scale="paper")[0].config
         assert (paper.data.image_size, paper.train.batch_size, paper.train.lr, paper.train.steps) == (
-            64, 16, 3e-4, 1_500_000)
+            64,
+            16,
+            3e-4,
+            1_500_000,
+        )
         assert (paper.model.sbd_layers, paper.model.broadcast) == (4, "valid")
         assert paper.data.preset == cpu.data.preset and paper.objective.beta == cpu.objective.beta
 
@@ -198,15 +237,36 @@ def test_cpu_scale_is_the_default_preset_with_protocol_3_changes():
     for name in experiment_names():
         cpu = plan(load_experiment(name))[0].config
         assert (cpu.objective.sigma, cpu.train.batch_size, cpu.train.steps, cpu.train.lr_warmup) == (
-            0.05, 16, 18_000, 1000)
+            0.05,
+            16,
+            18_000,
+            1000,
+        )
         assert (cpu.data.image_size, cpu.model.sbd_layers, cpu.train.lr) == (
-            default["data"]["image_size"], default["model"]["sbd_layers"], default["train"]["lr"])
+            default["data"]["image_size"],
+            default["model"]["sbd_layers"],
+            default["train"]["lr"],
+        )
 
 
 def test_paper_scale_runs_a_few_steps_here(tmp_path, run_cli):
-    code, out, err = run_cli("reproduce", "colored-sprites", "--scale", "paper", "--seeds", "1",
-                             "--steps", "2", "--num-train", "64", "--out", tmp_path,
-                             "--set", "data.val_size=16", "train.mig_samples=200")  # evaluation sizes only
+    code, _out, err = run_cli(
+        "reproduce",
+        "colored-sprites",
+        "--scale",
+        "paper",
+        "--seeds",
+        "1",
+        "--steps",
+        "2",
+        "--num-train",
+        "64",
+        "--out",
+        tmp_path,
+        "--set",
+        "data.val_size=16",
+        "train.mig_samples=200",
+    )  # evaluation sizes only
     assert code == 0, err
     results = json.loads((tmp_path / "colored-sprites" / "results.json").read_text())
     assert results["scale"] == "paper" and len(results["runs"]) == 2
@@ -214,13 +274,16 @@ def test_paper_scale_runs_a_few_steps_here(tmp_path, run_cli):
         assert run["config"]["data"]["image_size"] == 64 and run["values"]["test_sse"] > 0
 
 
-@pytest.mark.parametrize("args, words", [
-    (["reproduce", "nonsense"], "unknown experiment 'nonsense'"),
-    (["reproduce", "held-out", "--seeds", "0"], "--seeds must be positive"),
-    (["reproduce", "held-out", "--scale", "huge"], "--scale must be cpu or paper"),
-    (["reproduce", "held-out", "--set", "model.latent_dim=0"], "model.latent_dim"),
-    (["reproduce", "held-out", "--jobs", "0"], "--jobs must be positive"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["reproduce", "nonsense"], "unknown experiment 'nonsense'"),
+        (["reproduce", "held-out", "--seeds", "0"], "--seeds must be positive"),
+        (["reproduce", "held-out", "--scale", "huge"], "--scale must be cpu or paper"),
+        (["reproduce", "held-out", "--set", "model.latent_dim=0"], "model.latent_dim"),
+        (["reproduce", "held-out", "--jobs", "0"], "--jobs must be positive"),
+    ],
+)
 def test_bad_input_is_one_line(args, words, tmp_path, run_cli):
     code, _, err = run_cli(*args, "--out", tmp_path)
     assert code == 2 and err.count("\n") == 1 and words in err, err
@@ -285,7 +348,7 @@ def test_a_run_of_another_experiment_with_the_same_config_is_used_in_place(tmp_p
 def test_runs_trained_side_by_side_match_runs_trained_in_turn(tmp_path, run_cli):
     code, _, err = run_cli("reproduce", "held-out", "--out", tmp_path / "turns", *STUDY, "train.threads=1")
     assert code == 0, err
-    code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path / "jobs", *STUDY, "--jobs", "2")
+    code, _out, err = run_cli("reproduce", "held-out", "--out", tmp_path / "jobs", *STUDY, "--jobs", "2")
     assert code == 0, err
     turns, jobs = (json.loads((tmp_path / f / "held-out" / "results.json").read_text()) for f in ("turns", "jobs"))
     assert [r["name"] for r in jobs["runs"]] == [r["name"] for r in turns["runs"]]
@@ -293,7 +356,8 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(tmp_path, run_cli)
         assert b["config"]["train"]["threads"] == max(1, available_cores() // 2)  # each its share
         assert b["values"]["test_sse"] == pytest.approx(a["values"]["test_sse"], rel=1e-4)
     assert jobs["summary"][0]["equal_steps"]["difference"] == pytest.approx(
-        turns["summary"][0]["equal_steps"]["difference"], rel=1e-3)
+        turns["summary"][0]["equal_steps"]["difference"], rel=1e-3
+    )
 
 
 def _children(pid: int) -> list[int]:
@@ -320,14 +384,32 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads Linux /proc")
 def test_killing_reproduce_stops_its_workers(tmp_path):
     settings = [t for t in TINY if not t.startswith("train.steps")]
-    command = [sys.executable, "-m", "sbvae", "reproduce", "held-out", "--out", str(tmp_path), "--seeds", "1",
-               "--steps", "1000000", "--num-train", "300", "--jobs", "2", "--set", *settings]
+    command = [
+        sys.executable,
+        "-m",
+        "sbvae",
+        "reproduce",
+        "held-out",
+        "--out",
+        str(tmp_path),
+        "--seeds",
+        "1",
+        "--steps",
+        "1000000",
+        "--num-train",
+        "300",
+        "--jobs",
+        "2",
+        "--set",
+        *settings,
+    ]
     parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not (len(workers) == 2 and len(
-                list(tmp_path.glob("held-out/runs/*/metrics.jsonl"))) == 2):
+        while time.monotonic() < deadline and not (
+            len(workers) == 2 and len(list(tmp_path.glob("held-out/runs/*/metrics.jsonl"))) == 2
+        ):
             workers = _children(parent.pid)
             time.sleep(0.5)
         assert len(workers) == 2, "the two workers never started training"

@@ -30,15 +30,15 @@ def generator() -> torch.Generator:
 
 
 def test_factor_vae_score_is_one_on_the_true_factors():
-    result = factor_vae_score(FACTORS.sample, true_factors, generator(), NUM_FACTORS,
-                              num_variance_estimate=2000, **SMALL)
+    result = factor_vae_score(
+        FACTORS.sample, true_factors, generator(), NUM_FACTORS, num_variance_estimate=2000, **SMALL
+    )
     assert result["train_accuracy"] == 1.0 and result["eval_accuracy"] == 1.0
     assert result["num_active_dims_actual"] == NUM_FACTORS
 
 
 def test_factor_vae_score_is_chance_on_noise():
-    result = factor_vae_score(FACTORS.sample, noise, generator(), NUM_FACTORS,
-                              num_variance_estimate=2000, **SMALL)
+    result = factor_vae_score(FACTORS.sample, noise, generator(), NUM_FACTORS, num_variance_estimate=2000, **SMALL)
     # 6 codes, 8 factors: the majority vote can be right for at most 6 of 8 factors by luck
     assert result["eval_accuracy"] < 0.3
 
@@ -49,16 +49,18 @@ def test_factor_vae_prunes_dimensions_below_the_threshold():
         codes[:, 0] = 0.001 * codes[:, 0]  # std well below 0.05
         return codes
 
-    result = factor_vae_score(FACTORS.sample, with_dead_dim, generator(), NUM_FACTORS,
-                              num_variance_estimate=2000, **SMALL)
+    result = factor_vae_score(
+        FACTORS.sample, with_dead_dim, generator(), NUM_FACTORS, num_variance_estimate=2000, **SMALL
+    )
     assert result["num_active_dims_actual"] == NUM_FACTORS - 1
     assert result["num_active_dims"] == NUM_FACTORS  # disentanglement_lib's quirk, kept
     assert result["eval_accuracy"] < 1.0  # the pruned factor can no longer be voted for
 
 
 def test_factor_vae_without_active_dims_scores_zero():
-    result = factor_vae_score(FACTORS.sample, lambda v: np.zeros((len(v), 4)), generator(),
-                              NUM_FACTORS, num_variance_estimate=100, **SMALL)
+    result = factor_vae_score(
+        FACTORS.sample, lambda v: np.zeros((len(v), 4)), generator(), NUM_FACTORS, num_variance_estimate=100, **SMALL
+    )
     assert result["eval_accuracy"] == 0.0
 
 
@@ -74,5 +76,11 @@ def test_beta_vae_score_is_near_chance_on_noise():
 
 def test_sampler_scores_refuse_nan_codes():
     with pytest.raises(ValueError, match="NaN"):
-        factor_vae_score(FACTORS.sample, lambda v: np.full((len(v), 3), np.nan), generator(),
-                         NUM_FACTORS, num_variance_estimate=100, **SMALL)
+        factor_vae_score(
+            FACTORS.sample,
+            lambda v: np.full((len(v), 3), np.nan),
+            generator(),
+            NUM_FACTORS,
+            num_variance_estimate=100,
+            **SMALL,
+        )

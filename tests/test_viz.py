@@ -179,16 +179,19 @@ def test_visualize_only_some_figures(tmp_path, trained_run, run_cli):
     assert (run / "geometry.png").is_file() and (run / "kl.png").is_file() and not (run / "curves.png").exists()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["visualize", "{run}", "--only", "geometry,nope"], "unknown figure nope"),
-    (["visualize", "{run}", "--factors", "x,colour"], "no factor 'colour'"),
-    (["visualize", "{run}", "--factors", "x,x"], "two different factors"),
-    (["report", "{run}", "--factors", "x"], "two different factors"),
-    (["visualize", "{missing}"], "run folder not found"),
-    (["report", "{missing}"], "run folder not found"),
-    (["compare", "{run}", "--out", "{out}"], "at least two"),
-    (["compare", "{run}", "{missing}", "--out", "{out}"], "run folder not found"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["visualize", "{run}", "--only", "geometry,nope"], "unknown figure nope"),
+        (["visualize", "{run}", "--factors", "x,colour"], "no factor 'colour'"),
+        (["visualize", "{run}", "--factors", "x,x"], "two different factors"),
+        (["report", "{run}", "--factors", "x"], "two different factors"),
+        (["visualize", "{missing}"], "run folder not found"),
+        (["report", "{missing}"], "run folder not found"),
+        (["compare", "{run}", "--out", "{out}"], "at least two"),
+        (["compare", "{run}", "{missing}", "--out", "{out}"], "run folder not found"),
+    ],
+)
 def test_bad_input_is_one_line_and_keeps_earlier_outputs(args, words, tmp_path, trained_run, run_cli):
     run = _copy(trained_run, tmp_path)
     before = snapshot(run)
@@ -221,7 +224,6 @@ def test_compare_puts_both_runs_side_by_side(tmp_path, trained_run, run_cli, tin
     assert (tmp_path / "cmp" / "geometry.png").is_file()
 
 
-
 DRAW_FIGURES = """
 import sys
 from pathlib import Path
@@ -244,8 +246,9 @@ def test_drawing_leaves_the_users_matplotlib_backend_alone(chosen, how, tmp_path
     """Importing sbvae.viz and saving figures neither switches the backend a notebook chose
     (with matplotlib.use or MPLBACKEND) nor starts pyplot."""
     env = {**os.environ, "MPLBACKEND": chosen}
-    result = subprocess.run([sys.executable, "-c", DRAW_FIGURES, str(tmp_path), how], env=env,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", DRAW_FIGURES, str(tmp_path), how], env=env, capture_output=True, text=True, check=True
+    )
     assert result.stdout.split() == [chosen, "False"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "kl.png"]  # no temporary left
     assert {Image.open(tmp_path / name).format for name in ("kl.png", "curves.png")} == {"PNG"}

@@ -97,8 +97,11 @@ def forward_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
         elif isinstance(module, nn.Linear):
             total += 2 * out.numel() * module.in_features
 
-    hooks = [m.register_forward_hook(count) for m in model.modules()
-             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    hooks = [
+        m.register_forward_hook(count)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))
+    ]
     with torch.no_grad():
         model(*inputs)
     for hook in hooks:
@@ -114,8 +117,11 @@ which the benchmark never calls, so nothing is written there."""
 def bench_config(model: ModelConfig, size: int, batch: int, **train: Any) -> Config:
     """``model`` on coloured sprites at ``size`` px, batch ``batch``; ``train`` overrides further
     ``train.*`` fields (``micro_batch``, ``channels_last``, ``compile``)."""
-    return Config(data=DataConfig(preset="colored_sprites", image_size=size), model=model,
-                  train=TrainConfig(batch_size=batch, **train))
+    return Config(
+        data=DataConfig(preset="colored_sprites", image_size=size),
+        model=model,
+        train=TrainConfig(batch_size=batch, **train),
+    )
 
 
 def straightforward(model: VAE) -> VAE:
@@ -170,8 +176,9 @@ class TrainCase:
             torch.set_num_threads(saved)
 
 
-def train_cases(sizes: list[int], batches: list[int], compiled: bool = False,
-                thread_sweep: bool = False) -> list[TrainCase]:
+def train_cases(
+    sizes: list[int], batches: list[int], compiled: bool = False, thread_sweep: bool = False
+) -> list[TrainCase]:
     """At every size and batch: the reference SBD, ours (factorised first layer, channels
     last), ours in micro-batches of 16, DeConv; optionally ours compiled, and ours in
     micro-batches on one thread (against all threads) at the largest size and batch."""
@@ -181,18 +188,28 @@ def train_cases(sizes: list[int], batches: list[int], compiled: bool = False,
             tag = f"{size}px b{batch}"
             micro = MICRO_BATCH if batch > MICRO_BATCH else 0
             chunked = f"sbd-micro{micro}" if micro else "sbd"
-            cases += [TrainCase(f"sbd-reference {tag}", bench_config(PAPER_SBD, size, batch, channels_last=False),
-                                reference=True),
-                      TrainCase(f"sbd {tag}", bench_config(PAPER_SBD, size, batch))]
+            cases += [
+                TrainCase(
+                    f"sbd-reference {tag}", bench_config(PAPER_SBD, size, batch, channels_last=False), reference=True
+                ),
+                TrainCase(f"sbd {tag}", bench_config(PAPER_SBD, size, batch)),
+            ]
             if micro:
                 cases.append(TrainCase(f"{chunked} {tag}", bench_config(PAPER_SBD, size, batch, micro_batch=micro)))
             if compiled:
-                cases.append(TrainCase(f"{chunked}-compiled {tag}",
-                                       bench_config(PAPER_SBD, size, batch, micro_batch=micro, compile=True)))
+                cases.append(
+                    TrainCase(
+                        f"{chunked}-compiled {tag}",
+                        bench_config(PAPER_SBD, size, batch, micro_batch=micro, compile=True),
+                    )
+                )
             cases.append(TrainCase(f"deconv {tag}", bench_config(DECONV, size, batch)))
             if thread_sweep and size == max(sizes) and batch == max(batches) and torch.get_num_threads() > 1:
-                cases.append(TrainCase(f"{chunked}-1thread {tag}",
-                                       bench_config(PAPER_SBD, size, batch, micro_batch=micro), threads=1))
+                cases.append(
+                    TrainCase(
+                        f"{chunked}-1thread {tag}", bench_config(PAPER_SBD, size, batch, micro_batch=micro), threads=1
+                    )
+                )
     return cases
 
 
@@ -235,8 +252,9 @@ def pillow_render(values: torch.Tensor, names: tuple[str, ...], size: int, super
     col = {n: i for i, n in enumerate(names)}
     fine = size * supersample
     out = np.zeros((len(values), size, size, 3), dtype=np.uint8)
-    rgb = hsv_to_rgb(values[:, col["hue"]].float(), values[:, col["saturation"]].float(),
-                     values[:, col["value"]].float())
+    rgb = hsv_to_rgb(
+        values[:, col["hue"]].float(), values[:, col["saturation"]].float(), values[:, col["value"]].float()
+    )
     for i, v in enumerate(values.tolist()):
         image = Image.new("RGB", (fine, fine))
         radius = v[col["scale"]] * UNIT * fine
@@ -287,20 +305,27 @@ def _matmul(threads: int = 0) -> Callable[[], object]:
         out = a @ b
         torch.set_num_threads(saved)
         return out
+
     return run
 
 
-def run_benchmark(quick: bool = False, repeats: int | None = None, compiled: bool = False,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_benchmark(
+    quick: bool = False, repeats: int | None = None, compiled: bool = False, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Measure everything in the module docstring; returns the numbers (also what the table
     shows). ``compiled`` adds our SBD under ``torch.compile`` (``train.compile``)."""
     repeats = repeats or (3 if quick else 5)
     load, cores = machine_load()
     if load > 0.5:
-        log(f"warning: the machine is busy (load {load:.1f} on {cores} cores): the ratios below are "
+        log(
+            f"warning: the machine is busy (load {load:.1f} on {cores} cores): the ratios below are "
             "measured side by side and stay meaningful, the absolute rates do not"
-            + ("; threads that share busy cores wait for each other (compare the 1-thread row)"
-               if torch.get_num_threads() > 1 else ""))
+            + (
+                "; threads that share busy cores wait for each other (compare the 1-thread row)"
+                if torch.get_num_threads() > 1
+                else ""
+            )
+        )
     sizes, batches = ([32], [16, 64]) if quick else ([32, 64], [16, 64])
     cases = train_cases(sizes, batches, compiled=compiled, thread_sweep=True)
     timed: dict[str, Callable[[], object]] = {c.name: c.step for c in cases}
@@ -330,8 +355,12 @@ def run_benchmark(quick: bool = False, repeats: int | None = None, compiled: boo
         plain = not (c.config.train.compile or c.threads)  # the memory probe rebuilds only the plain cases
         gflops = c.flops_per_image * rate / 1e9
         memory = peak_step_memory_mb(decoder, int(size[:-2]), int(batch_text[1:])) if plain else None
-        train[c.name] = {"images_per_sec": rate, "gflops": gflops,
-                         "fraction_of_matmul": gflops / (peak_one if c.threads == 1 else peak), "peak_step_mb": memory}
+        train[c.name] = {
+            "images_per_sec": rate,
+            "gflops": gflops,
+            "fraction_of_matmul": gflops / (peak_one if c.threads == 1 else peak),
+            "peak_step_mb": memory,
+        }
     for c in cases:
         kind, tag = c.name.split(" ", 1)
         if kind.startswith("sbd") and kind != "sbd-reference":
@@ -350,33 +379,56 @@ def run_benchmark(quick: bool = False, repeats: int | None = None, compiled: boo
     with torch.inference_mode():
         forward = 256 / median_seconds(lambda: model.encoder(batch), repeats)
     encode = 256 / median_seconds(lambda: sampler.encode_values(values), repeats)
-    return {"load": load, "cores": cores, "threads": torch.get_num_threads(), "repeats": repeats,
-            "torch": torch.__version__, "matmul_gflops": peak, "matmul_gflops_1thread": peak_one, "train": train,
-            "render_64px": {"ours_images_per_sec": ours, "pillow_images_per_sec": pillow, "ratio": ours / pillow},
-            "encode_64px": {"render_and_encode_images_per_sec": encode, "encoder_forward_images_per_sec": forward,
-                            "ratio": encode / forward}}
+    return {
+        "load": load,
+        "cores": cores,
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "torch": torch.__version__,
+        "matmul_gflops": peak,
+        "matmul_gflops_1thread": peak_one,
+        "train": train,
+        "render_64px": {"ours_images_per_sec": ours, "pillow_images_per_sec": pillow, "ratio": ours / pillow},
+        "encode_64px": {
+            "render_and_encode_images_per_sec": encode,
+            "encoder_forward_images_per_sec": forward,
+            "ratio": encode / forward,
+        },
+    }
 
 
 def format_report(result: dict[str, Any]) -> str:
     """The benchmark as a Markdown table (what ``sbvae bench`` prints)."""
     peak = result["matmul_gflops"]
     one = result.get("matmul_gflops_1thread")
-    lines = [f"float32 matrix product: {peak:.0f} GFLOP/s ({result['threads']} threads"
-             + (f"; {one:.0f} on 1 thread" if one else "")
-             + f"), load {result['load']:.1f} on {result['cores']} cores, median of {result['repeats']}", "",
-             "| training | images/s | GFLOP/s | % of matmul | vs reference SBD | step peak MB |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"float32 matrix product: {peak:.0f} GFLOP/s ({result['threads']} threads"
+        + (f"; {one:.0f} on 1 thread" if one else "")
+        + f"), load {result['load']:.1f} on {result['cores']} cores, median of {result['repeats']}",
+        "",
+        "| training | images/s | GFLOP/s | % of matmul | vs reference SBD | step peak MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, row in result["train"].items():
         speedup = f"{row['speedup_vs_reference']:.2f}x" if "speedup_vs_reference" in row else ""
         mb = f"{row['peak_step_mb']:.0f}" if row["peak_step_mb"] is not None else "n/a"
-        lines.append(f"| {name} | {row['images_per_sec']:.0f} | {row['gflops']:.1f} | "
-                     f"{100 * row['fraction_of_matmul']:.0f}% | {speedup} | {mb} |")
+        lines.append(
+            f"| {name} | {row['images_per_sec']:.0f} | {row['gflops']:.1f} | "
+            f"{100 * row['fraction_of_matmul']:.0f}% | {speedup} | {mb} |"
+        )
     r, e = result["render_64px"], result["encode_64px"]
-    lines += ["", (f"renderer, 64 px, 4x4 supersampling: {r['ours_images_per_sec']:,.0f} images/s; per-image "
-                   f"Pillow: {r['pillow_images_per_sec']:,.0f} images/s ({r['ratio']:.1f}x)"),
-              (f"evaluation encoding, 64 px: {e['render_and_encode_images_per_sec']:,.0f} images/s "
-               f"(render + encode); encoder forward alone {e['encoder_forward_images_per_sec']:,.0f} "
-               f"images/s ({e['ratio']:.2f} of it)")]
+    lines += [
+        "",
+        (
+            f"renderer, 64 px, 4x4 supersampling: {r['ours_images_per_sec']:,.0f} images/s; per-image "
+            f"Pillow: {r['pillow_images_per_sec']:,.0f} images/s ({r['ratio']:.1f}x)"
+        ),
+        (
+            f"evaluation encoding, 64 px: {e['render_and_encode_images_per_sec']:,.0f} images/s "
+            f"(render + encode); encoder forward alone {e['encoder_forward_images_per_sec']:,.0f} "
+            f"images/s ({e['ratio']:.2f} of it)"
+        ),
+    ]
     return "\n".join(lines)
 
 

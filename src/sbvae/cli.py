@@ -53,8 +53,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.config or args.seed is not None or args.out:
             raise ConfigError("--resume takes the run's own config; drop --config, --seed and --out")
         config, state = resume_config(Path(args.resume), steps)
-        train(config, args.resume, device, resume_state=state, progress=not args.quiet,
-              callbacks=standard_callbacks())
+        train(config, args.resume, device, resume_state=state, progress=not args.quiet, callbacks=standard_callbacks())
         return
     overrides = list(args.set)
     if args.seed is not None:
@@ -88,9 +87,16 @@ def cmd_data(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from sbvae.evaluation.evaluate import evaluate_run, format_table
 
-    result = evaluate_run(args.run_dir, args.metrics, args.representation, args.seed,
-                          args.num_train, args.num_test, args.device,
-                          log=lambda line: print(line, flush=True))
+    result = evaluate_run(
+        args.run_dir,
+        args.metrics,
+        args.representation,
+        args.seed,
+        args.num_train,
+        args.num_test,
+        args.device,
+        log=lambda line: print(line, flush=True),
+    )
     print(format_table(result))
     print(f"wrote {Path(args.run_dir) / 'metrics.json'}")
 
@@ -144,9 +150,19 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
     names = experiment_names() if args.experiment == "all" else [args.experiment]
     for name in names:
-        folder = reproduce(name, args.out, args.seeds, args.steps, args.scale, args.fresh, args.set,
-                           args.device, log=lambda line: print(line, flush=True), num_train=args.num_train,
-                           jobs=args.jobs)
+        folder = reproduce(
+            name,
+            args.out,
+            args.seeds,
+            args.steps,
+            args.scale,
+            args.fresh,
+            args.set,
+            args.device,
+            log=lambda line: print(line, flush=True),
+            num_train=args.num_train,
+            jobs=args.jobs,
+        )
         print(f"wrote {folder / 'results.md'}")
 
 
@@ -156,8 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a VAE (no arguments: the CPU-sized default)")
     p.add_argument("--config", help="a preset name (default, paper, ...) or a YAML file")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="dotted overrides, e.g. model.decoder=deconv train.steps=2000")
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted overrides, e.g. model.decoder=deconv train.steps=2000",
+    )
     p.add_argument("--out", help="run folder to create (default: runs/PRESET-DECODER-TIME)")
     p.add_argument("--seed", type=int, help="shortcut for --set train.seed=N")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
@@ -167,10 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="disentanglement metrics and test reconstruction of a run")
     p.add_argument("run_dir", help="a run folder written by sbvae train")
-    p.add_argument("--metrics", default="all",
-                   help="comma-separated: mig,dci,sap,modularity,unsupervised,factor_vae,beta_vae (default all)")
-    p.add_argument("--representation", default="mean", choices=["mean", "sampled"],
-                   help="posterior mean (default, what papers report) or one posterior sample")
+    p.add_argument(
+        "--metrics",
+        default="all",
+        help="comma-separated: mig,dci,sap,modularity,unsupervised,factor_vae,beta_vae (default all)",
+    )
+    p.add_argument(
+        "--representation",
+        default="mean",
+        choices=["mean", "sampled"],
+        help="posterior mean (default, what papers report) or one posterior sample",
+    )
     p.add_argument("--num-train", type=int, default=10_000, help="training points (disentanglement_lib: 10000)")
     p.add_argument("--num-test", type=int, default=5_000, help="test points (disentanglement_lib: 5000)")
     p.add_argument("--seed", type=int, default=0)
@@ -209,9 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra overrides for every run")
     p.add_argument("--num-train", type=int, default=10_000, help="evaluation samples per run (test: half)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="runs trained at once, each on its share of the cores (default 1; see "
-                        "docs/performance.md)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs trained at once, each on its share of the cores (default 1; see docs/performance.md)",
+    )
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="training, rendering and encoding speed of this machine, side by side")

@@ -160,16 +160,21 @@ SECTIONS: dict[str, type] = {
 
 def field_roles() -> dict[tuple[str, str], str]:
     """The role of every config field, keyed by ``(section, field)``."""
-    return {(section, f.name): f.metadata.get("role", "")
-            for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+    return {
+        (section, f.name): f.metadata.get("role", "")
+        for section, cls in SECTIONS.items()
+        for f in dataclasses.fields(cls)
+    }
 
 
 def run_identity(config: dict[str, Any]) -> dict[str, Any]:
     """What makes two runs the same (a config as :meth:`Config.to_dict` gives it): its
     :data:`IDENTITY` fields; its length, execution and bookkeeping fields left out."""
     roles = field_roles()
-    return {section: {k: v for k, v in values.items() if roles.get((section, k), IDENTITY) == IDENTITY}
-            for section, values in config.items()}
+    return {
+        section: {k: v for k, v in values.items() if roles.get((section, k), IDENTITY) == IDENTITY}
+        for section, values in config.items()
+    }
 
 
 def preset_names() -> list[str]:
@@ -199,9 +204,7 @@ def load_raw(name_or_path: str | None) -> dict[str, Any]:
         return _read_yaml(text, f"preset '{name_or_path}'")
     path = Path(name_or_path)
     if not path.is_file():
-        raise ConfigError(
-            f"config file not found: {path} (built-in presets: {', '.join(preset_names())})"
-        )
+        raise ConfigError(f"config file not found: {path} (built-in presets: {', '.join(preset_names())})")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -275,9 +278,7 @@ def _build_section(name: str, cls: type, raw: Any) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in known:
-            raise ConfigError(
-                f"unknown config key '{name}.{key}' (known: {', '.join(sorted(known))})"
-            )
+            raise ConfigError(f"unknown config key '{name}.{key}' (known: {', '.join(sorted(known))})")
     values = {key: _coerce(f"{name}.{key}", raw[key], hints[key]) for key in raw}
     return cls(**values)
 
@@ -286,9 +287,7 @@ def build_config(raw: dict[str, Any]) -> Config:
     """Turn a nested dict into a validated :class:`Config`."""
     for section in raw:
         if section not in SECTIONS:
-            raise ConfigError(
-                f"unknown config section '{section}' (known: {', '.join(SECTIONS)})"
-            )
+            raise ConfigError(f"unknown config section '{section}' (known: {', '.join(SECTIONS)})")
     sections = {name: _build_section(name, cls, raw.get(name)) for name, cls in SECTIONS.items()}
     config = Config(**sections)
     validate(config)
@@ -318,8 +317,7 @@ def validate(config: Config) -> None:
         raise ConfigError(f"data.image_size must be divisible by 16, not {d.image_size}")
     _positive("data.val_size", d.val_size)
     _positive("data.supersample", d.supersample)
-    for key in ("latent_dim", "encoder_channels", "encoder_hidden", "sbd_layers",
-                "sbd_channels", "deconv_channels"):
+    for key in ("latent_dim", "encoder_channels", "encoder_hidden", "sbd_layers", "sbd_channels", "deconv_channels"):
         _positive(f"model.{key}", getattr(m, key))
     _positive("model.sbd_kernel", m.sbd_kernel)
     if m.broadcast == "same" and m.sbd_kernel % 2 == 0:
@@ -343,8 +341,10 @@ def validate(config: Config) -> None:
     if t.threads < 0:
         raise ConfigError(f"train.threads must be >= 0 (0 = automatic), not {t.threads}")
     if t.micro_batch < 0 or (0 < t.micro_batch < t.batch_size and t.batch_size % t.micro_batch):
-        raise ConfigError(f"train.micro_batch must divide train.batch_size ({t.batch_size}), or be 0 "
-                          f"or at least the batch (whole batch at once), not {t.micro_batch}")
+        raise ConfigError(
+            f"train.micro_batch must divide train.batch_size ({t.batch_size}), or be 0 "
+            f"or at least the batch (whole batch at once), not {t.micro_batch}"
+        )
 
 
 def save_config(config: Config, path: Path) -> None:

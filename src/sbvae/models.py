@@ -34,8 +34,9 @@ class Encoder(nn.Module):
     works; then Linear to ``hidden`` with ReLU and Linear to ``2 k``.
     """
 
-    def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 10,
-                 width: int = 64, hidden: int = 256) -> None:
+    def __init__(
+        self, image_size: int = 64, channels: int = 3, latent_dim: int = 10, width: int = 64, hidden: int = 256
+    ) -> None:
         super().__init__()
         _check_size(image_size)
         self.latent_dim = latent_dim
@@ -46,8 +47,7 @@ class Encoder(nn.Module):
             in_ch = width
         self.convs = nn.Sequential(*layers)
         flat = width * (image_size // 16) ** 2
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(),
-                                  nn.Linear(hidden, 2 * latent_dim))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.head(self.convs(images)).chunk(2, dim=1)
@@ -81,9 +81,16 @@ class SpatialBroadcastDecoder(nn.Module):
 
     coords: torch.Tensor  # [2, G, G] x and y planes in [-1, 1], a buffer
 
-    def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 10,
-                 layers: int = 4, width: int = 64, kernel: int = 3,
-                 broadcast: str = "valid") -> None:
+    def __init__(
+        self,
+        image_size: int = 64,
+        channels: int = 3,
+        latent_dim: int = 10,
+        layers: int = 4,
+        width: int = 64,
+        kernel: int = 3,
+        broadcast: str = "valid",
+    ) -> None:
         super().__init__()
         _check_size(image_size)
         if broadcast not in ("same", "valid"):
@@ -152,8 +159,7 @@ class DeconvDecoder(nn.Module):
     ``width * s0^2`` units instead of 256.
     """
 
-    def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 10,
-                 width: int = 64) -> None:
+    def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 10, width: int = 64) -> None:
         super().__init__()
         _check_size(image_size)
         start, ups = image_size, 0
@@ -213,8 +219,9 @@ def build_vae(model_config: ModelConfig, image_size: int, channels: int) -> VAE:
     encoder = Encoder(image_size, channels, m.latent_dim, m.encoder_channels, m.encoder_hidden)
     decoder: nn.Module
     if m.decoder == "sbd":
-        decoder = SpatialBroadcastDecoder(image_size, channels, m.latent_dim, m.sbd_layers,
-                                          m.sbd_channels, m.sbd_kernel, m.broadcast)
+        decoder = SpatialBroadcastDecoder(
+            image_size, channels, m.latent_dim, m.sbd_layers, m.sbd_channels, m.sbd_kernel, m.broadcast
+        )
     else:
         decoder = DeconvDecoder(image_size, channels, m.latent_dim, m.deconv_channels)
     return VAE(encoder, decoder)

@@ -87,8 +87,9 @@ def colored_sprites_heldout(image_size: int, supersample: int = 4) -> SpriteData
 
 
 def small_sprites(image_size: int, supersample: int = 4) -> SpriteDataset:
-    return _coloured("small_sprites", Product(dsprites_factors(SMALL_SCALES), colour_factors()),
-                     image_size, supersample)
+    return _coloured(
+        "small_sprites", Product(dsprites_factors(SMALL_SCALES), colour_factors()), image_size, supersample
+    )
 
 
 def small_dsprites(image_size: int, supersample: int = 4) -> SpriteDataset:

@@ -139,9 +139,7 @@ class SpriteRenderer:
         n = len(cover)
         if "hue" in factors:
             ones = torch.ones(n, device=device)
-            rgb = hsv_to_rgb(
-                factors["hue"], factors.get("saturation", ones), factors.get("value", ones)
-            )
+            rgb = hsv_to_rgb(factors["hue"], factors.get("saturation", ones), factors.get("value", ones))
         else:
             rgb = factors.get("value", torch.ones(n, device=device))[:, None].expand(n, 3)
         if self.channels == 1:

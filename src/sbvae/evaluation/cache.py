@@ -14,8 +14,9 @@ from sbvae.training.run_folder import (
 )
 
 
-def cached_for_step(run_dir: Path, name: str, required: str,
-                    compute: Callable[[int | None], dict[str, Any] | None]) -> dict[str, Any] | None:
+def cached_for_step(
+    run_dir: Path, name: str, required: str, compute: Callable[[int | None], dict[str, Any] | None]
+) -> dict[str, Any] | None:
     """``RUN/NAME`` when it was written for the run's evaluated step and holds ``required``;
     otherwise ``compute(step)``, saved there (unless None). Committed results carry no
     checkpoints, so a cached evaluation is what summarises them."""

@@ -17,8 +17,7 @@ def training_mig(trainer: Trainer) -> dict[str, Any]:
     """Discrete MIG on ``train.mig_samples`` fresh samples (posterior means)."""
     model, t = trainer.model, trainer.config.train
     model.eval()
-    scores, _ = compute_metrics(GroundTruthSampler(trainer.data, model, trainer.device), ["mig"], t.seed,
-                                t.mig_samples)
+    scores, _ = compute_metrics(GroundTruthSampler(trainer.data, model, trainer.device), ["mig"], t.seed, t.mig_samples)
     model.train()
     return scores
 
@@ -35,8 +34,15 @@ class MigLogger(Callback):
 
     def on_end(self, trainer: Trainer, log: MetricsLog) -> None:
         config, t = trainer.config, trainer.config.train
-        quick = evaluate_model(config, trainer.model, trainer.device, ["mig"], seed=t.seed,
-                               num_train=t.mig_samples, num_test_images=config.data.val_size)
+        quick = evaluate_model(
+            config,
+            trainer.model,
+            trainer.device,
+            ["mig"],
+            seed=t.seed,
+            num_train=t.mig_samples,
+            num_test_images=config.data.val_size,
+        )
         atomic_write_json(trainer.paths.scores, {"run": str(trainer.paths.root), "step": trainer.step, **quick})
         log.write({"step": trainer.step, "split": "mig", **quick["scores"]})
         print(format_table(quick))

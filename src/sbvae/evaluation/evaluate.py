@@ -40,8 +40,7 @@ def parse_metric_names(text: str | Sequence[str] | None) -> list[str]:
     names = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
     unknown = [n for n in names if n not in ALL_METRICS]
     if unknown or not names:
-        raise UserError(f"unknown metric {', '.join(unknown) or '(none given)'} "
-                        f"(known: {', '.join(ALL_METRICS)})")
+        raise UserError(f"unknown metric {', '.join(unknown) or '(none given)'} (known: {', '.join(ALL_METRICS)})")
     return names
 
 
@@ -49,12 +48,18 @@ def library_versions() -> dict[str, str]:
     import scipy
     import sklearn
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
 
 
-def _array_metric(name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-                  seed: int) -> dict[str, Any]:
+def _array_metric(
+    name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], seed: int
+) -> dict[str, Any]:
     (c_train, l_train), (c_test, l_test) = train, test
     if name == "mig":
         return metrics.mig(c_train, l_train)
@@ -69,9 +74,14 @@ def _array_metric(name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[n
     raise KeyError(name)
 
 
-def compute_metrics(sampler: GroundTruthSampler, names: Sequence[str], seed: int = 0,
-                    num_train: int = 10_000, num_test: int = 5_000,
-                    log: Callable[[str], None] = lambda _: None) -> tuple[dict[str, Any], dict[str, float]]:
+def compute_metrics(
+    sampler: GroundTruthSampler,
+    names: Sequence[str],
+    seed: int = 0,
+    num_train: int = 10_000,
+    num_test: int = 5_000,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[dict[str, Any], dict[str, float]]:
     """Run the named metrics on fresh ground-truth samples; returns (scores, seconds per metric).
 
     Sampler-based scores are prefixed (``factor_vae_eval_accuracy``); the array metrics keep
@@ -102,8 +112,9 @@ def compute_metrics(sampler: GroundTruthSampler, names: Sequence[str], seed: int
         tick = time.perf_counter()
         common = (sampler.sample_values, sampler.encode_values, generator, num_factors)
         if name == "factor_vae":
-            result = metrics.factor_vae_score(*common, num_train=num_train, num_eval=num_test,
-                                              num_variance_estimate=num_train)
+            result = metrics.factor_vae_score(
+                *common, num_train=num_train, num_eval=num_test, num_variance_estimate=num_train
+            )
         else:
             result = metrics.beta_vae_score(*common, num_train=num_train, num_eval=num_test, seed=seed)
         scores.update({f"{name}_{k}": v for k, v in result.items()})
@@ -112,10 +123,18 @@ def compute_metrics(sampler: GroundTruthSampler, names: Sequence[str], seed: int
     return scores, timings
 
 
-def evaluate_model(config: Config, model: VAE, device: torch.device, names: Sequence[str] | None = None,
-                   representation: Representation = "mean", seed: int = 0, num_train: int = 10_000,
-                   num_test: int = 5_000, num_test_images: int = 2_000,
-                   log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def evaluate_model(
+    config: Config,
+    model: VAE,
+    device: torch.device,
+    names: Sequence[str] | None = None,
+    representation: Representation = "mean",
+    seed: int = 0,
+    num_train: int = 10_000,
+    num_test: int = 5_000,
+    num_test_images: int = 2_000,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
     """Everything ``metrics.json`` holds, for an in-memory model."""
     names = parse_metric_names(names)
     data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
@@ -139,10 +158,16 @@ def evaluate_model(config: Config, model: VAE, device: torch.device, names: Sequ
     }
 
 
-def evaluate_run(run_dir: str | Path, names: Sequence[str] | str | None = None,
-                 representation: Representation = "mean", seed: int = 0, num_train: int = 10_000,
-                 num_test: int = 5_000, device: str | torch.device | None = None,
-                 log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path,
+    names: Sequence[str] | str | None = None,
+    representation: Representation = "mean",
+    seed: int = 0,
+    num_train: int = 10_000,
+    num_test: int = 5_000,
+    device: str | torch.device | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
     """Evaluate the run's checkpoint and write ``RUN_DIR/metrics.json``; returns its content."""
     names = parse_metric_names(names)
     if representation not in ("mean", "sampled"):
@@ -161,8 +186,12 @@ def format_table(result: dict[str, Any]) -> str:
     """A compact two-column table of every scalar score and the reconstruction."""
     rows = [(k, v) for k, v in result["scores"].items() if isinstance(v, (int, float))]
     rec = result["reconstruction"]
-    rows += [("test recon (nats/image)", rec["recon"]), ("test KL (nats/image)", rec["kl"]),
-             ("test squared error/image", rec["sse"]), ("active latents", rec["active_latents"])]
+    rows += [
+        ("test recon (nats/image)", rec["recon"]),
+        ("test KL (nats/image)", rec["kl"]),
+        ("test squared error/image", rec["sse"]),
+        ("active latents", rec["active_latents"]),
+    ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)

@@ -32,6 +32,7 @@ HELDOUT_IMAGES = GEOMETRY_IMAGES
 def heldout_statistics(run: Path, device: torch.device) -> dict[str, Any] | None:
     """Reconstruction and position geometry on the held-out region (None for a preset without
     one). Kept in ``RUN/heldout.json`` for the run's evaluated step."""
+
     def compute(step: int | None) -> dict[str, Any] | None:
         if make_heldout_dataset(load_config(str(RunPaths(run).config)).data.preset, 16) is None:
             return None
@@ -41,8 +42,11 @@ def heldout_statistics(run: Path, device: torch.device) -> dict[str, Any] | None
         inside = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
         seed = config.train.seed
         images = held_out.fixed_set(HELDOUT_IMAGES, seed, "heldout", device).images
-        stats: dict[str, Any] = {"images": HELDOUT_IMAGES, "step": step,
-                                 **elbo_statistics(model, images, config.objective, seed)}
+        stats: dict[str, Any] = {
+            "images": HELDOUT_IMAGES,
+            "step": step,
+            **elbo_statistics(model, images, config.objective, seed),
+        }
         fit, stats["position_r2"] = fitted_position_r2(model, inside, seed, device)
         held = position_codes(model, inside, "heldout", seed, device, source=held_out)
         stats["heldout_position_r2"] = affine_readout_r2(*fit, *held)

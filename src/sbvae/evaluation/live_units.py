@@ -47,6 +47,7 @@ def unit_statistics(run: Path, device: torch.device) -> dict[str, Any] | None:
     means of ``UNIT_IMAGES`` images of its data (``layers``: ``[live, channels]`` per ReLU),
     kept in ``RUN/units.json``; None for a run with neither that file nor a checkpoint
     (committed runs carry no weights)."""
+
     def compute(step: int | None) -> dict[str, Any] | None:
         if not RunPaths(run).checkpoint.is_file():
             return None
@@ -56,7 +57,11 @@ def unit_statistics(run: Path, device: torch.device) -> dict[str, Any] | None:
         with torch.no_grad():
             means, _ = model.encoder(images)
         layers = [list(pair) for pair in live_channels(model.decoder, means)]
-        return {"step": step, "images": UNIT_IMAGES, "layers": layers,
-                "last_hidden_live": layers[-1][0] / layers[-1][1]}
+        return {
+            "step": step,
+            "images": UNIT_IMAGES,
+            "layers": layers,
+            "last_hidden_live": layers[-1][0] / layers[-1][1],
+        }
 
     return cached_for_step(run, "units.json", "last_hidden_live", compute)

@@ -26,10 +26,10 @@ GEOMETRY_IMAGES = 2_000
 POSITION = ("x", "y")
 
 
-def affine_readout_r2(fit_codes: np.ndarray, fit_targets: np.ndarray, codes: np.ndarray,
-                      targets: np.ndarray) -> float:
+def affine_readout_r2(fit_codes: np.ndarray, fit_targets: np.ndarray, codes: np.ndarray, targets: np.ndarray) -> float:
     """R^2 on (``codes``, ``targets``) of the affine map from codes to targets least-squares
     fitted on (``fit_codes``, ``fit_targets``); the mean over target columns."""
+
     def design(c: np.ndarray) -> np.ndarray:
         return np.hstack([c.astype(np.float64), np.ones((len(c), 1))])
 
@@ -39,8 +39,9 @@ def affine_readout_r2(fit_codes: np.ndarray, fit_targets: np.ndarray, codes: np.
     return float(np.mean(1.0 - residual / total))
 
 
-def position_codes(model: VAE, data: SpriteDataset, split: str, seed: int,
-                   device: torch.device, source: SpriteDataset | None = None) -> tuple[np.ndarray, np.ndarray]:
+def position_codes(
+    model: VAE, data: SpriteDataset, split: str, seed: int, device: torch.device, source: SpriteDataset | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means of ``GEOMETRY_IMAGES`` fixed images of ``source`` (default ``data``),
     encoded as ``data``'s factors, and their (x, y)."""
     batch = (source or data).fixed_set(GEOMETRY_IMAGES, seed, split)
@@ -48,8 +49,9 @@ def position_codes(model: VAE, data: SpriteDataset, split: str, seed: int,
     return encode_means(model, data, batch.values, device), batch.values[:, columns].numpy()
 
 
-def fitted_position_r2(model: VAE, data: SpriteDataset, seed: int, device: torch.device) -> tuple[
-        tuple[np.ndarray, np.ndarray], float]:
+def fitted_position_r2(
+    model: VAE, data: SpriteDataset, seed: int, device: torch.device
+) -> tuple[tuple[np.ndarray, np.ndarray], float]:
     """The (codes, positions) the map is fitted on, and its R^2 on fresh images of ``data``."""
     fit = position_codes(model, data, "geometry-fit", seed, device)
     return fit, affine_readout_r2(*fit, *position_codes(model, data, "geometry-test", seed, device))
@@ -58,6 +60,7 @@ def fitted_position_r2(model: VAE, data: SpriteDataset, seed: int, device: torch
 def position_statistics(run: Path, device: torch.device) -> dict[str, Any]:
     """``{"step", "images", "position_r2"}`` of a run, kept in ``RUN/position.json`` for the
     run's evaluated step."""
+
     def compute(step: int | None) -> dict[str, Any]:
         config, model, _ = load_model(run, device)
         data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)

@@ -69,8 +69,13 @@ class GroundTruthSampler:
         return self.encode_values(values), self.dataset.factors.labels(values).numpy()
 
 
-def encode_means(model: VAE, data: GroundTruthDataset, values: torch.Tensor, device: torch.device | str = "cpu",
-                 batch_size: int = 256) -> np.ndarray:
+def encode_means(
+    model: VAE,
+    data: GroundTruthDataset,
+    values: torch.Tensor,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+) -> np.ndarray:
     """Posterior means ``[..., D]`` of the images of factor values ``[..., K]``."""
     sampler = GroundTruthSampler(data, model, torch.device(device), batch_size=batch_size)
     return sampler.encode_values(values.reshape(-1, values.shape[-1])).reshape(*values.shape[:-1], -1)

@@ -17,5 +17,14 @@ def make_objective(config: ObjectiveConfig) -> Objective:
     return BetaVAE(config)
 
 
-__all__ = ["ACTIVE_KL", "BetaVAE", "LossTerms", "Objective", "kl_per_dimension", "make_objective",
-           "reconstruction_nll", "to_image", "vae_loss"]
+__all__ = [
+    "ACTIVE_KL",
+    "BetaVAE",
+    "LossTerms",
+    "Objective",
+    "kl_per_dimension",
+    "make_objective",
+    "reconstruction_nll",
+    "to_image",
+    "vae_loss",
+]

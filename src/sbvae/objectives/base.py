@@ -30,8 +30,7 @@ class LossTerms(NamedTuple):
     kl_per_dim: torch.Tensor
 
 
-def reconstruction_nll(images: torch.Tensor, decoded: torch.Tensor, likelihood: str,
-                       sigma: float) -> torch.Tensor:
+def reconstruction_nll(images: torch.Tensor, decoded: torch.Tensor, likelihood: str, sigma: float) -> torch.Tensor:
     """Per-image negative log-likelihood ``[N]``, summed over pixels and channels."""
     if likelihood == "gaussian":
         per_pixel = 0.5 * ((images - decoded) / sigma) ** 2 + math.log(sigma) + 0.5 * math.log(2 * math.pi)

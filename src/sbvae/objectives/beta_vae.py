@@ -13,8 +13,9 @@ from sbvae.objectives.base import (
 )
 
 
-def vae_loss(images: torch.Tensor, out: VAEOutput, likelihood: str = "gaussian",
-             sigma: float = 0.1, beta: float = 1.0) -> LossTerms:
+def vae_loss(
+    images: torch.Tensor, out: VAEOutput, likelihood: str = "gaussian", sigma: float = 0.1, beta: float = 1.0
+) -> LossTerms:
     """The beta-VAE loss of one batch (beta = 1 is the plain negative ELBO)."""
     recon = reconstruction_nll(images, out.decoded, likelihood, sigma).mean()
     kl_dims = kl_per_dimension(out.mean, out.logvar).mean(dim=0)

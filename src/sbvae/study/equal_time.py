@@ -84,19 +84,34 @@ def snapshot_specs(specs: Sequence[RunSpec], records: list[RunRecord]) -> list[t
 def snapshot_check(snapshot: RunRecord, full: RunRecord) -> Snapshot:
     """The snapshot with the validation error both it and the full run logged last at the same
     step."""
+
     def val(rows: list[Row], step: int | None) -> float | None:
         return next((r["sse"] for r in split_rows(rows, "val") if r["step"] == step), None)
 
     full_steps = {r["step"] for r in split_rows(full.rows, "val")}
     steps = [r["step"] for r in split_rows(snapshot.rows, "val") if r["step"] in full_steps]
     step = steps[-1] if steps else None
-    return Snapshot(snapshot.name, full.name, snapshot.config.train.steps, step, val(snapshot.rows, step),
-                    val(full.rows, step), snapshot.values)
+    return Snapshot(
+        snapshot.name,
+        full.name,
+        snapshot.config.train.steps,
+        step,
+        val(snapshot.rows, step),
+        val(full.rows, step),
+        snapshot.values,
+    )
 
 
-def equal_time_snapshots(experiment: Experiment, specs: Sequence[RunSpec], records: list[RunRecord],
-                         folder: Path, device: torch.device, log: Callable[[str], None], num_train: int,
-                         jobs: int) -> list[Snapshot]:
+def equal_time_snapshots(
+    experiment: Experiment,
+    specs: Sequence[RunSpec],
+    records: list[RunRecord],
+    folder: Path,
+    device: torch.device,
+    log: Callable[[str], None],
+    num_train: int,
+    jobs: int,
+) -> list[Snapshot]:
     """Train and score the equal-time snapshots an experiment's claims need (none for claims
     whose scores are logged during training)."""
     if not any(c.metric in CHECKPOINT_METRICS for c in experiment.claims):

@@ -61,13 +61,25 @@ def load_experiment(name: str) -> Experiment:
     if name not in experiment_names():
         raise UserError(f"unknown experiment '{name}' (known: {', '.join(experiment_names())}, all)")
     raw = yaml.safe_load((resources.files("sbvae") / "configs" / "experiments" / f"{name}.yaml").read_text())
-    return Experiment(name, " ".join(raw["description"].split()), raw["config"], list(raw["set"]),
-                      int(raw["seeds"]), dict(raw["sweep"]), list(raw["metrics"]),
-                      [Claim(**c) for c in raw["claims"]])
+    return Experiment(
+        name,
+        " ".join(raw["description"].split()),
+        raw["config"],
+        list(raw["set"]),
+        int(raw["seeds"]),
+        dict(raw["sweep"]),
+        list(raw["metrics"]),
+        [Claim(**c) for c in raw["claims"]],
+    )
 
 
-def plan(experiment: Experiment, seeds: int | None = None, steps: int | None = None,
-         scale: str = "cpu", overrides: Sequence[str] = ()) -> list[RunSpec]:
+def plan(
+    experiment: Experiment,
+    seeds: int | None = None,
+    steps: int | None = None,
+    scale: str = "cpu",
+    overrides: Sequence[str] = (),
+) -> list[RunSpec]:
     """Every run of the study: decoders x sweep values x seeds 1..N."""
     seeds = experiment.seeds if seeds is None else seeds
     if seeds <= 0:
@@ -82,11 +94,15 @@ def plan(experiment: Experiment, seeds: int | None = None, steps: int | None = N
     for variant in variants:
         for decoder in DECODERS:
             for seed in range(1, seeds + 1):
-                sets = [*experiment.overrides, *(f"{k}={v}" for k, v in variant.items()),
-                        f"model.decoder={decoder}", f"train.seed={seed}", *overrides]
+                sets = [
+                    *experiment.overrides,
+                    *(f"{k}={v}" for k, v in variant.items()),
+                    f"model.decoder={decoder}",
+                    f"train.seed={seed}",
+                    *overrides,
+                ]
                 if steps is not None:
                     sets.append(f"train.steps={steps}")
                 tag = "".join(f"-{k.split('.')[-1]}{v}" for k, v in variant.items())
-                specs.append(RunSpec(f"{decoder}{tag}-seed{seed}", decoder, seed, variant,
-                                     load_config(base, sets)))
+                specs.append(RunSpec(f"{decoder}{tag}-seed{seed}", decoder, seed, variant, load_config(base, sets)))
     return specs

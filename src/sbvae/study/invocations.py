@@ -45,8 +45,12 @@ class InvocationClock:
     def __init__(self, folder: Path, every: float = 60.0) -> None:
         self.path = folder / PENDING_FILE
         self.earlier = _read_list(self.path) or []
-        self.entry: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "finished": None,
-                                      "wall_seconds": 0.0, "interrupted": True}
+        self.entry: dict[str, Any] = {
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "finished": None,
+            "wall_seconds": 0.0,
+            "interrupted": True,
+        }
         self._tick = time.perf_counter()
         self._stop = threading.Event()
         self._every = every
@@ -73,8 +77,14 @@ class InvocationClock:
         """Stop the beat; the interrupted earlier entries followed by this one, finished now.
         The pending file stays until :meth:`settled` (after ``results.json`` is written)."""
         self._stop_beat()
-        return [*self.earlier, {"started": self.entry["started"], "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                "wall_seconds": time.perf_counter() - self._tick}]
+        return [
+            *self.earlier,
+            {
+                "started": self.entry["started"],
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "wall_seconds": time.perf_counter() - self._tick,
+            },
+        ]
 
     def settled(self) -> None:
         """``results.json`` now holds every entry: the pending file goes."""
@@ -100,5 +110,7 @@ def wall_time_text(invocations: list[dict[str, Any]]) -> str:
         notes.append(f"{interrupted} of them interrupted, each counted to its last beat, at most a minute short")
     if unknown:
         notes.append(f"{unknown} earlier one(s) not recorded")
-    return (f"wall time {sum(known) / 60:.0f} min over the {len(known)} invocation(s) of `sbvae reproduce` "
-            f"that built this folder" + (f" ({'; '.join(notes)})" if notes else ""))
+    return (
+        f"wall time {sum(known) / 60:.0f} min over the {len(known)} invocation(s) of `sbvae reproduce` "
+        f"that built this folder" + (f" ({'; '.join(notes)})" if notes else "")
+    )

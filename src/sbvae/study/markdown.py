@@ -15,15 +15,21 @@ from sbvae.study.stats import Comparison
 # Shown per run beside the claimed metrics, to read them against (in-distribution error and geometry).
 CONTEXT_METRICS = ("test_sse", "discrete_mig", "position_r2", "last_layer_live")
 
-VERDICTS = ("Verdicts: *reproduced* when the 95% Welch interval of SBD - DeConv excludes 0 on the claimed side, "
-            "*not reproduced* when it excludes 0 on the other side, otherwise *inconclusive*.")
-LATE_DROP = ("*Late drop*: how much the validation error still fell over the last quarter of the steps, as a "
-             "fraction of its value at three quarters; a run whose error still fell by more than about 10% had "
-             "not flattened when it stopped. *last_layer_live*: the share of the decoder's last hidden layer's "
-             "channels that still fire on some image (units.json; n/a for a run whose checkpoint was not kept).")
-SNAPSHOTS = ("Each SBD run trained again from scratch, same config and seed, to the step it had logged when its "
-             "DeConv twin finished training (`equal-time/`), for the scores that need the model at that time. "
-             "Its last validation error beside the full run's at the same step shows that it is the same run.")
+VERDICTS = (
+    "Verdicts: *reproduced* when the 95% Welch interval of SBD - DeConv excludes 0 on the claimed side, "
+    "*not reproduced* when it excludes 0 on the other side, otherwise *inconclusive*."
+)
+LATE_DROP = (
+    "*Late drop*: how much the validation error still fell over the last quarter of the steps, as a "
+    "fraction of its value at three quarters; a run whose error still fell by more than about 10% had "
+    "not flattened when it stopped. *last_layer_live*: the share of the decoder's last hidden layer's "
+    "channels that still fire on some image (units.json; n/a for a run whose checkpoint was not kept)."
+)
+SNAPSHOTS = (
+    "Each SBD run trained again from scratch, same config and seed, to the step it had logged when its "
+    "DeConv twin finished training (`equal-time/`), for the scores that need the model at that time. "
+    "Its last validation error beside the full run's at the same step shows that it is the same run."
+)
 NO_EQUAL_TIME_VALUE = "no SBD value was logged before its DeConv twin finished"
 
 
@@ -44,33 +50,63 @@ def _section(title: str, intro: str, table: list[str]) -> list[str]:
     return ["", f"## {title}", "", intro, "", *table]
 
 
-def results_markdown(experiment: Experiment, summary: Sequence[ClaimResult], records: Sequence[RunRecord],
-                     invocations: list[dict[str, Any]], command: str, snapshots: Sequence[Snapshot] = ()) -> str:
+def results_markdown(
+    experiment: Experiment,
+    summary: Sequence[ClaimResult],
+    records: Sequence[RunRecord],
+    invocations: list[dict[str, Any]],
+    command: str,
+    snapshots: Sequence[Snapshot] = (),
+) -> str:
     """The human-readable outcome: what was run, the table per claim, the runs, the snapshots."""
-    lines = [*overview(experiment, records, invocations, command), *claims_table(summary),
-             *_section("Per run", LATE_DROP, runs_table(experiment, records))]
+    lines = [
+        *overview(experiment, records, invocations, command),
+        *claims_table(summary),
+        *_section("Per run", LATE_DROP, runs_table(experiment, records)),
+    ]
     if snapshots:
         lines += _section("Equal-time snapshots", SNAPSHOTS, snapshots_table(snapshots))
     return "\n".join(lines) + "\n"
 
 
-def overview(experiment: Experiment, records: Sequence[RunRecord], invocations: list[dict[str, Any]],
-             command: str) -> list[str]:
+def overview(
+    experiment: Experiment, records: Sequence[RunRecord], invocations: list[dict[str, Any]], command: str
+) -> list[str]:
     """The title, the description, the command, the runs and their time, how verdicts are given."""
     sweep = " x " + ", ".join(experiment.sweep) if experiment.sweep else ""
     minutes = sum(r.training_seconds for r in records) / 60
-    return [f"# {experiment.name}", "", experiment.description, "",
-            (f"Command: `{command}` (the experiment's YAML plus these options; the runs' config.yaml files "
-             f"hold every setting)."), "",
-            (f"Runs: {len(records)} ({', '.join(DECODERS)} x seeds{sweep}); training time {minutes:.0f} min in "
-             f"all (as logged by each run); {wall_time_text(invocations)}. Metrics: "
-             f"{', '.join(experiment.metrics)} (posterior means; see metrics.json in each run)."), "", VERDICTS, ""]
+    return [
+        f"# {experiment.name}",
+        "",
+        experiment.description,
+        "",
+        (
+            f"Command: `{command}` (the experiment's YAML plus these options; the runs' config.yaml files "
+            f"hold every setting)."
+        ),
+        "",
+        (
+            f"Runs: {len(records)} ({', '.join(DECODERS)} x seeds{sweep}); training time {minutes:.0f} min in "
+            f"all (as logged by each run); {wall_time_text(invocations)}. Metrics: "
+            f"{', '.join(experiment.metrics)} (posterior means; see metrics.json in each run)."
+        ),
+        "",
+        VERDICTS,
+        "",
+    ]
 
 
 def _comparison_row(label: str, variant: str, metric: str, result: Comparison, verdict: str) -> list[str]:
-    return [label, variant, metric, f"{fmt(result.mean_a)} ± {fmt(result.std_a)}",
-            f"{fmt(result.mean_b)} ± {fmt(result.std_b)}",
-            f"{fmt(result.difference)} [{fmt(result.ci_low)}, {fmt(result.ci_high)}]", fmt(result.p_value), verdict]
+    return [
+        label,
+        variant,
+        metric,
+        f"{fmt(result.mean_a)} ± {fmt(result.std_a)}",
+        f"{fmt(result.mean_b)} ± {fmt(result.std_b)}",
+        f"{fmt(result.difference)} [{fmt(result.ci_low)}, {fmt(result.ci_high)}]",
+        fmt(result.p_value),
+        verdict,
+    ]
 
 
 def claims_table(summary: Sequence[ClaimResult]) -> list[str]:
@@ -79,19 +115,31 @@ def claims_table(summary: Sequence[ClaimResult]) -> list[str]:
     for entry in summary:
         claim = entry.claim
         variant = ", ".join(f"{k}={v}" for k, v in entry.variant.items()) or "-"
-        rows.append(_comparison_row(f"{claim.number}: {claim.text}", variant, f"{claim.metric} (equal steps)",
-                                    entry.equal_steps, entry.verdict))
+        rows.append(
+            _comparison_row(
+                f"{claim.number}: {claim.text}",
+                variant,
+                f"{claim.metric} (equal steps)",
+                entry.equal_steps,
+                entry.verdict,
+            )
+        )
         timed = entry.equal_time
         if timed is None:
             continue
         label = f"{claim.number} at equal time"
         if timed.sbd:
-            rows.append(_comparison_row(label, variant, f"{timed.metric} (SBD at DeConv's time)", timed.comparison,
-                                        timed.verdict))
+            rows.append(
+                _comparison_row(
+                    label, variant, f"{timed.metric} (SBD at DeConv's time)", timed.comparison, timed.verdict
+                )
+            )
         else:
             rows.append([label, variant, timed.metric, NO_EQUAL_TIME_VALUE, "", "", "", "n/a"])
-    return _table(["claim", "variant", "metric", "SBD mean ± sd", "DeConv mean ± sd", "SBD - DeConv [95% CI]", "p",
-                   "verdict"], rows)
+    return _table(
+        ["claim", "variant", "metric", "SBD mean ± sd", "DeConv mean ± sd", "SBD - DeConv [95% CI]", "p", "verdict"],
+        rows,
+    )
 
 
 def runs_table(experiment: Experiment, records: Sequence[RunRecord]) -> list[str]:
@@ -100,16 +148,33 @@ def runs_table(experiment: Experiment, records: Sequence[RunRecord]) -> list[str
     claimed = list(dict.fromkeys(c.metric for c in experiment.claims))
     context = [m for m in CONTEXT_METRICS if m not in claimed and any(m in r.values for r in records)]
     columns = claimed + context
-    rows = [[r.name, f"{r.training_seconds / 60:.1f}",
-             "n/a" if r.late_val_drop is None else f"{100 * r.late_val_drop:.0f}%",
-             *(fmt(r.values.get(c)) for c in columns)] for r in records]
+    rows = [
+        [
+            r.name,
+            f"{r.training_seconds / 60:.1f}",
+            "n/a" if r.late_val_drop is None else f"{100 * r.late_val_drop:.0f}%",
+            *(fmt(r.values.get(c)) for c in columns),
+        ]
+        for r in records
+    ]
     return _table(["run", "training min", "late drop", *columns], rows)
 
 
 def snapshots_table(snapshots: Sequence[Snapshot]) -> list[str]:
     """A row per equal-time snapshot: the run it repeats, its step, the validation error it and
     the full run logged at the same step, and its checkpoint scores."""
-    rows = [[s.name, s.repeats, str(s.step), str(s.val_step), fmt(s.val_sse), fmt(s.full_run_val_sse),
-             *(fmt(s.values.get(m)) for m in CHECKPOINT_METRICS)] for s in snapshots]
-    return _table(["snapshot", "of", "step", "validation step", "its val_sse", "full run's val_sse",
-                   *CHECKPOINT_METRICS], rows)
+    rows = [
+        [
+            s.name,
+            s.repeats,
+            str(s.step),
+            str(s.val_step),
+            fmt(s.val_sse),
+            fmt(s.full_run_val_sse),
+            *(fmt(s.values.get(m)) for m in CHECKPOINT_METRICS),
+        ]
+        for s in snapshots
+    ]
+    return _table(
+        ["snapshot", "of", "step", "validation step", "its val_sse", "full run's val_sse", *CHECKPOINT_METRICS], rows
+    )

@@ -55,10 +55,18 @@ class RunRecord:
         return variant_key(self.variant)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "decoder": self.decoder, "seed": self.seed, "variant": self.variant,
-                "run": str(self.run), "training_seconds": self.training_seconds,
-                "late_val_drop": self.late_val_drop, "values": self.values, "heldout": self.heldout,
-                "config": self.config.to_dict()}
+        return {
+            "name": self.name,
+            "decoder": self.decoder,
+            "seed": self.seed,
+            "variant": self.variant,
+            "run": str(self.run),
+            "training_seconds": self.training_seconds,
+            "late_val_drop": self.late_val_drop,
+            "values": self.values,
+            "heldout": self.heldout,
+            "config": self.config.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,15 @@ class Snapshot:
     values: dict[str, float]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "of": self.repeats, "step": self.step, "val_step": self.val_step,
-                "val_sse": self.val_sse, "full_run_val_sse": self.full_run_val_sse, "values": self.values}
+        return {
+            "name": self.name,
+            "of": self.repeats,
+            "step": self.step,
+            "val_step": self.val_step,
+            "val_sse": self.val_sse,
+            "full_run_val_sse": self.full_run_val_sse,
+            "values": self.values,
+        }
 
 
 @dataclass(frozen=True)
@@ -96,8 +111,13 @@ class EqualTimeResult:
     verdict: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"metric": self.metric, "sbd": self.sbd, "deconv": self.deconv, **self.comparison.to_dict(),
-                "verdict": self.verdict}
+        return {
+            "metric": self.metric,
+            "sbd": self.sbd,
+            "deconv": self.deconv,
+            **self.comparison.to_dict(),
+            "verdict": self.verdict,
+        }
 
 
 @dataclass(frozen=True)
@@ -118,10 +138,17 @@ class ClaimResult:
         return self.claim.metric
 
     def to_json(self) -> dict[str, Any]:
-        entry = {"variant": self.variant, "claim": self.claim.number, "text": self.claim.text,
-                 "metric": self.claim.metric, "higher_is_better": self.claim.higher_is_better,
-                 "sbd": self.sbd, "deconv": self.deconv, "equal_steps": self.equal_steps.to_dict(),
-                 "verdict": self.verdict}
+        entry = {
+            "variant": self.variant,
+            "claim": self.claim.number,
+            "text": self.claim.text,
+            "metric": self.claim.metric,
+            "higher_is_better": self.claim.higher_is_better,
+            "sbd": self.sbd,
+            "deconv": self.deconv,
+            "equal_steps": self.equal_steps.to_dict(),
+            "verdict": self.verdict,
+        }
         if self.equal_time is not None:
             entry["equal_time"] = self.equal_time.to_json()
         return entry
@@ -160,5 +187,16 @@ def record(spec: RunSpec, run: Path, device: torch.device) -> RunRecord:
     units = unit_statistics(run, device)
     if units is not None:
         values["last_layer_live"] = units["last_hidden_live"]
-    return RunRecord(spec.name, spec.decoder, spec.seed, spec.variant, run, elapsed,
-                     late_drop(rows, spec.config.train.steps), values, heldout, spec.config, rows)
+    return RunRecord(
+        spec.name,
+        spec.decoder,
+        spec.seed,
+        spec.variant,
+        run,
+        elapsed,
+        late_drop(rows, spec.config.train.steps),
+        values,
+        heldout,
+        spec.config,
+        rows,
+    )

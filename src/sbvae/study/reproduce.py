@@ -44,15 +44,22 @@ __all__ = ["experiment_names", "regenerate_command", "reproduce", "reproduce_all
 
 def _git_commit() -> str | None:
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).parent)
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
+        )
         return done.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def regenerate_command(name: str, out: str | Path, seeds: int | None, steps: int | None, scale: str,
-                       overrides: Sequence[str]) -> str:
+def regenerate_command(
+    name: str, out: str | Path, seeds: int | None, steps: int | None, scale: str, overrides: Sequence[str]
+) -> str:
     """The ``sbvae reproduce`` call that rebuilds a folder with the same settings (execution
     options such as ``--jobs`` left out: they change no number)."""
     parts = ["sbvae reproduce", name]
@@ -69,20 +76,43 @@ def regenerate_command(name: str, out: str | Path, seeds: int | None, steps: int
     return " ".join(parts)
 
 
-def _results_json(experiment: Experiment, scale: str, command: str, summary: list[ClaimResult],
-                  records: list[RunRecord], snapshots: list[Snapshot], invocations: list[dict[str, Any]]
-                  ) -> dict[str, Any]:
-    return {"experiment": experiment.name, "description": experiment.description, "scale": scale,
-            "command": command, "claims": [asdict(c) for c in experiment.claims],
-            "summary": [e.to_json() for e in summary], "runs": [r.to_json() for r in records],
-            "equal_time_snapshots": [s.to_json() for s in snapshots], "invocations": invocations,
-            "git_commit": _git_commit(), "versions": library_versions()}
+def _results_json(
+    experiment: Experiment,
+    scale: str,
+    command: str,
+    summary: list[ClaimResult],
+    records: list[RunRecord],
+    snapshots: list[Snapshot],
+    invocations: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "experiment": experiment.name,
+        "description": experiment.description,
+        "scale": scale,
+        "command": command,
+        "claims": [asdict(c) for c in experiment.claims],
+        "summary": [e.to_json() for e in summary],
+        "runs": [r.to_json() for r in records],
+        "equal_time_snapshots": [s.to_json() for s in snapshots],
+        "invocations": invocations,
+        "git_commit": _git_commit(),
+        "versions": library_versions(),
+    }
 
 
-def reproduce(name: str, out: str | Path = "results", seeds: int | None = None, steps: int | None = None,
-              scale: str = "cpu", fresh: bool = False, overrides: Sequence[str] = (),
-              device: str | torch.device | None = None, log: Callable[[str], None] = print,
-              num_train: int = 10_000, jobs: int = 1) -> Path:
+def reproduce(
+    name: str,
+    out: str | Path = "results",
+    seeds: int | None = None,
+    steps: int | None = None,
+    scale: str = "cpu",
+    fresh: bool = False,
+    overrides: Sequence[str] = (),
+    device: str | torch.device | None = None,
+    log: Callable[[str], None] = print,
+    num_train: int = 10_000,
+    jobs: int = 1,
+) -> Path:
     """Run (or finish) one experiment and write its results folder; returns the folder.
     ``num_train``: evaluation samples per run (disentanglement_lib's 10,000; half as many test);
     ``jobs``: runs trained at once (see :func:`sbvae.study.runner.ensure_runs`)."""
@@ -104,8 +134,9 @@ def reproduce(name: str, out: str | Path = "results", seeds: int | None = None, 
     try:
         runs = ensure_runs(specs, runs_dir, experiment.metrics, device, log, num_train, jobs)
         records = [record(spec, run, device) for spec, run in zip(specs, runs)]
-        snapshots = equal_time_snapshots(experiment, specs, records, folder / "equal-time", device, log,
-                                         num_train, jobs)
+        snapshots = equal_time_snapshots(
+            experiment, specs, records, folder / "equal-time", device, log, num_train, jobs
+        )
     except UserError:
         clock.withdraw()
         raise

@@ -36,8 +36,11 @@ from sbvae.viz.outputs import standard_callbacks
 
 def _finished(paths: RunPaths, config: Config, metrics: list[str]) -> bool:
     scores = read_scores(paths.root)
-    return (scores is not None and scores.get("step") == config.train.steps
-            and set(metrics) <= set(scores.get("metrics", [])))
+    return (
+        scores is not None
+        and scores.get("step") == config.train.steps
+        and set(metrics) <= set(scores.get("metrics", []))
+    )
 
 
 def _saved_config(paths: RunPaths) -> dict[str, Any] | None:
@@ -56,9 +59,12 @@ def _same_config_run(out: Path, spec: RunSpec, metrics: list[str]) -> Path | Non
     for config in sorted(out.glob("*/runs/*/config.yaml")):
         paths = RunPaths(config.parent)
         saved = _saved_config(paths)
-        if (saved is not None and run_identity(saved) == wanted
-                and saved["train"]["steps"] == spec.config.train.steps
-                and _finished(paths, spec.config, metrics)):
+        if (
+            saved is not None
+            and run_identity(saved) == wanted
+            and saved["train"]["steps"] == spec.config.train.steps
+            and _finished(paths, spec.config, metrics)
+        ):
             return config.parent
     return None
 
@@ -72,8 +78,14 @@ def _with_settings_asked_now(config: Config, asked: Config) -> Config:
     return config
 
 
-def ensure_run(spec: RunSpec, runs_dir: Path, metrics: list[str], device: torch.device,
-               log: Callable[[str], None], num_train: int = 10_000) -> Path:
+def ensure_run(
+    spec: RunSpec,
+    runs_dir: Path,
+    metrics: list[str],
+    device: torch.device,
+    log: Callable[[str], None],
+    num_train: int = 10_000,
+) -> Path:
     """Train (or resume, or extend) and evaluate one run unless a finished one with its config
     exists; returns its folder (a same-config run's, when one is used)."""
     run = runs_dir / spec.name
@@ -86,23 +98,35 @@ def ensure_run(spec: RunSpec, runs_dir: Path, metrics: list[str], device: torch.
     if paths.config.is_file():
         saved = _saved_config(paths)
         if saved is None or run_identity(saved) != run_identity(spec.config.to_dict()):
-            raise UserError(f"{run} holds a run with a different config; use --fresh to set the old "
-                            f"runs aside (nothing is deleted) or another --out")
+            raise UserError(
+                f"{run} holds a run with a different config; use --fresh to set the old "
+                f"runs aside (nothing is deleted) or another --out"
+            )
         if saved["train"]["steps"] > spec.config.train.steps:
-            raise UserError(f"{run} was trained for {saved['train']['steps']} steps, more than the "
-                            f"{spec.config.train.steps} asked for; ask for --steps {saved['train']['steps']}, "
-                            f"or use --fresh to set the old runs aside (nothing is deleted)")
+            raise UserError(
+                f"{run} was trained for {saved['train']['steps']} steps, more than the "
+                f"{spec.config.train.steps} asked for; ask for --steps {saved['train']['steps']}, "
+                f"or use --fresh to set the old runs aside (nothing is deleted)"
+            )
         if _finished(paths, spec.config, metrics):
             log(f"reusing {run}")
             return run
         if paths.checkpoint.is_file():
             step = int(load_checkpoint(paths.checkpoint)["step"])
             if step < spec.config.train.steps:
-                log(f"{'extending' if saved['train']['steps'] < spec.config.train.steps else 'resuming'} "
-                    f"{run} from step {step} to {spec.config.train.steps}")
+                log(
+                    f"{'extending' if saved['train']['steps'] < spec.config.train.steps else 'resuming'} "
+                    f"{run} from step {step} to {spec.config.train.steps}"
+                )
                 config, state = resume_config(run, spec.config.train.steps)
-                train(_with_settings_asked_now(config, spec.config), run, device, resume_state=state,
-                      progress=False, callbacks=standard_callbacks())
+                train(
+                    _with_settings_asked_now(config, spec.config),
+                    run,
+                    device,
+                    resume_state=state,
+                    progress=False,
+                    callbacks=standard_callbacks(),
+                )
         else:
             set_aside(run)
     if not paths.checkpoint.is_file():
@@ -117,16 +141,24 @@ def _ensure_job(spec: RunSpec, runs_dir: Path, metrics: list[str], device: str, 
     return ensure_run(spec, runs_dir, metrics, torch.device(device), lambda line: print(line, flush=True), num_train)
 
 
-def ensure_runs(specs: Sequence[RunSpec], runs_dir: Path, metrics: list[str], device: torch.device,
-                log: Callable[[str], None], num_train: int = 10_000, jobs: int = 1) -> list[Path]:
+def ensure_runs(
+    specs: Sequence[RunSpec],
+    runs_dir: Path,
+    metrics: list[str],
+    device: torch.device,
+    log: Callable[[str], None],
+    num_train: int = 10_000,
+    jobs: int = 1,
+) -> list[Path]:
     """:func:`ensure_run` for every spec, ``jobs`` of them at once in separate processes, each
     with its share of the cores unless ``train.threads`` says otherwise (small models use
     several cores poorly, so runs side by side finish sooner than in turn)."""
     if jobs == 1:
         return [ensure_run(spec, runs_dir, metrics, device, log, num_train) for spec in specs]
     specs = [replace(s, config=_with_threads(s.config, jobs)) for s in specs]
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         futures = [pool.submit(_ensure_job, s, runs_dir, metrics, str(device), num_train) for s in specs]
         return [f.result() for f in futures]
 
@@ -135,6 +167,7 @@ def _exit_with_parent(parent: int, every: float = 1.0) -> None:
     """Make a pool worker end when the ``sbvae reproduce`` that started it is gone: a killed
     parent otherwise leaves its workers training on, into folders nobody summarises. The run
     resumes from its last checkpoint next time."""
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(every)

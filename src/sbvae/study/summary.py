@@ -15,14 +15,18 @@ from sbvae.study.stats import compare, verdict
 LOGGED = {"discrete_mig": "discrete_mig", "test_sse": "val_sse"}
 
 
-def summarize(experiment: Experiment, records: list[RunRecord],
-              snapshots: Sequence[Snapshot] = ()) -> list[ClaimResult]:
+def summarize(
+    experiment: Experiment, records: list[RunRecord], snapshots: Sequence[Snapshot] = ()
+) -> list[ClaimResult]:
     """Per variant (in the order the records first show them) and claim: both decoders'
     values by seed, the difference SBD - DeConv and the verdict; at equal steps, and at equal
     time where the metric was logged during training or an equal-time snapshot holds it."""
     variants = list(dict.fromkeys(r.variant_key for r in records))
-    return [_claim_result(claim, json.loads(variant), [r for r in records if r.variant_key == variant], snapshots)
-            for variant in variants for claim in experiment.claims]
+    return [
+        _claim_result(claim, json.loads(variant), [r for r in records if r.variant_key == variant], snapshots)
+        for variant in variants
+        for claim in experiment.claims
+    ]
 
 
 def _by_seed(records: list[RunRecord], decoder: str) -> list[RunRecord]:
@@ -33,8 +37,9 @@ def _values(records: list[RunRecord], metric: str) -> list[float]:
     return [r.values[metric] for r in records if r.values.get(metric) is not None]
 
 
-def _claim_result(claim: Claim, variant: dict[str, Any], group: list[RunRecord],
-                  snapshots: Sequence[Snapshot]) -> ClaimResult:
+def _claim_result(
+    claim: Claim, variant: dict[str, Any], group: list[RunRecord], snapshots: Sequence[Snapshot]
+) -> ClaimResult:
     """One claim for the runs of one variant."""
     sbd, deconv = _values(_by_seed(group, "sbd"), claim.metric), _values(_by_seed(group, "deconv"), claim.metric)
     result = compare(sbd, deconv)
@@ -43,14 +48,15 @@ def _claim_result(claim: Claim, variant: dict[str, Any], group: list[RunRecord],
     if timed is not None:
         label, sbd_at, deconv_at = timed
         timed_result = compare(sbd_at, deconv_at)
-        equal_time = EqualTimeResult(label, sbd_at, deconv_at, timed_result,
-                                     verdict(timed_result, claim.higher_is_better))
-    return ClaimResult(claim, variant, sbd, deconv, result, verdict(result, claim.higher_is_better),
-                       equal_time)
+        equal_time = EqualTimeResult(
+            label, sbd_at, deconv_at, timed_result, verdict(timed_result, claim.higher_is_better)
+        )
+    return ClaimResult(claim, variant, sbd, deconv, result, verdict(result, claim.higher_is_better), equal_time)
 
 
-def equal_time_pairs(metric: str, group: list[RunRecord], snapshots: Sequence[Snapshot]
-                     ) -> tuple[str, list[float], list[float]] | None:
+def equal_time_pairs(
+    metric: str, group: list[RunRecord], snapshots: Sequence[Snapshot]
+) -> tuple[str, list[float], list[float]] | None:
     """For the runs of one variant, per seed in order: each SBD run's value of ``metric`` when
     its twin finished training, and the twin's final value; with the name of what was compared
     (``val_sse`` for ``test_sse``). A logged metric is read from the rows; a checkpoint metric

@@ -48,9 +48,11 @@ def busy_warning(threads: int) -> str | None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if threads <= 1 or load + threads <= cores + 0.5:
         return None
-    return (f"warning: the machine is busy (load {load:.1f} on {cores} cores) and training uses {threads} "
-            "threads, which wait for each other on shared cores; fewer (--set train.threads=1) may be "
-            "several times faster")
+    return (
+        f"warning: the machine is busy (load {load:.1f} on {cores} cores) and training uses {threads} "
+        "threads, which wait for each other on shared cores; fewer (--set train.threads=1) may be "
+        "several times faster"
+    )
 
 
 def compile_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -59,6 +61,7 @@ def compile_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Mo
     try:
         torch.compile(lambda x: x * 2 + 1)(torch.zeros(4, device=device))
     except Exception as exc:
-        raise UserError(f"train.compile: torch.compile does not work on {device} here ({first_line(exc)}); "
-                        "set train.compile=false") from None
+        raise UserError(
+            f"train.compile: torch.compile does not work on {device} here ({first_line(exc)}); set train.compile=false"
+        ) from None
     return cast(torch.nn.Module, torch.compile(module))

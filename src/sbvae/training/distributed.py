@@ -56,6 +56,7 @@ class World:
 
 def world_from_env() -> World:
     """The world torchrun describes in the environment (a world of one without torchrun)."""
+
     def number(name: str, default: int) -> int:
         try:
             return int(os.environ.get(name, default))
@@ -69,11 +70,14 @@ def world_from_env() -> World:
 def check_batch(world: World, global_batch: int, micro_batch: int) -> None:
     """The global batch must split evenly over the ranks (and each slice into micro-batches)."""
     if global_batch % world.size:
-        raise ConfigError(f"train.batch_size {global_batch} does not split over {world.size} processes; "
-                          f"use a multiple of {world.size}")
+        raise ConfigError(
+            f"train.batch_size {global_batch} does not split over {world.size} processes; "
+            f"use a multiple of {world.size}"
+        )
     if 0 < micro_batch < global_batch // world.size and (global_batch // world.size) % micro_batch:
-        raise ConfigError(f"train.micro_batch {micro_batch} does not divide the per-process batch "
-                          f"{global_batch // world.size}")
+        raise ConfigError(
+            f"train.micro_batch {micro_batch} does not divide the per-process batch {global_batch // world.size}"
+        )
 
 
 def start(world: World, device: torch.device) -> torch.device:
@@ -89,8 +93,9 @@ def start(world: World, device: torch.device) -> torch.device:
     try:
         dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=TIMEOUT)
     except (RuntimeError, ValueError, OSError) as exc:
-        raise UserError(f"rank {world.rank}: cannot join the other {world.size - 1} processes "
-                        f"({backend}): {first_line(exc)}") from None
+        raise UserError(
+            f"rank {world.rank}: cannot join the other {world.size - 1} processes ({backend}): {first_line(exc)}"
+        ) from None
     return device
 
 

@@ -53,13 +53,13 @@ from sbvae.training.validation import elbo_statistics
 def parameter_report(config: Config, model: VAE, data: Dataset) -> str:
     """One line with the parameter counts of the encoder and of both decoders."""
     other = "deconv" if config.model.decoder == "sbd" else "sbd"
-    swapped = build_vae(type(config.model)(**{**vars(config.model), "decoder": other}),
-                        data.image_size, data.channels)
-    counts = {config.model.decoder: count_parameters(model.decoder),
-              other: count_parameters(swapped.decoder)}
-    return (f"parameters: encoder {count_parameters(model.encoder):,} | "
-            f"sbd decoder {counts['sbd']:,} | deconv decoder {counts['deconv']:,} "
-            f"(training: {config.model.decoder})")
+    swapped = build_vae(type(config.model)(**{**vars(config.model), "decoder": other}), data.image_size, data.channels)
+    counts = {config.model.decoder: count_parameters(model.decoder), other: count_parameters(swapped.decoder)}
+    return (
+        f"parameters: encoder {count_parameters(model.encoder):,} | "
+        f"sbd decoder {counts['sbd']:,} | deconv decoder {counts['deconv']:,} "
+        f"(training: {config.model.decoder})"
+    )
 
 
 class Trainer:
@@ -108,8 +108,7 @@ class Trainer:
             self.noise_rng.set_state(state["noise_rng"])
             self.objective.load_state_dict(state.get("objective", {}))
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint {self.paths.checkpoint} cannot be restored: "
-                                  f"{first_line(exc)}") from None
+            raise CheckpointError(f"checkpoint {self.paths.checkpoint} cannot be restored: {first_line(exc)}") from None
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
 
@@ -209,8 +208,9 @@ def _truncate_metrics(path: Path, step: int) -> None:
 def prepare_new_run(run_dir: Path) -> None:
     """Create an empty run folder; refuse one that already holds files."""
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise UserError(f"output folder {run_dir} already exists and is not empty "
-                        f"(choose another --out, or --resume {run_dir})")
+        raise UserError(
+            f"output folder {run_dir} already exists and is not empty (choose another --out, or --resume {run_dir})"
+        )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -245,9 +245,14 @@ def _on_main(world: World, action: Callable[[], None]) -> None:
         raise UserError(error)
 
 
-def train(config: Config, run_dir: str | Path, device: str | torch.device | None = None,
-          resume_state: dict[str, Any] | None = None, progress: bool = True,
-          callbacks: Sequence[Callback] = ()) -> Path:
+def train(
+    config: Config,
+    run_dir: str | Path,
+    device: str | torch.device | None = None,
+    resume_state: dict[str, Any] | None = None,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+) -> Path:
     """Train ``config`` into ``run_dir`` (a new, empty folder unless ``resume_state`` is given).
 
     Returns the run folder. On resume, training continues from the checkpoint's step up to
@@ -271,8 +276,15 @@ def train(config: Config, run_dir: str | Path, device: str | torch.device | None
         stop(world)
 
 
-def _train(config: Config, run_dir: Path, device: torch.device, world: World,
-           resume_state: dict[str, Any] | None, progress: bool, callbacks: Sequence[Callback]) -> Path:
+def _train(
+    config: Config,
+    run_dir: Path,
+    device: torch.device,
+    world: World,
+    resume_state: dict[str, Any] | None,
+    progress: bool,
+    callbacks: Sequence[Callback],
+) -> Path:
     main = world.is_main
     if resume_state is None:
         _on_main(world, lambda: prepare_new_run(run_dir))
@@ -290,11 +302,12 @@ def _train(config: Config, run_dir: Path, device: torch.device, world: World,
         if device.type == "cpu" and (warning := busy_warning(threads)) is not None:
             print(warning)
         ranks = f" x {world.size} processes" if world.active else ""
-        print(f"device {device} ({threads} threads{ranks}) | {config.data.preset} {config.data.image_size}px | "
-              f"{t.steps:,} steps of {t.batch_size} | run folder {run_dir}")
+        print(
+            f"device {device} ({threads} threads{ranks}) | {config.data.preset} {config.data.image_size}px | "
+            f"{t.steps:,} steps of {t.batch_size} | run folder {run_dir}"
+        )
     log = MetricsLog(paths) if main else None
-    bar = tqdm(total=t.steps, initial=trainer.step, unit="step", disable=not (progress and main),
-               dynamic_ncols=True)
+    bar = tqdm(total=t.steps, initial=trainer.step, unit="step", disable=not (progress and main), dynamic_ncols=True)
     sums: torch.Tensor | None = None
     count, busy = 0, 0.0
     last_val: dict[str, Any] | None = None
@@ -314,11 +327,19 @@ def _train(config: Config, run_dir: Path, device: torch.device, world: World,
                 trainer.elapsed += busy
                 rate = count * t.batch_size / max(busy, 1e-9)
                 if log is not None:  # the main process
-                    log.write({"step": trainer.step, "split": "train", "loss": mean[0], "recon": mean[1],
-                               "kl": mean[2], "kl_per_dim": mean[3:], "images_per_sec": rate,
-                               "elapsed": trainer.elapsed})
-                bar.set_postfix_str(f"loss {mean[0]:.1f} recon {mean[1]:.1f} kl {mean[2]:.1f} "
-                                    f"{rate:.0f} img/s")
+                    log.write(
+                        {
+                            "step": trainer.step,
+                            "split": "train",
+                            "loss": mean[0],
+                            "recon": mean[1],
+                            "kl": mean[2],
+                            "kl_per_dim": mean[3:],
+                            "images_per_sec": rate,
+                            "elapsed": trainer.elapsed,
+                        }
+                    )
+                bar.set_postfix_str(f"loss {mean[0]:.1f} recon {mean[1]:.1f} kl {mean[2]:.1f} {rate:.0f} img/s")
                 sums, count, busy = None, 0, 0.0
             if log is not None and (trainer.step % t.eval_every == 0 or trainer.step == t.steps):
                 last_val = trainer.validate()
@@ -340,7 +361,9 @@ def _train(config: Config, run_dir: Path, device: torch.device, world: World,
         bar.close()
         if log is not None:
             log.close()
-    print(f"done: step {trainer.step:,} | val loss {last_val['loss']:.1f} recon {last_val['recon']:.1f} "
-          f"kl {last_val['kl']:.1f} nats/image | {last_val['active_latents']} active latents | "
-          f"{trainer.elapsed / 60:.1f} min of training")
+    print(
+        f"done: step {trainer.step:,} | val loss {last_val['loss']:.1f} recon {last_val['recon']:.1f} "
+        f"kl {last_val['kl']:.1f} nats/image | {last_val['active_latents']} active latents | "
+        f"{trainer.elapsed / 60:.1f} min of training"
+    )
     return run_dir

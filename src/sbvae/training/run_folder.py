@@ -151,8 +151,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {paths.checkpoint} does not match its config: "
-                              f"{first_line(exc)}") from None
+        raise CheckpointError(f"checkpoint {paths.checkpoint} does not match its config: {first_line(exc)}") from None
     model.eval()
     return config, model, state
 

@@ -13,8 +13,9 @@ from sbvae.objectives import ACTIVE_KL, to_image, vae_loss
 
 
 @torch.no_grad()
-def elbo_statistics(model: VAE, images: torch.Tensor, objective: ObjectiveConfig, seed: int,
-                    chunk: int = 256) -> dict[str, Any]:
+def elbo_statistics(
+    model: VAE, images: torch.Tensor, objective: ObjectiveConfig, seed: int, chunk: int = 256
+) -> dict[str, Any]:
     """Mean loss terms over ``images`` with seeded noise (no global RNG consumed), plus
     ``sse``: the per-image sum of squared errors of the reconstruction in [0, 1]."""
     was_training = model.training
@@ -31,5 +32,11 @@ def elbo_statistics(model: VAE, images: torch.Tensor, objective: ObjectiveConfig
     model.train(was_training)
     mean = torch.stack(totals).sum(0) / len(images)
     sse, loss, recon, kl, kl_dims = mean[0], mean[1], mean[2], mean[3], mean[4:]
-    return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(), "sse": sse.item(),
-            "kl_per_dim": kl_dims.tolist(), "active_latents": int((kl_dims > ACTIVE_KL).sum())}
+    return {
+        "loss": loss.item(),
+        "recon": recon.item(),
+        "kl": kl.item(),
+        "sse": sse.item(),
+        "kl_per_dim": kl_dims.tolist(),
+        "active_latents": int((kl_dims > ACTIVE_KL).sum()),
+    }

@@ -25,8 +25,9 @@ def sweep(span: float, frames: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def traversal_frames(model: VAE, images: torch.Tensor, kl_per_dim: torch.Tensor, likelihood: str,
-                     span: float = 2.0, frames: int = 24) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+def traversal_frames(
+    model: VAE, images: torch.Tensor, kl_per_dim: torch.Tensor, likelihood: str, span: float = 2.0, frames: int = 24
+) -> tuple[torch.Tensor, list[int], torch.Tensor]:
     """``([T, C, H', W'] grids in [0, 1], latent order, offsets)``: frame ``t`` moves every
     latent (row, highest KL first) by ``offsets[t]`` from each input's (column) posterior mean."""
     means, _ = model.encoder(images)
@@ -52,11 +53,23 @@ def _annotate(frame: np.ndarray, order: list[int], kl_per_dim: torch.Tensor, off
     return canvas
 
 
-def traversal_gif(model: VAE, images: torch.Tensor, kl_per_dim: torch.Tensor, likelihood: str, path: Path,
-                  span: float = 2.0, frames: int = 24, duration_ms: int = 120) -> None:
+def traversal_gif(
+    model: VAE,
+    images: torch.Tensor,
+    kl_per_dim: torch.Tensor,
+    likelihood: str,
+    path: Path,
+    span: float = 2.0,
+    frames: int = 24,
+    duration_ms: int = 120,
+) -> None:
     """Save the animated traversal of ``images`` (a few inputs) as a looping GIF."""
     grids, order, offsets = traversal_frames(model, images, kl_per_dim, likelihood, span, frames)
     upscale = max(1, 64 // images.shape[-1])
     pictures = [_annotate(to_uint8(g, upscale), order, kl_per_dim, float(o)) for g, o in zip(grids, offsets)]
-    atomic_write_bytes(path, lambda handle: pictures[0].save(
-        handle, format="GIF", save_all=True, append_images=pictures[1:], duration=duration_ms, loop=0))
+    atomic_write_bytes(
+        path,
+        lambda handle: pictures[0].save(
+            handle, format="GIF", save_all=True, append_images=pictures[1:], duration=duration_ms, loop=0
+        ),
+    )

@@ -12,8 +12,12 @@ from matplotlib.ticker import MaxNLocator
 from sbvae.training.run_folder import split_rows
 from sbvae.viz.figures import save_figure
 
-PANELS = (("loss", "loss (nats/image)"), ("recon", "reconstruction NLL (nats/image)"),
-          ("kl", "KL (nats/image)"), ("discrete_mig", "MIG"))
+PANELS = (
+    ("loss", "loss (nats/image)"),
+    ("recon", "reconstruction NLL (nats/image)"),
+    ("kl", "KL (nats/image)"),
+    ("discrete_mig", "MIG"),
+)
 
 
 def _series(rows: list[dict[str, Any]], split: str, key: str) -> tuple[list[int], list[float]]:
@@ -24,7 +28,7 @@ def _series(rows: list[dict[str, Any]], split: str, key: str) -> tuple[list[int]
 def settled_range(curves: list[list[float]]) -> tuple[float, float] | None:
     """A y-range over every curve without its first tenth, whose first steps are orders of
     magnitude above the rest and would flatten everything after them on a shared axis."""
-    values = [v for curve in curves for v in curve[len(curve) // 10:]]
+    values = [v for curve in curves for v in curve[len(curve) // 10 :]]
     if not values:
         return None
     low, high = min(values), max(values)

@@ -16,14 +16,15 @@ from sbvae.viz.grid import make_grid, to_uint8
 
 def describe_factors(names: tuple[str, ...], values: list[float]) -> str:
     """A short caption such as ``heart sc0.80 o1.57 / x0.42 y0.10 / h0.31 s0.77 v0.90``."""
-    short = {"scale": "sc", "orientation": "o", "x": "x", "y": "y", "hue": "h",
-             "saturation": "s", "value": "v"}
+    short = {"scale": "sc", "orientation": "o", "x": "x", "y": "y", "hue": "h", "saturation": "s", "value": "v"}
     parts = {}
     for name, value in zip(names, values):
         parts[name] = SHAPES[round(value)] if name == "shape" else f"{short.get(name, name)}{value:.2f}"
-    lines = [[parts[k] for k in ("shape", "scale", "orientation") if k in parts],
-             [parts[k] for k in ("x", "y") if k in parts],
-             [parts[k] for k in ("hue", "saturation", "value") if k in parts]]
+    lines = [
+        [parts[k] for k in ("shape", "scale", "orientation") if k in parts],
+        [parts[k] for k in ("x", "y") if k in parts],
+        [parts[k] for k in ("hue", "saturation", "value") if k in parts],
+    ]
     known = {"shape", "scale", "orientation", "x", "y", "hue", "saturation", "value"}
     lines.append([parts[k] for k in names if k not in known])
     return "\n".join(" ".join(line) for line in lines if line)

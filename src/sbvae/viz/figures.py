@@ -53,13 +53,16 @@ def kl_order(kl_per_dim: torch.Tensor) -> list[int]:
 
 def latent_labels(kl_per_dim: torch.Tensor, order: list[int]) -> list[str]:
     """``z3  KL 2.41`` per latent in ``order``, marking latents below ``ACTIVE_KL``."""
-    return [f"z{d}  KL {float(kl_per_dim[d]):.2f}" + ("" if float(kl_per_dim[d]) >= ACTIVE_KL else " (inactive)")
-            for d in order]
+    return [
+        f"z{d}  KL {float(kl_per_dim[d]):.2f}" + ("" if float(kl_per_dim[d]) >= ACTIVE_KL else " (inactive)")
+        for d in order
+    ]
 
 
 @torch.no_grad()
-def traversal_images(model: VAE, means: torch.Tensor, order: list[int], offsets: torch.Tensor,
-                     likelihood: str) -> torch.Tensor:
+def traversal_images(
+    model: VAE, means: torch.Tensor, order: list[int], offsets: torch.Tensor, likelihood: str
+) -> torch.Tensor:
     """Decoded traversals ``[len(order), len(offsets), len(means), C, H, W]`` in [0, 1].
 
     Entry ``[r, t, i]`` is input ``i``'s posterior mean with latent ``order[r]`` moved by
@@ -74,8 +77,15 @@ def traversal_images(model: VAE, means: torch.Tensor, order: list[int], offsets:
 
 
 @torch.no_grad()
-def traversals_figure(model: VAE, image: torch.Tensor, kl_per_dim: torch.Tensor, likelihood: str,
-                      path: Path, span: float = 2.0, steps: int = 9) -> None:
+def traversals_figure(
+    model: VAE,
+    image: torch.Tensor,
+    kl_per_dim: torch.Tensor,
+    likelihood: str,
+    path: Path,
+    span: float = 2.0,
+    steps: int = 9,
+) -> None:
     """One row per latent, highest KL first; each row moves that latent from ``-span`` to
     ``+span`` around ``image``'s posterior mean, the other latents staying at the mean."""
     mean, _ = model.encoder(image[None])

@@ -60,8 +60,10 @@ def factor_plane(data: SpriteDataset, names: tuple[str, str], lines: int = 7, po
     """The grid of lines of ``geometry_figure``; ``KeyError`` for a factor ``data`` lacks."""
     if names[0] == names[1]:
         raise ValueError(f"pick two different factors, not {names[0]} twice")
-    columns = (data.factor_names.index(data.factor(names[0]).names[0]),
-               data.factor_names.index(data.factor(names[1]).names[0]))
+    columns = (
+        data.factor_names.index(data.factor(names[0]).names[0]),
+        data.factor_names.index(data.factor(names[1]).names[0]),
+    )
     coarse = [data.factor(n).span(lines) for n in names]
     dense = [data.factor(n).span(points) for n in names]
     groups = []
@@ -80,8 +82,9 @@ def factor_plane(data: SpriteDataset, names: tuple[str, str], lines: int = 7, po
     return FactorPlane((names[0], names[1]), columns, flat.reshape(values.shape), len(groups[0]), inside.numpy(), moved)
 
 
-def _into_the_data(data: SpriteDataset, values: torch.Tensor, plane_columns: tuple[int, int],
-                   candidates: int = 129) -> tuple[torch.Tensor, tuple[str, ...]]:
+def _into_the_data(
+    data: SpriteDataset, values: torch.Tensor, plane_columns: tuple[int, int], candidates: int = 129
+) -> tuple[torch.Tensor, tuple[str, ...]]:
     """Move each held factor, one at a time, of the points the data does not hold to the value
     nearest its centre that brings them inside; the names of the factors moved."""
     values, moved = values.clone(), []
@@ -132,8 +135,14 @@ class GeometryPanel:
     points: np.ndarray  # [L, P, 2]: the chosen latents' posterior means along every line
 
 
-def geometry_panel(label: str, model: VAE, data: SpriteDataset, plane: FactorPlane,
-                   device: torch.device | str = "cpu", grid_points: int = 16) -> GeometryPanel:
+def geometry_panel(
+    label: str,
+    model: VAE,
+    data: SpriteDataset,
+    plane: FactorPlane,
+    device: torch.device | str = "cpu",
+    grid_points: int = 16,
+) -> GeometryPanel:
     """Encode ``plane``'s lines and pick the latents from the points of a ``grid_points``² grid
     of the plane that the data holds (tied held factors moved as in :func:`factor_plane`)."""
     names = plane.names
@@ -153,8 +162,7 @@ def geometry_panel(label: str, model: VAE, data: SpriteDataset, plane: FactorPla
 def line_colours(first: int, second: int) -> list[tuple[float, float, float, float]]:
     """Lines of constant first factor in blues to greens, of constant second in reds to yellows."""
     cool, warm = matplotlib.colormaps["winter"], matplotlib.colormaps["autumn"]
-    return ([cool(i / max(first - 1, 1)) for i in range(first)]
-            + [warm(i / max(second - 1, 1)) for i in range(second)])
+    return [cool(i / max(first - 1, 1)) for i in range(first)] + [warm(i / max(second - 1, 1)) for i in range(second)]
 
 
 def _draw_lines(ax: Axes, points: np.ndarray, inside: np.ndarray, colours: Sequence[tuple[float, ...]]) -> None:
@@ -182,18 +190,27 @@ def geometry_figure(panels: list[GeometryPanel], plane: FactorPlane, data: Sprit
     ax.set_ylabel(plane.names[1])
     ax.set_title("ground truth: the factor plane")
     ax.set_aspect("equal", adjustable="datalim")
-    held = [f"{name}={_value_text(name, data.factor(name).centre)}" for name in data.factor_names
-            if name not in plane.names]
+    held = [
+        f"{name}={_value_text(name, data.factor(name).centre)}" for name in data.factor_names if name not in plane.names
+    ]
     for ax, panel in zip(axes[0, 1:], panels):
         _draw_lines(ax, panel.points, plane.inside, colours)
         ax.set_xlabel(f"z{panel.dims[0]} (carries {plane.names[0]}, MI {panel.mi[0]:.2f})")
         ax.set_ylabel(f"z{panel.dims[1]} (carries {plane.names[1]}, MI {panel.mi[1]:.2f})")
         ax.set_title(f"{panel.label}: posterior means")
-    moved = (f" ({', '.join(plane.moved)} moved to the nearest value the data holds where it ties "
-             f"{'it' if len(plane.moved) == 1 else 'them'} to the plane)") if plane.moved else ""
+    moved = (
+        (
+            f" ({', '.join(plane.moved)} moved to the nearest value the data holds where it ties "
+            f"{'it' if len(plane.moved) == 1 else 'them'} to the plane)"
+        )
+        if plane.moved
+        else ""
+    )
     faint = "; faint: outside the training data" if not plane.inside.all() else ""
-    fig.suptitle("Latent-space geometry (straight, orthogonal lines = disentangled)\n"
-                 f"other factors held at {', '.join(held)}{moved}; MI normalised by the factor's entropy{faint}",
-                 fontsize=9)
+    fig.suptitle(
+        "Latent-space geometry (straight, orthogonal lines = disentangled)\n"
+        f"other factors held at {', '.join(held)}{moved}; MI normalised by the factor's entropy{faint}",
+        fontsize=9,
+    )
     fig.tight_layout()
     save_figure(fig, path)

@@ -55,8 +55,10 @@ def _data_uri(path: Path) -> str:
 
 
 def _figure(path: Path, caption: str) -> str:
-    return (f'<figure><img src="{_data_uri(path)}" alt="{html.escape(caption)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img src="{_data_uri(path)}" alt="{html.escape(caption)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def _number(value: Any) -> str:
@@ -66,16 +68,22 @@ def _number(value: Any) -> str:
 
 
 def _page(title: str, body: list[str]) -> bytes:
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>").encode()
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>"
+    ).encode()
 
 
 def score_rows(result: dict[str, Any]) -> dict[str, float]:
     """Every scalar in a metrics.json: the scores, then the test reconstruction."""
     rows = {k: v for k, v in result.get("scores", {}).items() if isinstance(v, (int, float))}
     rec = result.get("reconstruction", {})
-    for key, name in (("recon", "test recon NLL (nats/image)"), ("kl", "test KL (nats/image)"),
-                      ("sse", "test squared error/image"), ("active_latents", "active latents")):
+    for key, name in (
+        ("recon", "test recon NLL (nats/image)"),
+        ("kl", "test KL (nats/image)"),
+        ("sse", "test squared error/image"),
+        ("active_latents", "active latents"),
+    ):
         if isinstance(rec.get(key), (int, float)):
             rows[name] = rec[key]
     return rows
@@ -91,20 +99,28 @@ def run_report(run_dir: str | Path) -> Path:
     body = [f"<p>Run folder <code>{html.escape(str(paths.root))}</code></p>", "<h2>Scores</h2>"]
     result = read_scores(paths.root)
     if result is None:
-        body.append(f"<p class='missing'>metrics.json is missing: run <code>sbvae evaluate "
-                    f"{html.escape(str(paths.root))}</code> to measure this run.</p>")
+        body.append(
+            f"<p class='missing'>metrics.json is missing: run <code>sbvae evaluate "
+            f"{html.escape(str(paths.root))}</code> to measure this run.</p>"
+        )
     else:
-        body.append(f"<p>Step {result.get('step', '?')}, representation {result.get('representation', '?')}, "
-                    f"{result.get('num_train', '?')} training points, seed {result.get('seed', '?')}.</p>")
-        body.append("<table><tr><th>metric</th><th>value</th></tr>" + "".join(
-            f"<tr><td>{html.escape(k)}</td><td>{_number(v)}</td></tr>" for k, v in score_rows(result).items())
-            + "</table>")
+        body.append(
+            f"<p>Step {result.get('step', '?')}, representation {result.get('representation', '?')}, "
+            f"{result.get('num_train', '?')} training points, seed {result.get('seed', '?')}.</p>"
+        )
+        body.append(
+            "<table><tr><th>metric</th><th>value</th></tr>"
+            + "".join(f"<tr><td>{html.escape(k)}</td><td>{_number(v)}</td></tr>" for k, v in score_rows(result).items())
+            + "</table>"
+        )
     body.append("<h2>Figures</h2>")
     missing = [name for name in FIGURE_FILES if not paths.figure(name).is_file()]
     body += [_figure(paths.figure(n), CAPTIONS[n]) for n in FIGURE_FILES if n not in missing]
     if missing:
-        body.append(f"<p class='missing'>Not drawn yet: {', '.join(missing)} "
-                    f"(<code>sbvae visualize {html.escape(str(paths.root))}</code>).</p>")
+        body.append(
+            f"<p class='missing'>Not drawn yet: {', '.join(missing)} "
+            f"(<code>sbvae visualize {html.escape(str(paths.root))}</code>).</p>"
+        )
     body.append(f"<h2>Config</h2><pre>{html.escape(paths.config.read_text())}</pre>")
     atomic_write_bytes(paths.report, lambda handle: handle.write(_page(f"sbvae run {paths.root.name}", body)))
     return paths.report
@@ -145,8 +161,12 @@ def _mean_spread(values: list[float]) -> str:
     return f"{mean:.4f} ± {std:.4f}"
 
 
-def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, factors: Sequence[str] = DEFAULT_FACTORS,
-                 device: str | torch.device | None = None) -> Path:
+def compare_runs(
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    factors: Sequence[str] = DEFAULT_FACTORS,
+    device: str | torch.device | None = None,
+) -> Path:
     """Write ``OUT/compare.html`` (with ``geometry.png`` and ``curves.png`` beside it): scores
     side by side (mean ± sample std over the runs of a group), latent geometry of every run side
     by side, training curves overlaid."""
@@ -169,33 +189,42 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, factors: S
     scores = {name: score_rows(read_scores(Path(name)) or {}) for name in configs}
     metric_names = list(dict.fromkeys(k for s in scores.values() for k in s))
 
-    body = ["<h2>Runs</h2><table><tr><th>group</th><th>runs</th></tr>" + "".join(
-        f"<tr><td>{html.escape(label)}</td><td>{html.escape(', '.join(members))}</td></tr>"
-        for label, members in groups.items()) + "</table>"]
+    body = [
+        "<h2>Runs</h2><table><tr><th>group</th><th>runs</th></tr>"
+        + "".join(
+            f"<tr><td>{html.escape(label)}</td><td>{html.escape(', '.join(members))}</td></tr>"
+            for label, members in groups.items()
+        )
+        + "</table>"
+    ]
     body.append("<h2>Scores</h2>")
     no_scores = [name for name in configs if not scores[name]]
     if no_scores:
-        body.append(f"<p class='missing'>metrics.json is missing for {html.escape(', '.join(no_scores))} "
-                    "(run <code>sbvae evaluate RUN</code>).</p>")
+        body.append(
+            f"<p class='missing'>metrics.json is missing for {html.escape(', '.join(no_scores))} "
+            "(run <code>sbvae evaluate RUN</code>).</p>"
+        )
     header = "".join(f"<th>{html.escape(g)} (n={len(m)})</th>" for g, m in groups.items())
     header += "".join(f"<th>{html.escape(Path(name).name)}</th>" for name in configs)
     rows = []
     for metric in metric_names:
-        cells = [_mean_spread([scores[r][metric] for r in members if metric in scores[r]])
-                 if any(metric in scores[r] for r in members) else "" for members in groups.values()]
+        cells = [
+            _mean_spread([scores[r][metric] for r in members if metric in scores[r]])
+            if any(metric in scores[r] for r in members)
+            else ""
+            for members in groups.values()
+        ]
         cells += [_number(scores[name][metric]) if metric in scores[name] else "" for name in configs]
         rows.append(f"<tr><td>{html.escape(metric)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     body.append(f"<table><tr><th>metric</th>{header}</tr>{''.join(rows)}</table>")
     if len(presets) == 1:
         plane = factor_plane(data, factors)
-        panels = [geometry_panel(Path(name).name, model, data, plane, device)
-                  for name, (_, model, _) in loaded.items()]
+        panels = [geometry_panel(Path(name).name, model, data, plane, device) for name, (_, model, _) in loaded.items()]
         geometry_figure(panels, plane, data, out / "geometry.png")
         body.append("<h2>Latent geometry</h2>" + _figure(out / "geometry.png", CAPTIONS["geometry"]))
     else:
         body.append("<p class='missing'>The runs use different data, so their geometry is not compared.</p>")
-    curves_figure({Path(name).name: read_metrics(RunPaths(Path(name)).metrics) for name in configs},
-                  out / "curves.png")
+    curves_figure({Path(name).name: read_metrics(RunPaths(Path(name)).metrics) for name in configs}, out / "curves.png")
     body.append("<h2>Training curves</h2>" + _figure(out / "curves.png", CAPTIONS["curves"]))
     configs_text = {Path(n).name: c.to_dict() for n, c in configs.items()}
     body.append(f"<h2>Configs</h2><pre>{html.escape(yaml.safe_dump(configs_text, sort_keys=False))}</pre>")

@@ -54,9 +54,15 @@ def check_factors(data: SpriteDataset, factors: Sequence[str]) -> tuple[str, str
     return factors[0], factors[1]
 
 
-def write_figures(config: Config, model: VAE, paths: RunPaths, names: Sequence[str] | None = None,
-                  factors: Sequence[str] = DEFAULT_FACTORS, device: torch.device | str = "cpu",
-                  label: str | None = None) -> dict[str, Path]:
+def write_figures(
+    config: Config,
+    model: VAE,
+    paths: RunPaths,
+    names: Sequence[str] | None = None,
+    factors: Sequence[str] = DEFAULT_FACTORS,
+    device: torch.device | str = "cpu",
+    label: str | None = None,
+) -> dict[str, Path]:
     """Draw the named figures of an in-memory ``model`` into ``paths``; returns name -> file."""
     names = parse_figure_names(names)
     data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
@@ -89,9 +95,12 @@ def write_figures(config: Config, model: VAE, paths: RunPaths, names: Sequence[s
     return written
 
 
-def visualize_run(run_dir: str | Path, names: Sequence[str] | str | None = None,
-                  factors: Sequence[str] = DEFAULT_FACTORS,
-                  device: str | torch.device | None = None) -> dict[str, Path]:
+def visualize_run(
+    run_dir: str | Path,
+    names: Sequence[str] | str | None = None,
+    factors: Sequence[str] = DEFAULT_FACTORS,
+    device: str | torch.device | None = None,
+) -> dict[str, Path]:
     """Load a run's model and write its figures into the run folder; returns name -> file."""
     names = parse_figure_names(names)
     device = device if isinstance(device, torch.device) else select_device(device)

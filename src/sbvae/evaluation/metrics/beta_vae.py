@@ -21,8 +21,14 @@ POINTS_PER_CALL = 16
 """Points rendered and encoded together (16 x 2 x 64 images): fewer, larger tensor calls."""
 
 
-def _points(sample_values: SampleValues, encode_values: EncodeValues, generator: torch.Generator,
-            num_factors: int, count: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _points(
+    sample_values: SampleValues,
+    encode_values: EncodeValues,
+    generator: torch.Generator,
+    num_factors: int,
+    count: int,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
     features, labels = [], []
     for start in range(0, count, POINTS_PER_CALL):
         m = min(POINTS_PER_CALL, count - start)
@@ -36,9 +42,16 @@ def _points(sample_values: SampleValues, encode_values: EncodeValues, generator:
     return np.concatenate(features), np.concatenate(labels)
 
 
-def beta_vae_score(sample_values: SampleValues, encode_values: EncodeValues,
-                   generator: torch.Generator, num_factors: int, batch_size: int = 64,
-                   num_train: int = 10_000, num_eval: int = 5_000, seed: int = 0) -> dict[str, float]:
+def beta_vae_score(
+    sample_values: SampleValues,
+    encode_values: EncodeValues,
+    generator: torch.Generator,
+    num_factors: int,
+    batch_size: int = 64,
+    num_train: int = 10_000,
+    num_eval: int = 5_000,
+    seed: int = 0,
+) -> dict[str, float]:
     """BetaVAE score; keys ``train_accuracy`` and ``eval_accuracy``."""
     x_train, y_train = _points(sample_values, encode_values, generator, num_factors, num_train, batch_size)
     if not np.isfinite(x_train).all():
@@ -48,5 +61,4 @@ def beta_vae_score(sample_values: SampleValues, encode_values: EncodeValues,
     model = LogisticRegression(random_state=seed)
     fit_quietly(model, x_train, y_train)
     x_eval, y_eval = _points(sample_values, encode_values, generator, num_factors, num_eval, batch_size)
-    return {"train_accuracy": float(model.score(x_train, y_train)),
-            "eval_accuracy": float(model.score(x_eval, y_eval))}
+    return {"train_accuracy": float(model.score(x_train, y_train)), "eval_accuracy": float(model.score(x_eval, y_eval))}

@@ -58,18 +58,27 @@ def completeness_from_importance(importance: np.ndarray) -> float:
     return float(np.sum(per_factor * factor_weight))
 
 
-def _fit_factor(codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarray,
-                labels_test: np.ndarray, seed: int | None) -> tuple[np.ndarray, float, float]:
+def _fit_factor(
+    codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarray, labels_test: np.ndarray, seed: int | None
+) -> tuple[np.ndarray, float, float]:
     """One factor's trees: (|feature importances| [D], train accuracy, test accuracy)."""
     model = GradientBoostingClassifier(random_state=seed)
     model.fit(codes_train, labels_train)
-    return (np.abs(model.feature_importances_), float(np.mean(model.predict(codes_train) == labels_train)),
-            float(np.mean(model.predict(codes_test) == labels_test)))
+    return (
+        np.abs(model.feature_importances_),
+        float(np.mean(model.predict(codes_train) == labels_train)),
+        float(np.mean(model.predict(codes_test) == labels_test)),
+    )
 
 
-def importance_matrix_gbt(codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarray,
-                          labels_test: np.ndarray, seed: int | None = None, n_jobs: int | None = None
-                          ) -> tuple[np.ndarray, float, float]:
+def importance_matrix_gbt(
+    codes_train: np.ndarray,
+    labels_train: np.ndarray,
+    codes_test: np.ndarray,
+    labels_test: np.ndarray,
+    seed: int | None = None,
+    n_jobs: int | None = None,
+) -> tuple[np.ndarray, float, float]:
     """Fit one ``GradientBoostingClassifier`` per factor on the raw train codes.
 
     Returns ``(importance [D, K], mean train accuracy, mean test accuracy)``; column k holds
@@ -79,14 +88,21 @@ def importance_matrix_gbt(codes_train: np.ndarray, labels_train: np.ndarray, cod
     every core) give the same numbers sooner.
     """
     c_tr, l_tr, c_te, l_te = check_split(codes_train, labels_train, codes_test, labels_test)
-    fits = Parallel(n_jobs=n_jobs)(delayed(_fit_factor)(c_tr, l_tr[:, k], c_te, l_te[:, k], seed)
-                                   for k in range(l_tr.shape[1]))
+    fits = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_factor)(c_tr, l_tr[:, k], c_te, l_te[:, k], seed) for k in range(l_tr.shape[1])
+    )
     importance = np.stack([f[0] for f in fits], axis=1)
     return importance, float(np.mean([f[1] for f in fits])), float(np.mean([f[2] for f in fits]))
 
 
-def dci(codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarray,
-        labels_test: np.ndarray, seed: int | None = None, n_jobs: int | None = None) -> dict[str, float]:
+def dci(
+    codes_train: np.ndarray,
+    labels_train: np.ndarray,
+    codes_test: np.ndarray,
+    labels_test: np.ndarray,
+    seed: int | None = None,
+    n_jobs: int | None = None,
+) -> dict[str, float]:
     """dlib's DCI scores.
 
     codes ``[N, D]`` floats, labels ``[N, K]`` integer class indices (dlib: ``[D, N]``,
@@ -103,7 +119,8 @@ def dci(codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarra
     factors in parallel processes (same result).
     """
     importance, acc_train, acc_test = importance_matrix_gbt(
-        codes_train, labels_train, codes_test, labels_test, seed=seed, n_jobs=n_jobs)
+        codes_train, labels_train, codes_test, labels_test, seed=seed, n_jobs=n_jobs
+    )
     return {
         "dci_disentanglement": disentanglement_from_importance(importance),
         "dci_completeness": completeness_from_importance(importance),

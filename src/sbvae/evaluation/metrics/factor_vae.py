@@ -27,9 +27,17 @@ VOTES_PER_CALL = 32
 """Votes rendered and encoded together (32 x 64 images): fewer, larger tensor calls."""
 
 
-def _votes(sample_values: SampleValues, encode_values: EncodeValues, generator: torch.Generator,
-           num_factors: int, num_codes: int, active: np.ndarray, global_var: np.ndarray,
-           count: int, batch_size: int) -> np.ndarray:
+def _votes(
+    sample_values: SampleValues,
+    encode_values: EncodeValues,
+    generator: torch.Generator,
+    num_factors: int,
+    num_codes: int,
+    active: np.ndarray,
+    global_var: np.ndarray,
+    count: int,
+    batch_size: int,
+) -> np.ndarray:
     """Vote matrix ``[num_factors, num_codes]`` from ``count`` fixed-factor batches."""
     votes = np.zeros((num_factors, num_codes), dtype=np.int64)
     for start in range(0, count, VOTES_PER_CALL):
@@ -44,10 +52,17 @@ def _votes(sample_values: SampleValues, encode_values: EncodeValues, generator: 
     return votes
 
 
-def factor_vae_score(sample_values: SampleValues, encode_values: EncodeValues,
-                     generator: torch.Generator, num_factors: int, batch_size: int = 64,
-                     num_train: int = 10_000, num_eval: int = 5_000,
-                     num_variance_estimate: int = 10_000, prune_threshold: float = 0.05) -> dict[str, float]:
+def factor_vae_score(
+    sample_values: SampleValues,
+    encode_values: EncodeValues,
+    generator: torch.Generator,
+    num_factors: int,
+    batch_size: int = 64,
+    num_train: int = 10_000,
+    num_eval: int = 5_000,
+    num_variance_estimate: int = 10_000,
+    prune_threshold: float = 0.05,
+) -> dict[str, float]:
     """FactorVAE score; keys ``train_accuracy``, ``eval_accuracy``, ``num_active_dims``,
     ``num_active_dims_actual``. ``batch_size`` must be at least 2."""
     if batch_size < 2:
@@ -59,8 +74,7 @@ def factor_vae_score(sample_values: SampleValues, encode_values: EncodeValues,
     num_codes = codes.shape[1]
     active = np.sqrt(global_var) >= prune_threshold
     if not active.any():
-        return {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0,
-                "num_active_dims_actual": 0}
+        return {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0, "num_active_dims_actual": 0}
     args = (sample_values, encode_values, generator, num_factors, num_codes, active, global_var)
     train_votes = _votes(*args, num_train, batch_size)
     classifier = np.argmax(train_votes, axis=0)
@@ -68,5 +82,9 @@ def factor_vae_score(sample_values: SampleValues, encode_values: EncodeValues,
     train_acc = train_votes[classifier, columns].sum() / train_votes.sum()
     eval_votes = _votes(*args, num_eval, batch_size)
     eval_acc = eval_votes[classifier, columns].sum() / eval_votes.sum()
-    return {"train_accuracy": float(train_acc), "eval_accuracy": float(eval_acc),
-            "num_active_dims": len(active), "num_active_dims_actual": int(active.sum())}
+    return {
+        "train_accuracy": float(train_acc),
+        "eval_accuracy": float(eval_acc),
+        "num_active_dims": len(active),
+        "num_active_dims_actual": int(active.sum()),
+    }

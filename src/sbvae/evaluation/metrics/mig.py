@@ -42,5 +42,4 @@ def mig(codes: np.ndarray, labels: np.ndarray, num_bins: int = 20) -> dict[str, 
     codes, labels = check_codes_labels(codes, labels)
     mutual_info = discrete_mutual_info(discretize(codes, num_bins), labels)
     per_factor = mig_from_mutual_info(mutual_info, discrete_entropy(labels))
-    return {"discrete_mig": float(np.mean(per_factor)),
-            "mig_per_factor": [float(v) for v in per_factor]}
+    return {"discrete_mig": float(np.mean(per_factor)), "mig_per_factor": [float(v) for v in per_factor]}

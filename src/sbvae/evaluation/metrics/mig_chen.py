@@ -19,8 +19,7 @@ __all__ = ["mig_chen"]
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def _entropy_per_dim(points: np.ndarray, means: np.ndarray, logvars: np.ndarray,
-                     block_elements: int) -> np.ndarray:
+def _entropy_per_dim(points: np.ndarray, means: np.ndarray, logvars: np.ndarray, block_elements: int) -> np.ndarray:
     """-mean_s log q(z_s) per dimension ``[D]``, q = (1/n) sum_n N(mean_n, exp(logvar_n)).
 
     ``points`` is ``[S, D]``; ``means`` / ``logvars`` are the n mixture components ``[n, D]``.
@@ -35,7 +34,7 @@ def _entropy_per_dim(points: np.ndarray, means: np.ndarray, logvars: np.ndarray,
     point_block = max(1, block_elements // (comp_block * dims))
     total = np.zeros(dims)
     for s0 in range(0, num_points, point_block):
-        z = points[s0:s0 + point_block]
+        z = points[s0 : s0 + point_block]
         run_max = np.full(z.shape, -np.inf)
         run_sum = np.zeros(z.shape)
         for c0 in range(0, num_comp, comp_block):
@@ -56,16 +55,30 @@ def _entropy_per_dim(points: np.ndarray, means: np.ndarray, logvars: np.ndarray,
     return total / num_points
 
 
-def _subset_entropy(rows: np.ndarray, samples: np.ndarray, means: np.ndarray, logvars: np.ndarray,
-                    num_samples: int, rng: np.random.Generator, block_elements: int) -> np.ndarray:
+def _subset_entropy(
+    rows: np.ndarray,
+    samples: np.ndarray,
+    means: np.ndarray,
+    logvars: np.ndarray,
+    num_samples: int,
+    rng: np.random.Generator,
+    block_elements: int,
+) -> np.ndarray:
     picked = rows if rows.size <= num_samples else rng.choice(rows, size=num_samples, replace=False)
     return _entropy_per_dim(samples[picked], means[rows], logvars[rows], block_elements)
 
 
-def mig_chen(means: np.ndarray, logvars: np.ndarray, labels: np.ndarray,
-             factor_sizes: Sequence[int] | None = None, factors: Sequence[int] | None = None,
-             num_samples: int = 10_000, seed: int | None = 0, check_grid: bool = True,
-             block_elements: int = 1 << 22) -> dict[str, float | list[float] | list[int]]:
+def mig_chen(
+    means: np.ndarray,
+    logvars: np.ndarray,
+    labels: np.ndarray,
+    factor_sizes: Sequence[int] | None = None,
+    factors: Sequence[int] | None = None,
+    num_samples: int = 10_000,
+    seed: int | None = 0,
+    check_grid: bool = True,
+    block_elements: int = 1 << 22,
+) -> dict[str, float | list[float] | list[int]]:
     """Chen et al. 2018 MIG on a full-factorial dataset.
 
     ``means`` and ``logvars`` are the Gaussian posterior parameters ``[N, D]`` (log-variances,
@@ -94,8 +107,9 @@ def mig_chen(means: np.ndarray, logvars: np.ndarray, labels: np.ndarray,
         raise ValueError(f"means and logvars must have the same shape, got {means.shape} and {logvars.shape}")
     labels_arr = np.asarray(labels)
     if labels_arr.ndim == 2 and labels_arr.shape[0] != means.shape[0]:
-        raise ValueError(f"means and labels have a different number of samples "
-                         f"(N = {means.shape[0]} vs {labels_arr.shape[0]})")
+        raise ValueError(
+            f"means and labels have a different number of samples (N = {means.shape[0]} vs {labels_arr.shape[0]})"
+        )
     labels_arr = check_labels(labels_arr)
     n, num_factors = labels_arr.shape
     if num_samples < 1:
@@ -115,9 +129,11 @@ def mig_chen(means: np.ndarray, logvars: np.ndarray, labels: np.ndarray,
     if check_grid:
         distinct = np.unique(labels_arr, axis=0).shape[0]
         if n != math.prod(sizes) or distinct != n:
-            raise ValueError(f"labels are not a full-factorial grid: {n} rows, {distinct} distinct "
-                             f"combinations, factor sizes {sizes} (product {math.prod(sizes)}); "
-                             "pass check_grid=False to skip this check")
+            raise ValueError(
+                f"labels are not a full-factorial grid: {n} rows, {distinct} distinct "
+                f"combinations, factor sizes {sizes} (product {math.prod(sizes)}); "
+                "pass check_grid=False to skip this check"
+            )
     chosen = list(range(num_factors)) if factors is None else [int(k) for k in factors]
     if not chosen or len(set(chosen)) != len(chosen) or not all(0 <= k < num_factors for k in chosen):
         raise ValueError(f"factors must be distinct indices in 0..{num_factors - 1}, got {factors!r}")
@@ -131,9 +147,9 @@ def mig_chen(means: np.ndarray, logvars: np.ndarray, labels: np.ndarray,
         conditional = np.zeros(means.shape[1])
         for value in np.unique(labels_arr[:, k]):
             rows = np.flatnonzero(labels_arr[:, k] == value)
-            conditional += rows.size / n * _subset_entropy(rows, samples, means, logvars, num_samples,
-                                                           rng, block_elements)
+            conditional += (
+                rows.size / n * _subset_entropy(rows, samples, means, logvars, num_samples, rng, block_elements)
+            )
         info = np.clip(np.sort(marginal - conditional)[::-1], 0.0, None) / math.log(sizes[k])
         per_factor.append(float(info[0] - info[1]))
-    return {"mig_chen": float(np.mean(per_factor)), "mig_chen_per_factor": per_factor,
-            "mig_chen_factors": chosen}
+    return {"mig_chen": float(np.mean(per_factor)), "mig_chen_per_factor": per_factor, "mig_chen_factors": chosen}

@@ -28,7 +28,7 @@ def modularity_from_mutual_info(mutual_info: np.ndarray) -> float:
     m = np.asarray(mutual_info, dtype=np.float64)
     if m.ndim != 2 or m.size == 0:
         raise ValueError(f"mutual information matrix must be 2-D [D, K], got shape {m.shape}")
-    squared = m ** 2
+    squared = m**2
     theta = squared.max(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         delta = (squared.sum(axis=1) - theta) / (theta * (m.shape[1] - 1.0))
@@ -37,8 +37,9 @@ def modularity_from_mutual_info(mutual_info: np.ndarray) -> float:
     return float(np.mean(per_code))
 
 
-def explicitness_per_factor(codes_train: np.ndarray, factor_train: np.ndarray,
-                            codes_test: np.ndarray, factor_test: np.ndarray) -> tuple[float, float]:
+def explicitness_per_factor(
+    codes_train: np.ndarray, factor_train: np.ndarray, codes_test: np.ndarray, factor_test: np.ndarray
+) -> tuple[float, float]:
     """Train and test ROC-AUC of a default ``LogisticRegression`` predicting one factor.
 
     Codes should already be standardised. The AUC is the macro average over the factor's
@@ -61,9 +62,13 @@ def _macro_auc(model: LogisticRegression, codes: np.ndarray, factor: np.ndarray)
     return float(np.mean([roc_auc_score(onehot[:, c], proba[:, c]) for c in np.flatnonzero(usable)]))
 
 
-def modularity_explicitness(codes_train: np.ndarray, labels_train: np.ndarray,
-                            codes_test: np.ndarray, labels_test: np.ndarray,
-                            num_bins: int = 20) -> dict[str, float]:
+def modularity_explicitness(
+    codes_train: np.ndarray,
+    labels_train: np.ndarray,
+    codes_test: np.ndarray,
+    labels_test: np.ndarray,
+    num_bins: int = 20,
+) -> dict[str, float]:
     """dlib's modularity and explicitness scores.
 
     codes ``[N, D]`` floats, labels ``[N, K]`` integer class indices (dlib: ``[D, N]``,
@@ -81,8 +86,7 @@ def modularity_explicitness(codes_train: np.ndarray, labels_train: np.ndarray,
     mutual_info = discrete_mutual_info(discretize(c_tr, num_bins), l_tr)
     z_train, mean, std = standardize(c_tr)
     z_test, _, _ = standardize(c_te, mean, std)
-    aucs = np.array([explicitness_per_factor(z_train, l_tr[:, k], z_test, l_te[:, k])
-                     for k in range(l_tr.shape[1])])
+    aucs = np.array([explicitness_per_factor(z_train, l_tr[:, k], z_test, l_te[:, k]) for k in range(l_tr.shape[1])])
     return {
         "modularity_score": modularity_from_mutual_info(mutual_info),
         "explicitness_score_train": float(np.mean(aucs[:, 0])),

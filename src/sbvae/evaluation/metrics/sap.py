@@ -10,8 +10,13 @@ from sbvae.evaluation.metrics.utils import check_split
 __all__ = ["sap", "sap_from_score_matrix", "sap_score_matrix"]
 
 
-def sap_score_matrix(codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarray,
-                     labels_test: np.ndarray, continuous_factors: bool = False) -> np.ndarray:
+def sap_score_matrix(
+    codes_train: np.ndarray,
+    labels_train: np.ndarray,
+    codes_test: np.ndarray,
+    labels_test: np.ndarray,
+    continuous_factors: bool = False,
+) -> np.ndarray:
     """Predictability of each factor from each single code dimension, ``[D, K]``.
 
     Discrete mode: test accuracy of ``LinearSVC(C=0.01, class_weight="balanced")`` fit on the one
@@ -31,8 +36,8 @@ def sap_score_matrix(codes_train: np.ndarray, labels_train: np.ndarray, codes_te
                     scores[i, j] = cov[0, 1] ** 2 / (cov[0, 0] * cov[1, 1])
             else:
                 model = LinearSVC(C=0.01, class_weight="balanced")
-                model.fit(c_tr[:, i:i + 1], l_tr[:, j])
-                scores[i, j] = np.mean(model.predict(c_te[:, i:i + 1]) == l_te[:, j])
+                model.fit(c_tr[:, i : i + 1], l_tr[:, j])
+                scores[i, j] = np.mean(model.predict(c_te[:, i : i + 1]) == l_te[:, j])
     return scores
 
 
@@ -45,8 +50,13 @@ def sap_from_score_matrix(scores: np.ndarray) -> float:
     return float(np.mean(ordered[-1] - ordered[-2]))
 
 
-def sap(codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarray,
-        labels_test: np.ndarray, continuous_factors: bool = False) -> dict[str, float]:
+def sap(
+    codes_train: np.ndarray,
+    labels_train: np.ndarray,
+    codes_test: np.ndarray,
+    labels_test: np.ndarray,
+    continuous_factors: bool = False,
+) -> dict[str, float]:
     """dlib's SAP score: ``{"sap_score": float}`` (dlib's key is ``SAP_score``).
 
     codes ``[N, D]`` floats, labels ``[N, K]`` integer class indices (dlib: ``[D, N]``,
@@ -59,5 +69,8 @@ def sap(codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarra
     same objective in the primal for these 1-feature problems, which is deterministic. Scores
     agree with dlib up to solver tolerance.
     """
-    return {"sap_score": sap_from_score_matrix(
-        sap_score_matrix(codes_train, labels_train, codes_test, labels_test, continuous_factors))}
+    return {
+        "sap_score": sap_from_score_matrix(
+            sap_score_matrix(codes_train, labels_train, codes_test, labels_test, continuous_factors)
+        )
+    }

@@ -71,13 +71,15 @@ def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     arr = arr.astype(np.int64)
     constant = [k for k in range(arr.shape[1]) if arr.shape[0] == 0 or np.all(arr[:, k] == arr[0, k])]
     if constant:
-        raise ValueError(f"{name}: factor(s) {constant} take only one value; drop them "
-                         "(a constant factor has zero entropy)")
+        raise ValueError(
+            f"{name}: factor(s) {constant} take only one value; drop them (a constant factor has zero entropy)"
+        )
     return arr
 
 
-def check_codes_labels(codes: np.ndarray, labels: np.ndarray,
-                       names: tuple[str, str] = ("codes", "labels")) -> tuple[np.ndarray, np.ndarray]:
+def check_codes_labels(
+    codes: np.ndarray, labels: np.ndarray, names: tuple[str, str] = ("codes", "labels")
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate codes ``[N, D]`` with their factor labels ``[N, K]``; return ``(codes, labels)``.
 
     dlib's layout is transposed (``[D, N]``, ``[K, N]``). Raises ``ValueError`` naming the
@@ -87,22 +89,28 @@ def check_codes_labels(codes: np.ndarray, labels: np.ndarray,
     codes_arr = np.asarray(codes)
     labels_arr = np.asarray(labels)
     if codes_arr.ndim == 2 and labels_arr.ndim == 2 and codes_arr.shape[0] != labels_arr.shape[0]:
-        raise ValueError(f"{names[0]} and {names[1]} have a different number of samples "
-                         f"(N = {codes_arr.shape[0]} vs {labels_arr.shape[0]})")
+        raise ValueError(
+            f"{names[0]} and {names[1]} have a different number of samples "
+            f"(N = {codes_arr.shape[0]} vs {labels_arr.shape[0]})"
+        )
     return check_codes(codes_arr, names[0]), check_labels(labels_arr, names[1])
 
 
-def check_split(codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarray,
-                labels_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def check_split(
+    codes_train: np.ndarray, labels_train: np.ndarray, codes_test: np.ndarray, labels_test: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Validate a train and a test split (each as ``check_codes_labels``) with matching D and K."""
     c_tr, l_tr = check_codes_labels(codes_train, labels_train, ("codes_train", "labels_train"))
     c_te, l_te = check_codes_labels(codes_test, labels_test, ("codes_test", "labels_test"))
     if c_tr.shape[1] != c_te.shape[1]:
-        raise ValueError(f"codes_train and codes_test have a different number of code dimensions "
-                         f"({c_tr.shape[1]} vs {c_te.shape[1]})")
+        raise ValueError(
+            f"codes_train and codes_test have a different number of code dimensions "
+            f"({c_tr.shape[1]} vs {c_te.shape[1]})"
+        )
     if l_tr.shape[1] != l_te.shape[1]:
-        raise ValueError(f"labels_train and labels_test have a different number of factors "
-                         f"({l_tr.shape[1]} vs {l_te.shape[1]})")
+        raise ValueError(
+            f"labels_train and labels_test have a different number of factors ({l_tr.shape[1]} vs {l_te.shape[1]})"
+        )
     return c_tr, l_tr, c_te, l_te
 
 
@@ -170,8 +178,7 @@ def discrete_mutual_info(code_labels: np.ndarray, factor_labels: np.ndarray) -> 
     a = np.asarray(code_labels)
     b = np.asarray(factor_labels)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
-        raise ValueError(f"label arrays must be 2-D with the same number of rows, got shapes "
-                         f"{a.shape} and {b.shape}")
+        raise ValueError(f"label arrays must be 2-D with the same number of rows, got shapes {a.shape} and {b.shape}")
     dense_a = [_dense_labels(a[:, i]) for i in range(a.shape[1])]
     dense_b = [_dense_labels(b[:, j]) for j in range(b.shape[1])]
     out = np.zeros((a.shape[1], b.shape[1]))
@@ -193,8 +200,9 @@ def discrete_entropy(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def standardize(codes: np.ndarray, mean: np.ndarray | None = None,
-                std: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def standardize(
+    codes: np.ndarray, mean: np.ndarray | None = None, std: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dlib's ``normalize_data``: per-dimension z-score (population std), returns (z, mean, std).
 
     Pass the train ``mean`` / ``std`` to normalise test codes. Deviation from dlib: a zero
