@@ -2,7 +2,15 @@ import json
 
 import pytest
 
-from sbvae.training.run_folder import atomic_write_bytes, atomic_write_json, split_rows
+from sbvae.errors import CheckpointError
+from sbvae.training.run_folder import (
+    RunPaths,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_config_text,
+    read_metrics,
+    split_rows,
+)
 
 ROWS = [
     {"step": 1, "split": "train", "loss": 3.0},
@@ -43,3 +51,33 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
         atomic_write_bytes(path, fail)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["figure.png"]
+
+
+def test_damaged_metrics_lines_are_skipped_with_one_warning(tmp_path, capsys):
+    path = tmp_path / "metrics.jsonl"
+    good = [json.dumps(row) + "\n" for row in ROWS[:4]]
+    path.write_bytes(
+        b"".join(
+            [
+                good[0].encode(),
+                b"\xf0\x28\x8c garbage\n",
+                good[1].encode(),
+                b"[1, 2]\n",
+                b'{"loss": 1}\n',
+                good[2].encode(),
+            ]
+        )
+    )
+    assert read_metrics(path) == ROWS[:3]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "3 damaged line(s) skipped (first: line 2)" in err
+    path.write_text("".join(good) + '{"step": 5, "spl')  # a crash mid-write: silent
+    assert read_metrics(path) == ROWS[:4] and capsys.readouterr().err == ""
+    assert read_metrics(tmp_path / "absent.jsonl") == []
+
+
+def test_a_config_that_is_not_text_is_one_checkpoint_error(tmp_path):
+    (tmp_path / "config.yaml").write_bytes(b"\xb9\x00\xff not yaml")
+    with pytest.raises(CheckpointError, match=r"cannot read .*config\.yaml") as caught:
+        read_config_text(RunPaths(tmp_path))
+    assert "\n" not in str(caught.value)

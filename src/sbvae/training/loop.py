@@ -45,6 +45,7 @@ from sbvae.training.run_folder import (
     atomic_write_bytes,
     config_from_checkpoint,
     load_checkpoint,
+    read_metrics,
     save_checkpoint,
 )
 from sbvae.training.validation import elbo_statistics
@@ -192,17 +193,12 @@ class MetricsLog:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop rows logged after the checkpoint we resume from (they will be logged again)."""
+    """Drop rows logged after the checkpoint we resume from (they will be logged again), and
+    damaged lines (see :func:`read_metrics`)."""
     if not path.is_file():
         return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                kept.append(line + "\n")
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    atomic_write_bytes(path, lambda handle: handle.write("".join(kept).encode()))
+    kept = "".join(json.dumps(row) + "\n" for row in read_metrics(path) if row["step"] <= step)
+    atomic_write_bytes(path, lambda handle: handle.write(kept.encode()))
 
 
 def prepare_new_run(run_dir: Path) -> None:

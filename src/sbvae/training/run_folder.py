@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,16 +158,34 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """All rows of a ``metrics.jsonl`` (an incomplete last line, from a crash, is skipped)."""
-    if not path.is_file():
+    """The rows of a ``metrics.jsonl``: JSON objects with a ``step`` and a ``split``. Damaged
+    lines (not UTF-8, not JSON, not such an object) are skipped, with one warning on stderr
+    unless the only one is an incomplete last line, which a crash mid-write leaves."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
         return []
-    rows = []
-    for line in path.read_text().splitlines():
+    rows, damaged = [], []
+    for number, line in enumerate(lines, start=1):
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+            row = json.loads(line.decode())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and isinstance(row.get("split"), str):
+            rows.append(row)
+        elif line.strip():
+            damaged.append(number)
+    if damaged and damaged != [len(lines)]:
+        print(f"warning: {path}: {len(damaged)} damaged line(s) skipped (first: line {damaged[0]})", file=sys.stderr)
     return rows
+
+
+def read_config_text(paths: RunPaths) -> str:
+    """The run's ``config.yaml`` as text; a :class:`CheckpointError` when it is not readable text."""
+    try:
+        return paths.config.read_bytes().decode()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"cannot read {paths.config}: {first_line(exc)}") from None
 
 
 def split_rows(rows: Iterable[dict[str, Any]], split: str, key: str | None = None) -> list[dict[str, Any]]:
@@ -178,8 +197,8 @@ def split_rows(rows: Iterable[dict[str, Any]], split: str, key: str | None = Non
 def read_json_object(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``, or None when it is absent, unreadable or not an object."""
     try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        value = json.loads(path.read_bytes().decode())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     return value if isinstance(value, dict) else None
 
