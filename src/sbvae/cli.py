@@ -6,9 +6,12 @@ Every error a user can cause ends in one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 from sbvae.errors import ConfigError, UserError
@@ -101,8 +104,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"wrote {Path(args.run_dir) / 'metrics.json'}")
 
 
-def _factor_pair(text: str) -> list[str]:
-    return [f.strip() for f in text.split(",")]
+def _factor_pair(text: str | None) -> list[str] | None:
+    return None if text is None else [f.strip() for f in text.split(",")]
 
 
 def cmd_visualize(args: argparse.Namespace) -> None:
@@ -205,17 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.set_defaults(func=cmd_evaluate)
 
-    factors_help = "the two factors of the latent-geometry plot (default x,y)"
+    factors_help = "the two factors of the latent-geometry plot (default: the dataset's, x,y for sprites)"
     p = sub.add_parser("visualize", help="draw every figure of a run into its folder")
     p.add_argument("run_dir", help="a run folder written by sbvae train")
     p.add_argument("--only", help="comma-separated figures: " + ", ".join(_figure_names()))
-    p.add_argument("--factors", default="x,y", help=factors_help)
+    p.add_argument("--factors", help=factors_help)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.set_defaults(func=cmd_visualize)
 
     p = sub.add_parser("report", help="write RUN_DIR/report.html: config, scores and figures in one page")
     p.add_argument("run_dir", help="a run folder written by sbvae train")
-    p.add_argument("--factors", default="x,y", help=factors_help)
+    p.add_argument("--factors", help=factors_help)
     p.add_argument("--no-figures", action="store_true", help="use the figures already in the folder")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.set_defaults(func=cmd_report)
@@ -223,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="one page comparing several runs (e.g. SBD and DeConv, seeds)")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", required=True, help="folder for compare.html and its figures")
-    p.add_argument("--factors", default="x,y", help=factors_help)
+    p.add_argument("--factors", help=factors_help)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.set_defaults(func=cmd_compare)
 
@@ -263,8 +266,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers send) as an interrupt, so it unwinds like Ctrl-C: no file is
+    left half-written, and the last checkpoint stays valid."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    code = _run(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            code = _run(args)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    else:
+        code = _run(args)
     distributed = sys.modules.get("sbvae.training.distributed")  # imported only by commands that train
     if distributed is not None:
         distributed.end_rank(code)  # a torchrun rank ends here (see end_rank for why)
@@ -277,6 +297,9 @@ def _run(args: argparse.Namespace) -> int:
     except UserError as exc:
         print(f"sbvae: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("sbvae: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("sbvae: interrupted", file=sys.stderr)
         return 130
