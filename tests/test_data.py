@@ -344,6 +344,8 @@ def test_presets_registry():
         "small_sprites",
         "small_dsprites",
         "dependent_sprites",
+        "objects_room",
+        "chairs",
     }
     with pytest.raises(KeyError):
         make_dataset("nonsense", 32)

@@ -6,7 +6,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 
@@ -74,8 +74,9 @@ class Dataset(ABC):
         keys = self.draw(n, generator)
         return Batch(self.images(keys, device), *self.labels(keys))
 
-    def stream(self, batch_size: int, generator: torch.Generator,
-               device: torch.device | str = "cpu") -> Iterator[Batch]:
+    def stream(
+        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+    ) -> Iterator[Batch]:
         """An endless stream of fresh batches; its position is the generator's state."""
         while True:
             yield self.sample(batch_size, generator, device)
@@ -92,6 +93,8 @@ class GroundTruthDataset(Dataset):
 
     has_ground_truth = True
     factors: FactorDistribution
+    plane_factors: tuple[str, str] = ("x", "y")
+    """The two factors the latent-geometry plot shows unless it is told others."""
 
     @abstractmethod
     def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -107,6 +110,15 @@ class GroundTruthDataset(Dataset):
             return find_factor(self.factors, name)
         except KeyError:
             raise KeyError(f"{self.name} has no factor '{name}' (factors: {', '.join(self.factor_names)})") from None
+
+    def value_text(self, name: str, value: float) -> str:
+        """How figures print ``value`` of factor ``name``: the name of its grid value if the
+        factor names its values (a shape's class), else the number with two decimals."""
+        factor = self.factor(name)
+        names = getattr(factor, "value_names", None)
+        if names is None:
+            return f"{value:.2f}"
+        return names[int(factor.labels(torch.tensor([[value]], dtype=torch.float64))[0, 0])]
 
     def centre_values(self, n: int) -> torch.Tensor:
         """``[n, K]`` factor values with every factor at its centre (see ``Discrete.centre``)."""
@@ -144,6 +156,41 @@ class SpriteDataset(GroundTruthDataset):
         return self.renderer.render(columns, device)
 
 
+class SceneRenderer(Protocol):
+    """What :class:`SceneDataset` needs of a renderer: images of ``[N, K]`` factor values."""
+
+    @property
+    def image_size(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class SceneDataset(GroundTruthDataset):
+    """Samples factors from ``factors`` and renders them with a 3D scene's ``renderer`` (which
+    reads the value columns in the order of ``factors``); ``plane_factors`` as for any
+    :class:`GroundTruthDataset`."""
+
+    name: str
+    factors: FactorDistribution
+    renderer: SceneRenderer
+    plane_factors: tuple[str, str]
+
+    @property
+    def channels(self) -> int:
+        return self.renderer.channels
+
+    @property
+    def image_size(self) -> int:
+        return self.renderer.image_size
+
+    def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        return self.renderer.render(values, device)
+
+
 class ImageDataset(Dataset):
     """A set of images without ground truth (``[N, C, H, W]`` in [0, 1], square); keys are
     indices drawn uniformly. Training and reconstructions work on it; the disentanglement
@@ -151,8 +198,9 @@ class ImageDataset(Dataset):
 
     def __init__(self, name: str, images: torch.Tensor) -> None:
         if images.dim() != 4 or images.shape[-1] != images.shape[-2] or len(images) == 0:
-            raise ValueError(f"{name}: expected a non-empty [N, C, H, W] stack of square images, "
-                             f"got shape {tuple(images.shape)}")
+            raise ValueError(
+                f"{name}: expected a non-empty [N, C, H, W] stack of square images, got shape {tuple(images.shape)}"
+            )
         self.name, self._images = name, images
 
     @property
@@ -174,6 +222,7 @@ def require_ground_truth(data: Dataset, purpose: str) -> GroundTruthDataset:
     """``data`` if it has ground-truth factors, else a one-line :class:`UserError` saying
     that ``purpose`` (e.g. "the disentanglement metrics") needs them."""
     if not isinstance(data, GroundTruthDataset):
-        raise UserError(f"{purpose} need ground-truth factors, and dataset {data.name} has none "
-                        "(it is a set of images)")
+        raise UserError(
+            f"{purpose} need ground-truth factors, and dataset {data.name} has none (it is a set of images)"
+        )
     return data

@@ -59,13 +59,19 @@ class Factor(FactorDistribution, ABC):
 
 
 class Discrete(Factor):
-    """A factor drawn uniformly from a finite grid of values; its label is the grid index."""
+    """A factor drawn uniformly from a finite grid of values; its label is the grid index.
 
-    def __init__(self, name: str, values: Sequence[float]) -> None:
+    ``value_names``, if given, name the values in grid order (a shape's classes), for figures.
+    """
+
+    def __init__(self, name: str, values: Sequence[float], value_names: Sequence[str] | None = None) -> None:
         super().__init__(name)
         if len(values) == 0:
             raise ValueError(f"factor {name} needs at least one value")
+        if value_names is not None and len(value_names) != len(values):
+            raise ValueError(f"factor {name} has {len(values)} values but {len(value_names)} value names")
         self.values = torch.as_tensor(list(values), dtype=torch.float64)
+        self.value_names = tuple(value_names) if value_names is not None else None
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(self.values), (n,), generator=generator)

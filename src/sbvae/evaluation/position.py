@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sbvae.data import SpriteDataset, make_dataset
+from sbvae.data import GroundTruthDataset, make_dataset
 from sbvae.evaluation.cache import cached_for_step
 from sbvae.evaluation.sampling import encode_means
 from sbvae.models import VAE
@@ -40,7 +40,12 @@ def affine_readout_r2(fit_codes: np.ndarray, fit_targets: np.ndarray, codes: np.
 
 
 def position_codes(
-    model: VAE, data: SpriteDataset, split: str, seed: int, device: torch.device, source: SpriteDataset | None = None
+    model: VAE,
+    data: GroundTruthDataset,
+    split: str,
+    seed: int,
+    device: torch.device,
+    source: GroundTruthDataset | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means of ``GEOMETRY_IMAGES`` fixed images of ``source`` (default ``data``),
     encoded as ``data``'s factors, and their (x, y)."""
@@ -50,7 +55,7 @@ def position_codes(
 
 
 def fitted_position_r2(
-    model: VAE, data: SpriteDataset, seed: int, device: torch.device
+    model: VAE, data: GroundTruthDataset, seed: int, device: torch.device
 ) -> tuple[tuple[np.ndarray, np.ndarray], float]:
     """The (codes, positions) the map is fitted on, and its R^2 on fresh images of ``data``."""
     fit = position_codes(model, data, "geometry-fit", seed, device)

@@ -8,29 +8,35 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from sbvae.data import Batch, SpriteDataset
-from sbvae.data.sprites import SHAPES
+from sbvae.data import Batch, GroundTruthDataset
 from sbvae.viz.figures import save_figure
 from sbvae.viz.grid import make_grid, to_uint8
 
+SHORT_NAMES = {
+    "scale": "sc", "orientation": "o", "hue": "h", "saturation": "s", "value": "v",
+    "floor_hue": "floor", "wall_hue": "wall", "object_hue": "obj", "seat_width": "w", "leg_length": "leg",
+    "back_height": "back", "back_tilt": "tilt", "azimuth": "az", "elevation": "el",
+}  # fmt: skip
+GROUPS = (("shape", "scale", "orientation"), ("x", "y"), ("hue", "saturation", "value"))
+"""Factors captioned together on one line, when a dataset has them; the others go three to a line."""
 
-def describe_factors(names: tuple[str, ...], values: list[float]) -> str:
-    """A short caption such as ``heart sc0.80 o1.57 / x0.42 y0.10 / h0.31 s0.77 v0.90``."""
-    short = {"scale": "sc", "orientation": "o", "x": "x", "y": "y", "hue": "h", "saturation": "s", "value": "v"}
+
+def describe_factors(data: GroundTruthDataset, values: list[float]) -> str:
+    """A short caption such as ``heart sc0.80 o1.57 / x0.42 y0.10 / h0.31 s0.77 v0.90``: a factor
+    whose values have names (a shape) shows the name, any other its short name and value."""
     parts = {}
-    for name, value in zip(names, values):
-        parts[name] = SHAPES[round(value)] if name == "shape" else f"{short.get(name, name)}{value:.2f}"
-    lines = [
-        [parts[k] for k in ("shape", "scale", "orientation") if k in parts],
-        [parts[k] for k in ("x", "y") if k in parts],
-        [parts[k] for k in ("hue", "saturation", "value") if k in parts],
-    ]
-    known = {"shape", "scale", "orientation", "x", "y", "hue", "saturation", "value"}
-    lines.append([parts[k] for k in names if k not in known])
+    for name, value in zip(data.factor_names, values):
+        named = getattr(data.factor(name), "value_names", None) is not None
+        text = data.value_text(name, value)
+        parts[name] = text if named else f"{SHORT_NAMES.get(name, name)}{text}"
+    lines = [[parts[k] for k in group if k in parts] for group in GROUPS]
+    grouped = {k for group in GROUPS for k in group}
+    rest = [parts[k] for k in data.factor_names if k not in grouped]
+    lines += [rest[i : i + 3] for i in range(0, len(rest), 3)]
     return "\n".join(" ".join(line) for line in lines if line)
 
 
-def data_figure(data: SpriteDataset, batch: Batch, path: Path, columns: int = 8) -> None:
+def data_figure(data: GroundTruthDataset, batch: Batch, path: Path, columns: int = 8) -> None:
     """Save the batch's images in a grid, each titled with its factor values."""
     n = len(batch.images)
     columns = min(columns, n)
@@ -46,12 +52,12 @@ def data_figure(data: SpriteDataset, batch: Batch, path: Path, columns: int = 8)
         if image.shape[0] == 1:
             image = image.repeat(3, 1, 1)
         ax.imshow(to_uint8(image, up), interpolation="nearest")
-        ax.set_title(describe_factors(data.factor_names, batch.values[i].tolist()), fontsize=7)
+        ax.set_title(describe_factors(data, batch.values[i].tolist()), fontsize=7)
     fig.suptitle(f"{data.name}, {data.image_size}px: samples and their factors")
     save_figure(fig, path)
 
 
-def factors_figure(data: SpriteDataset, path: Path, steps: int = 9) -> None:
+def factors_figure(data: GroundTruthDataset, path: Path, steps: int = 9) -> None:
     """One row per factor: that factor swept over its range, every other one at its centre."""
     names = data.factor_names
     rows = []

@@ -26,7 +26,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from sbvae.data import SHAPES, SpriteDataset
+from sbvae.data import GroundTruthDataset
 from sbvae.evaluation.metrics.utils import discrete_entropy, discrete_mutual_info, discretize
 from sbvae.evaluation.sampling import encode_means
 from sbvae.models import VAE
@@ -56,7 +56,7 @@ class FactorPlane:
         return self.values[..., list(self.columns)].numpy()
 
 
-def factor_plane(data: SpriteDataset, names: tuple[str, str], lines: int = 7, points: int = 32) -> FactorPlane:
+def factor_plane(data: GroundTruthDataset, names: tuple[str, str], lines: int = 7, points: int = 32) -> FactorPlane:
     """The grid of lines of ``geometry_figure``; ``KeyError`` for a factor ``data`` lacks."""
     if names[0] == names[1]:
         raise ValueError(f"pick two different factors, not {names[0]} twice")
@@ -83,7 +83,7 @@ def factor_plane(data: SpriteDataset, names: tuple[str, str], lines: int = 7, po
 
 
 def _into_the_data(
-    data: SpriteDataset, values: torch.Tensor, plane_columns: tuple[int, int], candidates: int = 129
+    data: GroundTruthDataset, values: torch.Tensor, plane_columns: tuple[int, int], candidates: int = 129
 ) -> tuple[torch.Tensor, tuple[str, ...]]:
     """Move each held factor, one at a time, of the points the data does not hold to the value
     nearest its centre that brings them inside; the names of the factors moved."""
@@ -138,7 +138,7 @@ class GeometryPanel:
 def geometry_panel(
     label: str,
     model: VAE,
-    data: SpriteDataset,
+    data: GroundTruthDataset,
     plane: FactorPlane,
     device: torch.device | str = "cpu",
     grid_points: int = 16,
@@ -174,11 +174,7 @@ def _draw_lines(ax: Axes, points: np.ndarray, inside: np.ndarray, colours: Seque
         ax.plot(solid[:, 0], solid[:, 1], ".", color=colour, markersize=3)
 
 
-def _value_text(name: str, value: float) -> str:
-    return SHAPES[round(value)] if name == "shape" else f"{value:.2f}"
-
-
-def geometry_figure(panels: list[GeometryPanel], plane: FactorPlane, data: SpriteDataset, path: Path) -> None:
+def geometry_figure(panels: list[GeometryPanel], plane: FactorPlane, data: GroundTruthDataset, path: Path) -> None:
     """The ground-truth grid of lines, then each panel's latent geometry, side by side."""
     colours = line_colours(plane.first_lines, len(plane.values) - plane.first_lines)
     n = 1 + len(panels)
@@ -189,9 +185,11 @@ def geometry_figure(panels: list[GeometryPanel], plane: FactorPlane, data: Sprit
     ax.set_xlabel(plane.names[0])
     ax.set_ylabel(plane.names[1])
     ax.set_title("ground truth: the factor plane")
-    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_box_aspect(1)  # square, whatever the two factors' units
     held = [
-        f"{name}={_value_text(name, data.factor(name).centre)}" for name in data.factor_names if name not in plane.names
+        f"{name}={data.value_text(name, data.factor(name).centre)}"
+        for name in data.factor_names
+        if name not in plane.names
     ]
     for ax, panel in zip(axes[0, 1:], panels):
         _draw_lines(ax, panel.points, plane.inside, colours)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from sbvae.config import Config
-from sbvae.data import SpriteDataset, make_dataset
+from sbvae.data import GroundTruthDataset, make_dataset
 from sbvae.errors import UserError
 from sbvae.models import VAE
 from sbvae.training.device import select_device
@@ -29,7 +29,8 @@ from sbvae.viz.figures import (
 )
 from sbvae.viz.geometry import factor_plane, geometry_figure, geometry_panel
 
-DEFAULT_FACTORS = ("x", "y")
+DEFAULT_FACTORS = None
+"""The geometry plot's factors when none are given: the dataset's ``plane_factors``."""
 GIF_INPUTS = 4
 
 
@@ -44,8 +45,10 @@ def parse_figure_names(text: str | Sequence[str] | None) -> list[str]:
     return [n for n in FIGURE_FILES if n in names]
 
 
-def check_factors(data: SpriteDataset, factors: Sequence[str]) -> tuple[str, str]:
-    """Two distinct factor names of ``data`` or a one-line :class:`UserError`."""
+def check_factors(data: GroundTruthDataset, factors: Sequence[str] | None = None) -> tuple[str, str]:
+    """Two distinct factor names of ``data`` (its ``plane_factors`` if ``factors`` is None) or a
+    one-line :class:`UserError`."""
+    factors = data.plane_factors if factors is None else factors
     if len(factors) != 2 or factors[0] == factors[1]:
         raise UserError(f"the geometry plot needs two different factors, not {','.join(factors)}")
     for name in factors:
@@ -59,7 +62,7 @@ def write_figures(
     model: VAE,
     paths: RunPaths,
     names: Sequence[str] | None = None,
-    factors: Sequence[str] = DEFAULT_FACTORS,
+    factors: Sequence[str] | None = None,
     device: torch.device | str = "cpu",
     label: str | None = None,
 ) -> dict[str, Path]:
@@ -98,7 +101,7 @@ def write_figures(
 def visualize_run(
     run_dir: str | Path,
     names: Sequence[str] | str | None = None,
-    factors: Sequence[str] = DEFAULT_FACTORS,
+    factors: Sequence[str] | None = None,
     device: str | torch.device | None = None,
 ) -> dict[str, Path]:
     """Load a run's model and write its figures into the run folder; returns name -> file."""

@@ -1,0 +1,220 @@
+"""``chairs``: a procedural stand-in for 3D Chairs, parametric chairs seen from 62 views.
+
+3D Chairs (Aubry et al. 2014) renders 1,393 chair models, centred, from 31 azimuths over the
+full turn and 2 elevations (20 and 30 degrees, the ``p020``/``p030`` of its file names). Its
+meshes are not available here, so the chairs are built from boxes with known shape factors;
+every image has exact ground truth, which the real dataset cannot offer. The factors (the
+shape values are ours; azimuth and elevation are the published views):
+
+* ``seat_width``: 0.8, 0.95, 1.1, 1.25 (the seat's depth is 0.9, its thickness 0.08);
+* ``leg_length``: 0.35, 0.5, 0.65, 0.8 (four square legs of side 0.08 under the seat's corners);
+* ``back_height``: 0.5, 0.75, 1.0 (a slab 0.07 thick, as wide as the seat, on its back edge);
+* ``back_tilt``: 0, 12, 24 degrees (the back leans away from the seat about its bottom edge);
+* ``armrests``: 0 = none, 1 = two armrests (a bar 0.25 above the seat on each side, on a post
+  at its front end);
+* ``azimuth``: 31 values over the full turn, 0, 360/31, ..., 360 * 30/31 degrees;
+* ``elevation``: 20 and 30 degrees.
+
+4 x 4 x 3 x 3 x 2 x 31 x 2 = 17,856 combinations. The chair stands on an invisible floor
+(its feet stay where they are when its legs lengthen) below the point the camera looks at;
+the camera circles that point at a fixed distance, far enough that the largest chair fits in
+every view: no positional variation beyond what the chair's own shape changes. At azimuth a
+the camera looks from angle a about the vertical; the chair faces azimuth 210 degrees, so the
+middle of the azimuth grid (174 degrees, where figures hold it) is a three-quarter front view.
+
+Grey, one channel: the chairs have no colour factor, so a grey RGB image would be the same
+channel three times; one channel keeps the model's input and output to what varies (as
+``dsprites`` does). The chair is a diffuse grey (``ALBEDO``) lit by a distant light that moves
+with the camera (above, left and in front of the chair as the camera sees it) plus an ambient
+term, on a white background. Images are stored as 8-bit grey levels, as the published PNG
+renderings are: each combination is ray-cast once, the first time a batch needs it
+(:class:`sbvae.data.memo.Memo`), and looked up afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from sbvae.data.factors import Discrete, Product, grid
+from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
+from sbvae.data.raycast import (
+    Hit,
+    boxes,
+    cos_sin,
+    in_chunks,
+    lambert,
+    nearest,
+    normalize,
+    orbit,
+    primary_rays,
+    rotate_x,
+    to_pixels,
+    to_world,
+    within,
+)
+
+SEAT_WIDTHS = (0.8, 0.95, 1.1, 1.25)
+LEG_LENGTHS = (0.35, 0.5, 0.65, 0.8)
+BACK_HEIGHTS = (0.5, 0.75, 1.0)
+BACK_TILTS = (0.0, 12.0, 24.0)
+AZIMUTHS = grid(0.0, 360.0, 31, endpoint=False)
+ELEVATIONS = (20.0, 30.0)
+
+SEAT_DEPTH, SEAT_THICKNESS, LEG_SIDE, BACK_THICKNESS = 0.9, 0.08, 0.08, 0.07
+ARM_HEIGHT, ARM_WIDTH, ARM_THICKNESS = 0.25, 0.07, 0.05
+FACING = 210.0
+"""The azimuth (degrees) from which the camera sees the chair from the front."""
+TARGET = (0.0, 0.85, 0.0)
+CAMERA_DISTANCE, FOV = 4.0, 40.0
+LIGHT = (-0.5, 0.8, -0.6)
+"""Direction towards the light in the camera's frame (x right, y up, z forward)."""
+AMBIENT, ALBEDO, BACKGROUND = 0.3, 0.8, 1.0
+
+
+def chairs_factors() -> Product:
+    """Five shape factors and the two view factors: 17,856 combinations."""
+    return Product(
+        Discrete("seat_width", SEAT_WIDTHS),
+        Discrete("leg_length", LEG_LENGTHS),
+        Discrete("back_height", BACK_HEIGHTS),
+        Discrete("back_tilt", BACK_TILTS),
+        Discrete("armrests", [0, 1], value_names=("no arms", "arms")),
+        Discrete("azimuth", AZIMUTHS),
+        Discrete("elevation", ELEVATIONS),
+    )
+
+
+def _stack(*columns: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    return torch.stack([c if isinstance(c, torch.Tensor) else torch.full_like(like, c) for c in columns], dim=-1)
+
+
+def parts(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The seat, four legs and the two armrests' bars and posts as axis-aligned boxes in the
+    chair's frame (the floor at y = 0, the seat's front edge towards -z): corners ``low`` and
+    ``high`` ``[N, 9, 3]`` and which are there, ``[N, 9]``, for ``[N, 7]`` factor values."""
+    width, legs, arms = values[:, 0], values[:, 1], values[:, 4]
+    top = legs + SEAT_THICKNESS
+    corners = [
+        (_stack(-width / 2, legs, -SEAT_DEPTH / 2, like=width), _stack(width / 2, top, SEAT_DEPTH / 2, like=width))
+    ]
+    for sx in (-1, 1):
+        for sz in (-1, 1):
+            x = sx * (width / 2 - LEG_SIDE / 2)
+            z = sz * (SEAT_DEPTH / 2 - LEG_SIDE / 2)
+            corners.append(
+                (
+                    _stack(x - LEG_SIDE / 2, 0.0, z - LEG_SIDE / 2, like=width),
+                    _stack(x + LEG_SIDE / 2, legs, z + LEG_SIDE / 2, like=width),
+                )
+            )
+    for side in (-1, 1):
+        x = side * (width / 2 - ARM_WIDTH / 2)
+        low_x, high_x = x - ARM_WIDTH / 2, x + ARM_WIDTH / 2
+        corners.append(
+            (
+                _stack(low_x, top + ARM_HEIGHT - ARM_THICKNESS, -SEAT_DEPTH / 2, like=width),
+                _stack(high_x, top + ARM_HEIGHT, SEAT_DEPTH / 2, like=width),
+            )
+        )
+        corners.append(
+            (
+                _stack(low_x, top, -SEAT_DEPTH / 2, like=width),
+                _stack(high_x, top + ARM_HEIGHT, -SEAT_DEPTH / 2 + ARM_WIDTH, like=width),
+            )
+        )
+    present = torch.ones(len(values), len(corners), dtype=torch.bool, device=values.device)
+    present[:, 5:] = (arms > 0.5)[:, None]
+    return torch.stack([c[0] for c in corners], 1), torch.stack([c[1] for c in corners], 1), present
+
+
+def back(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The back in its own frame: the pivot ``[N, 3]`` (the seat's top back edge) the frame
+    turns about, the tilt (radians, ``[N]``) and the box's corners ``[N, 1, 3]`` in that frame."""
+    width, legs, height, tilt = values[:, 0], values[:, 1], values[:, 2], values[:, 3]
+    pivot = _stack(0.0, legs + SEAT_THICKNESS, SEAT_DEPTH / 2, like=width)
+    low = _stack(-width / 2, 0.0, -BACK_THICKNESS, like=width)
+    high = _stack(width / 2, height, 0.0, like=width)
+    return pivot, torch.deg2rad(tilt.double()), low[:, None], high[:, None]
+
+
+def bounds(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corners ``[N, 1, 3]`` of a box holding the whole chair, back and armrests included."""
+    width, legs, height = values[:, 0], values[:, 1], values[:, 2]
+    cos, sin = cos_sin(torch.deg2rad(values[:, 3].double()))
+    above_seat = torch.maximum(cos * height + sin * BACK_THICKNESS, torch.full_like(height, ARM_HEIGHT))
+    top = legs + SEAT_THICKNESS + above_seat
+    low = _stack(-width / 2, 0.0, -SEAT_DEPTH / 2, like=width)
+    high = _stack(width / 2, top, SEAT_DEPTH / 2 + sin * height, like=width)
+    return (low - 1e-3)[:, None], (high + 1e-3)[:, None]
+
+
+def chair_hit(origin: torch.Tensor, direction: torch.Tensor, values: torch.Tensor) -> Hit:
+    """Rays ``[N, P, 3]`` from one origin per image (``[N, 1, 3]``), in the chair's frame,
+    against each image's chair (``values`` ``[N, 7]``, float32, in the order of
+    :func:`chairs_factors`); only rays that meet the chair's bounds are tested."""
+    low, high = bounds(values)
+    near = boxes(direction, low - origin, high - origin, 0).t < math.inf
+    low, high, present = parts(values)
+    low, high = low - origin, high - origin
+    pivot, tilt, back_low, back_high = back(values)
+    start = rotate_x(origin - pivot[:, None], -tilt)  # the origin in the back's frame
+    back_low, back_high = back_low - start, back_high - start
+
+    def exact(_: torch.Tensor, ray: torch.Tensor, rows: torch.Tensor) -> Hit:
+        turned = boxes(rotate_x(ray, -tilt[rows]), back_low[rows], back_high[rows], 0)
+        turned = turned._replace(normal=rotate_x(turned.normal, tilt[rows]))
+        return nearest(boxes(ray, low[rows], high[rows], 0, present[rows]), turned)
+
+    return within(near, origin, direction, exact)
+
+
+def shade_chairs(
+    values: torch.Tensor, image_size: int, supersample: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Grey images ``[N, 1, S, S]`` in [0, 1] of ``[N, 7]`` factor values, ray-cast afresh."""
+    values = values.to(device, torch.float64)
+    azimuth = torch.deg2rad(values[:, 5] - FACING)  # 0 when the camera faces the seat's front
+    eye = orbit(TARGET, CAMERA_DISTANCE, azimuth, torch.deg2rad(values[:, 6]))
+    origin, direction, frame = primary_rays(eye, TARGET, image_size, supersample, FOV)
+    hit = chair_hit(origin, direction, values.float())
+    light = normalize(to_world(torch.tensor([LIGHT], device=device), frame))
+    grey = torch.where(
+        hit.t < math.inf, ALBEDO * lambert(hit.normal, light[:, 0], AMBIENT), torch.full_like(hit.t, BACKGROUND)
+    )
+    return to_pixels(grey[:, None], image_size, supersample)
+
+
+@dataclass(frozen=True)
+class ChairRenderer:
+    """Renders ``[N, 7]`` factor values (columns in the order of :func:`chairs_factors`) to grey
+    images ``[N, 1, size, size]`` in [0, 1], in 8-bit steps; values off the grid take the nearest
+    grid value."""
+
+    image_size: int = 64
+    supersample: int = 4
+    max_points: int = 1 << 20  # ray samples per chunk of images; bounds peak memory
+    channels: int = 1
+    factors: Product = field(default_factory=chairs_factors, repr=False, compare=False)
+    memo: Memo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "memo", Memo(math.prod(self.factors.num_classes), self._images_of_keys, torch.uint8))
+
+    def _images_of_keys(self, keys: torch.Tensor, device: torch.device) -> torch.Tensor:
+        values = grid_values(self.factors, grid_labels(keys, self.factors.num_classes))
+        return (self.cast(values, device) * 255).round()
+
+    def cast(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """:func:`shade_chairs` afresh (no 8-bit steps), in chunks of ``max_points`` samples."""
+
+        def cast(rows: torch.Tensor) -> torch.Tensor:
+            return shade_chairs(rows, self.image_size, self.supersample, device)
+
+        return in_chunks(cast, (self.image_size * self.supersample) ** 2, self.max_points, values)
+
+    def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        keys = grid_index(self.factors.labels(values), self.factors.num_classes)
+        return self.memo(keys, device).float() / 255

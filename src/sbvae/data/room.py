@@ -1,0 +1,238 @@
+"""``objects_room``: the paper's 3D Object-in-Room, procedurally, on the factor grid of 3D Shapes.
+
+The factor grid is that of 3D Shapes (Kim and Mnih 2018; deepmind/3d-shapes), in the file's
+order (``_FACTORS_IN_ORDER`` there; disentanglement_lib's ``shapes3d.py`` uses the same order,
+factor sizes ``[10, 10, 10, 8, 4, 15]``), with the values of its ``labels`` array:
+
+* ``floor_hue``, ``wall_hue``, ``object_hue``: 10 values each, 0.0, 0.1, ..., 0.9 (linearly
+  spaced in [0, 1) -- hue 1 would repeat hue 0);
+* ``scale``: 8 values linearly spaced from 0.75 to 1.25, both included;
+* ``shape``: 4 values 0, 1, 2, 3 = cube, cylinder, sphere, capsule;
+* ``orientation``: 15 values linearly spaced from -30 to 30 degrees, both included.
+
+10 x 10 x 10 x 8 x 4 x 15 = 480,000 combinations. What orientation turns: disentanglement_lib
+calls the factor "azimuth" and the original file ``...Xview-azi``, the azimuth of the view.
+Here the camera moves around the vertical axis through the object by that angle, always
+looking at it: the room and the object turn together in the picture, the light stays with
+the room. A cube shows a different face, and the corner of the room moves across the
+background; a sphere looks the same, and then only the room shows the angle.
+
+The scene (our choices; the published renderer is not public): an infinite floor and two
+walls meeting in a corner behind the object (at orientation 0 the corner is straight behind
+it), seen from a fixed camera a little above the object, looking down at it. One object
+stands on the floor at the centre of the room: a cube (side 1), a cylinder (radius 0.5,
+height 1), a sphere (radius 0.5) or an upright capsule (radius 0.32, height 1.3), times
+``scale``. Colours are HSV with the factor's hue, saturation ``SATURATION`` and value
+``VALUE``. Shading is diffuse from one distant light above and to the front of the room
+(``LIGHT``) with an ambient term, and the object casts a hard shadow on the floor and walls;
+supersampling softens its edge.
+
+Rendering: a ray per sample point (``supersample`` x ``supersample`` per pixel) is cast from
+the camera and intersected analytically with the floor, the walls and the object; shadow rays
+from floor and wall points are tested against the object. Shading is linear in the material
+colours, so each image is ``sum_m colour_m * coverage_m``: ``coverage_m`` is the mean over a
+pixel's samples of "the sample sees material m" times its brightness, for m = floor, wall,
+object. That coverage depends only on scale, shape and orientation (480 combinations), so it is
+ray-cast once per combination, the first time a batch needs it (:class:`sbvae.data.memo.Memo`),
+and every image is then three colours times three looked-up maps: exactly what casting its rays
+again would give.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from sbvae.data.factors import Discrete, Product, grid
+from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
+from sbvae.data.raycast import (
+    Hit,
+    boxes,
+    disc,
+    in_chunks,
+    lambert,
+    nearest,
+    normalize,
+    orbit,
+    passes_sphere,
+    plane,
+    primary_rays,
+    sphere,
+    to_pixels,
+    tube,
+    within,
+)
+from sbvae.data.sprites import hsv_to_rgb
+
+SHAPES = ("cube", "cylinder", "sphere", "capsule")
+HUES = grid(0.0, 1.0, 10, endpoint=False)
+SCALES = grid(0.75, 1.25, 8)
+ORIENTATIONS = grid(-30.0, 30.0, 15)
+GEOMETRY = ("scale", "shape", "orientation")
+"""The factors the shaded coverage depends on; the hues only colour it."""
+
+FLOOR, WALL, OBJECT = 0, 1, 2
+TARGET = (0.0, 0.75, 0.0)
+"""The point the camera looks at, above the object's centre."""
+CAMERA_DISTANCE, CAMERA_ELEVATION = 4.9, 20.0
+"""The camera's distance from ``TARGET`` and height above it (degrees); orientation turns it
+about the vertical axis through ``TARGET``."""
+FOV = 42.0
+CORNER = 2.6
+"""Distance from the object's axis to the corner where the two walls meet."""
+LIGHT = (0.35, 1.2, -0.9)
+AMBIENT = 0.3
+SATURATION, VALUE = 0.8, 0.95
+CAPSULE_RADIUS, CAPSULE_HEIGHT = 0.32, 1.3
+
+
+def objects_room_factors() -> Product:
+    """The 3D Shapes grid, in its order: 10 x 10 x 10 x 8 x 4 x 15 = 480,000 combinations."""
+    return Product(
+        Discrete("floor_hue", HUES),
+        Discrete("wall_hue", HUES),
+        Discrete("object_hue", HUES),
+        Discrete("scale", SCALES),
+        Discrete("shape", range(len(SHAPES)), value_names=SHAPES),
+        Discrete("orientation", ORIENTATIONS),
+    )
+
+
+def _cube(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
+    zero = torch.zeros_like(scale)
+    low = torch.stack([-scale / 2, zero, -scale / 2], dim=1)[:, None] - origin
+    return boxes(direction, low, low + scale[:, None, None], OBJECT)
+
+
+def _cylinder(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
+    radius = scale / 2
+    return nearest(
+        tube(origin, direction, radius, torch.zeros_like(scale), scale, OBJECT),
+        disc(origin, direction, radius, scale, OBJECT),
+    )
+
+
+def _sphere(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
+    centre = torch.stack([torch.zeros_like(scale), scale / 2, torch.zeros_like(scale)], dim=1)
+    return sphere(origin, direction, centre, scale / 2, OBJECT)
+
+
+def _capsule(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
+    radius = CAPSULE_RADIUS * scale
+    low, high = radius, (CAPSULE_HEIGHT - CAPSULE_RADIUS) * scale
+    zero = torch.zeros_like(scale)
+    return nearest(
+        tube(origin, direction, radius, low, high, OBJECT),
+        sphere(origin, direction, torch.stack([zero, low, zero], dim=1), radius, OBJECT),
+        sphere(origin, direction, torch.stack([zero, high, zero], dim=1), radius, OBJECT),
+    )
+
+
+_OBJECTS = (_cube, _cylinder, _sphere, _capsule)
+
+
+def _any_object(origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor) -> Hit:
+    n, p = direction.shape[:2]
+    t = torch.full((n, p), math.inf, device=direction.device)
+    normal = torch.zeros(n, p, 3, device=direction.device)
+    origin = origin.expand(n, *origin.shape[1:])
+    for shape_id, intersect in enumerate(_OBJECTS):
+        rows = (shape == shape_id).nonzero().squeeze(1)
+        if len(rows):
+            hit = intersect(origin[rows], direction[rows], scale[rows])
+            t[rows], normal[rows] = hit.t, hit.normal
+    return Hit(t, normal, torch.full((n, p), OBJECT, device=direction.device))
+
+
+def object_hit(origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor) -> Hit:
+    """Rays ``[N, P, 3]`` (origins may be ``[N, 1, 3]``) against each image's object; only rays
+    that pass within ``scale`` of the point ``0.6 * scale`` above its base (a sphere around every
+    shape) are tested."""
+    centre = torch.stack([torch.zeros_like(scale), 0.6 * scale, torch.zeros_like(scale)], dim=1)
+    near = passes_sphere(origin, direction, centre, scale)
+    return within(near, origin, direction, lambda o, d, rows: _any_object(o, d, shape[rows], scale[rows]))
+
+
+def room_hit(origin: torch.Tensor, direction: torch.Tensor) -> Hit:
+    """Rays against the floor (y = 0) and the two walls meeting ``CORNER`` behind the object."""
+    device = direction.device
+    diagonal = 1 / math.sqrt(2)
+    floor = plane(origin, direction, torch.tensor([0.0, 1.0, 0.0], device=device), 0.0, FLOOR)
+    walls = [
+        plane(
+            origin, direction, torch.tensor([side * diagonal, 0.0, -diagonal], device=device), -CORNER * diagonal, WALL
+        )
+        for side in (-1.0, 1.0)
+    ]
+    return nearest(floor, *walls)
+
+
+def shaded_coverage(
+    scale: torch.Tensor,
+    shape: torch.Tensor,
+    orientation: torch.Tensor,
+    image_size: int,
+    supersample: int,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """``[N, 3, S, S]``: for floor, wall and object, the mean over each pixel's samples of
+    "the sample sees it" times its brightness (``orientation`` in degrees)."""
+    scale, shape = scale.to(device, torch.float32), shape.to(device)
+    azimuth = torch.deg2rad(orientation.to(device, torch.float64)).float()
+    elevation = torch.full_like(azimuth, math.radians(CAMERA_ELEVATION))
+    eye = orbit(TARGET, CAMERA_DISTANCE, azimuth, elevation)
+    origin, direction, _ = primary_rays(eye, TARGET, image_size, supersample, FOV)
+    hit = nearest(room_hit(origin, direction), object_hit(origin, direction, shape, scale))
+    light = normalize(torch.tensor(LIGHT, device=device))
+    point = origin + hit.t[..., None] * direction
+    shadow = object_hit(point + 1e-3 * hit.normal, light.expand_as(direction), shape, scale).t < math.inf
+    brightness = lambert(hit.normal, light, AMBIENT)
+    brightness = torch.where(shadow & (hit.material != OBJECT), torch.full_like(brightness, AMBIENT), brightness)
+    seen = torch.stack([(hit.material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=1)
+    return to_pixels(seen, image_size, supersample)
+
+
+@dataclass(frozen=True)
+class RoomRenderer:
+    """Renders ``[N, 6]`` factor values (columns in the order of :func:`objects_room_factors`)
+    to ``[N, 3, size, size]`` images in [0, 1]; values off the grid take the nearest grid value."""
+
+    image_size: int = 64
+    supersample: int = 4
+    max_points: int = 1 << 20  # ray samples per chunk of images; bounds peak memory
+    channels: int = 3
+    factors: Product = field(default_factory=objects_room_factors, repr=False, compare=False)
+    memo: Memo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "memo", Memo(math.prod(self._geometry.num_classes), self._coverage_of_keys))
+
+    @property
+    def _geometry(self) -> Product:
+        return Product(*(self.factors.parts[self.factors.names.index(name)] for name in GEOMETRY))
+
+    def _coverage_of_keys(self, keys: torch.Tensor, device: torch.device) -> torch.Tensor:
+        geometry = self._geometry
+        scale, shape, orientation = grid_values(geometry, grid_labels(keys, geometry.num_classes)).unbind(1)
+        return self.coverage(scale, shape.long(), orientation, device)
+
+    def coverage(
+        self, scale: torch.Tensor, shape: torch.Tensor, orientation: torch.Tensor, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
+        """:func:`shaded_coverage` ray-cast afresh, in chunks of ``max_points`` samples."""
+
+        def cast(scale: torch.Tensor, shape: torch.Tensor, orientation: torch.Tensor) -> torch.Tensor:
+            return shaded_coverage(scale, shape, orientation, self.image_size, self.supersample, device)
+
+        return in_chunks(cast, (self.image_size * self.supersample) ** 2, self.max_points, scale, shape, orientation)
+
+    def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        labels = self.factors.labels(values)
+        geometry = [self.factors.names.index(name) for name in GEOMETRY]
+        coverage = self.memo(grid_index(labels[:, geometry], self._geometry.num_classes), device)
+        hues = torch.tensor(HUES)[labels[:, :3]].reshape(-1).float()  # floor, wall, object
+        rgb = hsv_to_rgb(hues, torch.full_like(hues, SATURATION), torch.full_like(hues, VALUE))
+        colours = rgb.reshape(-1, 3, 3).to(device)  # [N, material, channel]
+        return (colours[:, :, :, None, None] * coverage[:, :, None]).sum(dim=1).clamp(0, 1)
