@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from sbvae.errors import ConfigError, UserError
+from sbvae.errors import ConfigError, UserError, environment_fault
 
 
 def _figure_names() -> list[str]:
@@ -303,6 +303,12 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("sbvae: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        fault = environment_fault(exc)
+        if fault is None:
+            raise
+        print(f"sbvae: error: {fault}", file=sys.stderr)
+        return 2
     return 0
 
 

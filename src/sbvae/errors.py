@@ -1,5 +1,16 @@
 """Errors a user can cause. The CLI turns each into one line on stderr and exit code 2."""
 
+from __future__ import annotations
+
+import errno
+import os
+
+# What the machine, not sbvae, gets wrong: a full disk, a read-only or forbidden folder, a name
+# too long, a failing device.
+ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.EIO, errno.EFBIG}
+)
+
 
 class UserError(Exception):
     """Bad input from the user: a config, a path, a file. Never a bug in sbvae."""
@@ -17,3 +28,18 @@ def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, or its type name when the message is empty."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def environment_fault(exc: BaseException) -> str | None:
+    """One line for an exception caused, directly or down its chain of causes, by the machine
+    (see ``ENVIRONMENT_ERRNOS``): ``"FILE: No space left on device"``; None for anything else.
+    Libraries wrap such faults (torch's writer raises a RuntimeError from the OSError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in ENVIRONMENT_ERRNOS:
+            reason = current.strerror or os.strerror(current.errno)
+            return f"{current.filename}: {reason}" if current.filename else reason
+        current = current.__cause__ or current.__context__
+    return None

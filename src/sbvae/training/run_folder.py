@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 import torch
 
 from sbvae.config import Config, build_config
-from sbvae.errors import CheckpointError, ConfigError, first_line
+from sbvae.errors import CheckpointError, ConfigError, UserError, environment_fault, first_line
 from sbvae.models import VAE, build_vae
 
 CHECKPOINT_FORMAT = 1
@@ -85,17 +85,21 @@ class RunPaths:
 def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(file)`` on a temporary sibling of ``path``, then rename it into place, so
     ``path`` holds either its old content or the whole new one (the temporary file is removed
-    if ``write`` fails)."""
+    if ``write`` fails). A fault of the machine (full disk, read-only folder, ...) is one
+    :class:`UserError` naming ``path``."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-    except BaseException:
+        os.replace(tmp, path)
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        fault = environment_fault(exc) if isinstance(exc, Exception) else None
+        if fault is not None:
+            raise UserError(f"cannot write {path} ({fault})") from None
         raise
-    os.replace(tmp, path)
 
 
 def atomic_write_json(path: Path, value: Any) -> None:
