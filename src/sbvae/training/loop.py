@@ -41,6 +41,7 @@ from sbvae.training.distributed import (
     world_from_env,
 )
 from sbvae.training.run_folder import (
+    RunLock,
     RunPaths,
     atomic_write_bytes,
     config_from_checkpoint,
@@ -281,16 +282,25 @@ def _train(
     progress: bool,
     callbacks: Sequence[Callback],
 ) -> Path:
-    main = world.is_main
     if resume_state is None:
         _on_main(world, lambda: prepare_new_run(run_dir))
     threads = set_threads(config.train.threads, world.local_size)
     trainer = Trainer(config, run_dir, device, world)
-    paths = trainer.paths
     if resume_state is not None:
-        trainer.load_state(resume_state)
-        if main:
-            _truncate_metrics(paths.metrics, trainer.step)
+        trainer.load_state(resume_state)  # a checkpoint that does not fit is refused before any write
+    lock = RunLock(run_dir)
+    _on_main(world, lock.acquire)  # rank 0 writes the folder, and holds it while training
+    try:
+        return _train_locked(trainer, threads, resume_state is not None, progress, callbacks)
+    finally:
+        lock.release()
+
+
+def _train_locked(trainer: Trainer, threads: int, resumed: bool, progress: bool, callbacks: Sequence[Callback]) -> Path:
+    config, device, world, paths = trainer.config, trainer.device, trainer.world, trainer.paths
+    run_dir, main = paths.root, world.is_main
+    if resumed and main:
+        _truncate_metrics(paths.metrics, trainer.step)
     t = config.train
     if main:
         save_config(config, paths.config)

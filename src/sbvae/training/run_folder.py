@@ -18,6 +18,7 @@ so loading one never executes code from it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pickle
@@ -210,3 +211,59 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
 def read_scores(run_dir: Path) -> dict[str, Any] | None:
     """A run's ``metrics.json``, or None when it has none (or it is unreadable)."""
     return read_json_object(RunPaths(run_dir).scores)
+
+
+LOCK_FILE = ".lock"
+_held: dict[Path, int] = {}  # run folders this process holds, with how many holders (re-entrant)
+
+
+class RunLock:
+    """Exclusive use of a run folder by one process: an ``flock`` on ``RUN/.lock``, which holds
+    the holder's process id. The kernel drops the lock when its process dies, however it dies,
+    so a lock left by a killed process is never in the way. A process may take it again while
+    it holds it (training draws its report at the end)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir, self.path = Path(run_dir), Path(run_dir) / LOCK_FILE
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        """Take the lock, or a :class:`CheckpointError` naming the process that holds it."""
+        key = self.run_dir.resolve()
+        if key in _held:
+            _held[key] += 1
+            return
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for as long as the lock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise CheckpointError(
+                f"run folder {self.run_dir} is in use by process {holder} (it holds {self.path}); wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle, _held[key] = handle, 1
+
+    def release(self) -> None:
+        key = self.run_dir.resolve()
+        if key not in _held:
+            return
+        _held[key] -= 1
+        if _held[key] == 0 and self._handle is not None:
+            del _held[key]
+            self._handle.truncate(0)
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

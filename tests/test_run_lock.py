@@ -1,0 +1,56 @@
+"""One writer per run folder: a second `sbvae train` on a folder in use is refused in one line;
+the lock of a killed process is no obstacle."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import TINY
+from sbvae.training.run_folder import LOCK_FILE, RunLock, load_checkpoint
+
+LONG = [t for t in TINY if not t.startswith("train.steps")] + ["train.steps=1000000"]
+
+
+def _wait_for(condition, seconds: float = 240.0) -> None:
+    deadline = time.monotonic() + seconds  # a bound for a broken run, not a timing assertion
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert condition(), "gave up waiting"
+
+
+def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path, run_cli):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "sbvae", "train", "--set", *LONG, "--out", str(run), "--quiet"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: (run / "checkpoint.pt").is_file())
+        second = subprocess.run(
+            [sys.executable, "-m", "sbvae", "train", "--resume", str(run), "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+        assert f"in use by process {first.pid}" in second.stderr
+        assert first.poll() is None  # the holder trains on
+        code, _, err = run_cli("train", "--resume", run, "--quiet")  # in-process too
+        assert code == 2 and f"in use by process {first.pid}" in err
+    finally:
+        first.send_signal(signal.SIGKILL)  # no clean-up runs: the lock file stays behind
+        first.wait()
+    assert (run / LOCK_FILE).read_text() == str(first.pid)
+    step = load_checkpoint(run / "checkpoint.pt")["step"]
+    code, _, err = run_cli("train", "--resume", run, "--set", f"train.steps={step + 3}", "--quiet")
+    assert code == 0, err
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == step + 3
+    assert (run / LOCK_FILE).read_text() == ""  # released
+
+
+def test_a_process_may_take_its_own_lock_again(tmp_path):
+    with RunLock(tmp_path), RunLock(tmp_path):
+        assert (tmp_path / LOCK_FILE).read_text() == str(os.getpid())
+    assert (tmp_path / LOCK_FILE).read_text() == ""
