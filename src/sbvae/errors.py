@@ -24,6 +24,10 @@ class CheckpointError(UserError):
     """A run folder or checkpoint that is missing, corrupt or incompatible."""
 
 
+class DivergenceError(UserError):
+    """Training that went to infinity or NaN, almost always from the learning rate or sigma."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, or its type name when the message is empty."""
     text = str(exc).strip()

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from sbvae.config import Config, save_config
 from sbvae.data import Batch, Dataset, make_dataset, make_generator
-from sbvae.errors import CheckpointError, UserError, first_line
+from sbvae.errors import CheckpointError, DivergenceError, UserError, first_line
 from sbvae.models import VAE, build_vae, count_parameters
 from sbvae.objectives import LossTerms, make_objective
 from sbvae.training.callbacks import Callback
@@ -148,12 +148,27 @@ class Trainer:
                 (terms.loss * share).backward()
             part = [t.detach() * share for t in terms]
             totals = part if totals is None else [a + b for a, b in zip(totals, part)]
+        assert totals is not None  # the batch is never empty
+        self._stop_if_diverged(totals[0])
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         self.optimizer.step()
         self.step += 1
-        assert totals is not None  # the batch is never empty
         return LossTerms(*totals)
+
+    def _stop_if_diverged(self, loss: torch.Tensor) -> None:
+        """A :class:`DivergenceError` before the update when any gradient is not finite. Across
+        processes the gradients are already averaged, so every rank decides alike; the weights,
+        and so every checkpoint, stay finite."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+            return
+        t, o = self.config.train, self.config.objective
+        raise DivergenceError(
+            f"training diverged at step {self.step + 1}: the loss is {loss.item():.4g} and its gradient is not "
+            f"finite; this step was not applied and the last checkpoint, if any, is kept; "
+            f"a smaller train.lr (now {t.lr:g}) or a larger objective.sigma (now {o.sigma:g}) usually helps"
+        )
 
     # -- evaluation ----------------------------------------------------------------------
     @property
