@@ -54,3 +54,22 @@ def test_a_process_may_take_its_own_lock_again(tmp_path):
     with RunLock(tmp_path), RunLock(tmp_path):
         assert (tmp_path / LOCK_FILE).read_text() == str(os.getpid())
     assert (tmp_path / LOCK_FILE).read_text() == ""
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_in_its_folder(tmp_path, run_cli, tiny_overrides):
+    run = tmp_path / "run"
+    (run / "tensorboard").mkdir(parents=True)
+    (run / "config.yaml").write_text("an earlier config\n")
+    (run / "metrics.jsonl").write_text('{"step": 2, "split": "train", "loss": 1.0}\n')
+    (run / LOCK_FILE).write_text("12345")  # its process is gone: nothing holds the lock
+    code, out, err = run_cli("train", "--set", *tiny_overrides, "--out", run, "--quiet")
+    assert code == 0, err
+    assert "stopped before its first checkpoint" in out
+    (aside,) = run.glob("stopped-*")
+    assert (aside / "config.yaml").read_text() == "an earlier config\n"  # kept, not overwritten
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 6
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")  # not a run's files: refused as before
+    code, _, err = run_cli("train", "--set", *tiny_overrides, "--out", tmp_path / "mine", "--quiet")
+    assert code == 2 and "already exists and is not empty" in err

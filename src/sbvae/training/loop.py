@@ -41,6 +41,7 @@ from sbvae.training.distributed import (
     world_from_env,
 )
 from sbvae.training.run_folder import (
+    LOCK_FILE,
     RunLock,
     RunPaths,
     atomic_write_bytes,
@@ -217,8 +218,27 @@ def _truncate_metrics(path: Path, step: int) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(kept.encode()))
 
 
+# What a run writes before its first checkpoint: a folder holding only these was stopped before
+# it saved any training state, and is started again.
+EARLY_FILES = frozenset({"config.yaml", "metrics.jsonl", "tensorboard", LOCK_FILE})
+
+
+def _stopped_before_checkpoint(run_dir: Path) -> bool:
+    return run_dir.is_dir() and all(p.name in EARLY_FILES for p in run_dir.iterdir())
+
+
 def prepare_new_run(run_dir: Path) -> None:
-    """Create an empty run folder; refuse one that already holds files."""
+    """Create an empty run folder; refuse one that already holds files, unless it holds only
+    what a run stopped before its first checkpoint leaves, which is set aside in
+    ``RUN/stopped-TIME/`` (nothing is deleted) so the run starts again."""
+    if _stopped_before_checkpoint(run_dir) and any(run_dir.iterdir()):
+        with RunLock(run_dir):  # not a run still on its way to its first checkpoint
+            aside = run_dir / f"stopped-{time.strftime('%Y%m%d-%H%M%S')}"
+            aside.mkdir()
+            for entry in [p for p in run_dir.iterdir() if p.name in EARLY_FILES - {LOCK_FILE}]:
+                entry.rename(aside / entry.name)
+        print(f"{run_dir} was stopped before its first checkpoint: its files are set aside in {aside}")
+        return
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise UserError(
             f"output folder {run_dir} already exists and is not empty (choose another --out, or --resume {run_dir})"
