@@ -14,6 +14,7 @@ logged or saved along the way). A field without a role is a bug that a test catc
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -260,6 +261,8 @@ def _coerce(where: str, value: Any, annotation: Any) -> Any:
             value = float(value)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, not {value}")
     elif annotation is str:
         ok = isinstance(value, str)
     else:  # pragma: no cover - every field type is listed above
@@ -300,6 +303,12 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | None = N
     return build_config(raw)
 
 
+# Upper bounds for counts: far above any real run, below what overflows or exhausts the machine.
+MAX_SEED = 2**31
+MAX_THREADS = 1024
+MAX_STEPS = 10**12
+
+
 def _positive(where: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(f"{where} must be positive, not {value}")
@@ -336,10 +345,12 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train.mig_every must be >= 0 (0 = off), not {t.mig_every}")
     if t.mig_samples < 2:
         raise ConfigError(f"train.mig_samples must be at least 2, not {t.mig_samples}")
-    if t.seed < 0:
-        raise ConfigError(f"train.seed must be >= 0, not {t.seed}")
-    if t.threads < 0:
-        raise ConfigError(f"train.threads must be >= 0 (0 = automatic), not {t.threads}")
+    if not 0 <= t.seed < MAX_SEED:
+        raise ConfigError(f"train.seed must be in [0, {MAX_SEED}), not {t.seed}")
+    if not 0 <= t.threads <= MAX_THREADS:
+        raise ConfigError(f"train.threads must be in [0, {MAX_THREADS}] (0 = automatic), not {t.threads}")
+    if t.steps > MAX_STEPS:
+        raise ConfigError(f"train.steps must be at most {MAX_STEPS:,}, not {t.steps:,}")
     if t.micro_batch < 0 or (0 < t.micro_batch < t.batch_size and t.batch_size % t.micro_batch):
         raise ConfigError(
             f"train.micro_batch must divide train.batch_size ({t.batch_size}), or be 0 "
