@@ -17,6 +17,11 @@ the absolute numbers do not. What is measured:
   rounds on as many threads (the practical limit of the machine);
 * the renderer against a per-image Pillow polygon renderer (how spriteworld and the peers
   draw), both anti-aliased by 4x4 supersampling, at 64 px;
+* the 3D scenes' renderers (``objects_room``, ``chairs``) at 32 px (and 64), images/s of a
+  batch of 64 looked up (what training gets once a combination has been drawn before) and
+  ray-cast afresh (the first time), each against the training images/s of the default model
+  (the ``default`` preset) at that size, timed on the sprite preset with as many channels
+  (sprites render in a small part of the step, so the step is the model's);
 * evaluation encoding (render + encode, as the metrics do) against the encoder's forward pass;
 * peak resident memory of a training step above the resting process (Linux ``VmHWM``).
 """
@@ -42,8 +47,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from sbvae.config import Config, DataConfig, ModelConfig, TrainConfig
-from sbvae.data import make_dataset, make_generator
+from sbvae.config import Config, DataConfig, ModelConfig, TrainConfig, load_config
+from sbvae.data import SceneDataset, make_dataset, make_generator
 from sbvae.data.sprites import MARGIN, SHAPES, UNIT, hsv_to_rgb
 from sbvae.evaluation.sampling import GroundTruthSampler
 from sbvae.models import VAE, SpatialBroadcastDecoder, build_vae
@@ -213,6 +218,47 @@ def train_cases(
     return cases
 
 
+SCENES = {"objects_room": "colored_sprites", "chairs": "dsprites"}
+"""Each 3D scene, and the sprite preset with as many channels on which the default model's
+training step is timed beside it."""
+SCENE_BATCH = 64
+
+
+@dataclass
+class SceneCase:
+    """A scene's renderer at ``size`` px on a fixed batch of factor values, looked up or
+    ray-cast afresh, and the default model's training step at that size."""
+
+    preset: str
+    size: int
+
+    @functools.cached_property
+    def data(self) -> SceneDataset:
+        data = make_dataset(self.preset, self.size)
+        assert isinstance(data, SceneDataset)
+        return data
+
+    @functools.cached_property
+    def values(self) -> torch.Tensor:
+        return self.data.factors.sample(SCENE_BATCH, make_generator(0, "bench-scene"))
+
+    @functools.cached_property
+    def training(self) -> TrainCase:
+        sprites = SCENES[self.preset]
+        config = load_config("default", [f"data.preset={sprites}", f"data.image_size={self.size}"])
+        return TrainCase(f"default model on {sprites} {self.size}px", config)
+
+    def look_up(self) -> None:
+        self.data.render(self.values)  # ray-cast on the first call (the warm-up), looked up after
+
+    def cast(self) -> None:
+        self.data.renderer.cast(self.values)
+
+
+def scene_cases(sizes: list[int]) -> list[SceneCase]:
+    return [SceneCase(preset, size) for size in sizes for preset in SCENES]
+
+
 def peak_step_memory_mb(decoder: str, size: int, batch: int) -> float | None:
     """Peak RSS of one training step above the process's RSS just before it, in MB, measured
     in a fresh Python process (so no earlier case's cached memory hides it); None off Linux."""
@@ -329,6 +375,11 @@ def run_benchmark(
     sizes, batches = ([32], [16, 64]) if quick else ([32, 64], [16, 64])
     cases = train_cases(sizes, batches, compiled=compiled, thread_sweep=True)
     timed: dict[str, Callable[[], object]] = {c.name: c.step for c in cases}
+    scenes = scene_cases(sizes)
+    for scene in scenes:
+        timed[f"look up {scene.preset} {scene.size}px"] = scene.look_up
+        timed[f"ray-cast {scene.preset} {scene.size}px"] = scene.cast
+        timed.setdefault(scene.training.name, scene.training.step)
     timed["matmul"] = _matmul()
     if any(c.threads for c in cases):
         timed["matmul-1thread"] = _matmul(1)
@@ -367,6 +418,21 @@ def run_benchmark(
             ref = train[f"sbd-reference {tag}"]
             train[c.name]["speedup_vs_reference"] = train[c.name]["images_per_sec"] / ref["images_per_sec"]
 
+    scene_rates: dict[str, dict[str, Any]] = {}
+    for scene in scenes:
+        tag = f"{scene.preset} {scene.size}px"
+        training = scene.training.batch_size / statistics.median(times[scene.training.name])
+        looked_up = SCENE_BATCH / statistics.median(times[f"look up {tag}"])
+        cast = SCENE_BATCH / statistics.median(times[f"ray-cast {tag}"])
+        scene_rates[tag] = {
+            "looked_up_images_per_sec": looked_up,
+            "ray_cast_images_per_sec": cast,
+            "training_images_per_sec": training,
+            "training_case": scene.training.name,
+            "looked_up_vs_training": looked_up / training,
+            "ray_cast_vs_training": cast / training,
+        }
+
     data = make_dataset("colored_sprites", 64)
     values = data.factors.sample(256, make_generator(0, "bench-render"))
     ours = 256 / median_seconds(lambda: data.render(values), repeats)
@@ -389,6 +455,7 @@ def run_benchmark(
         "matmul_gflops_1thread": peak_one,
         "train": train,
         "render_64px": {"ours_images_per_sec": ours, "pillow_images_per_sec": pillow, "ratio": ours / pillow},
+        "scenes": scene_rates,
         "encode_64px": {
             "render_and_encode_images_per_sec": encode,
             "encoder_forward_images_per_sec": forward,
@@ -416,6 +483,19 @@ def format_report(result: dict[str, Any]) -> str:
             f"| {name} | {row['images_per_sec']:.0f} | {row['gflops']:.1f} | "
             f"{100 * row['fraction_of_matmul']:.0f}% | {speedup} | {mb} |"
         )
+    if result.get("scenes"):
+        lines += [
+            "",
+            "| 3D scene, 4x4 supersampling | looked up, images/s | ray-cast, images/s | default model trains, "
+            "images/s | looked up / training | ray-cast / training |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for name, row in result["scenes"].items():
+            lines.append(
+                f"| {name} | {row['looked_up_images_per_sec']:,.0f} | {row['ray_cast_images_per_sec']:,.0f} | "
+                f"{row['training_images_per_sec']:,.0f} | {row['looked_up_vs_training']:,.0f}x | "
+                f"{row['ray_cast_vs_training']:.1f}x |"
+            )
     r, e = result["render_64px"], result["encode_64px"]
     lines += [
         "",

@@ -1,10 +1,12 @@
-"""Data with exact ground truth: factor distributions, the sprite renderer, presets."""
+"""Data with exact ground truth: factor distributions, the sprite renderer, the ray-cast 3D scenes,
+presets."""
 
 from sbvae.data.dataset import (
     Batch,
     Dataset,
     GroundTruthDataset,
     ImageDataset,
+    SceneDataset,
     SpriteDataset,
     derive_seed,
     make_generator,
@@ -34,6 +36,7 @@ __all__ = [
     "ImageDataset",
     "Intersection",
     "Product",
+    "SceneDataset",
     "SetMinus",
     "SpriteDataset",
     "SpriteRenderer",

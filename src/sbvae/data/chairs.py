@@ -208,7 +208,8 @@ class ChairRenderer:
         return (self.cast(values, device) * 255).round()
 
     def cast(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-        """:func:`shade_chairs` afresh (no 8-bit steps), in chunks of ``max_points`` samples."""
+        """The images of ``values`` ray-cast afresh (:func:`shade_chairs`, in chunks of
+        ``max_points`` samples), before :meth:`render` stores them in 8-bit steps."""
 
         def cast(rows: torch.Tensor) -> torch.Tensor:
             return shade_chairs(rows, self.image_size, self.supersample, device)

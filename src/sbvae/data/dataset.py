@@ -167,6 +167,10 @@ class SceneRenderer(Protocol):
 
     def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor: ...
 
+    def cast(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The same images, ray-cast afresh even where ``render`` would look them up."""
+        ...
+
 
 @dataclass(frozen=True)
 class SceneDataset(GroundTruthDataset):

@@ -210,8 +210,12 @@ class RoomRenderer:
         object.__setattr__(self, "memo", Memo(math.prod(self._geometry.num_classes), self._coverage_of_keys))
 
     @property
+    def _columns(self) -> list[int]:
+        return [self.factors.names.index(name) for name in GEOMETRY]
+
+    @property
     def _geometry(self) -> Product:
-        return Product(*(self.factors.parts[self.factors.names.index(name)] for name in GEOMETRY))
+        return Product(*(self.factors.parts[column] for column in self._columns))
 
     def _coverage_of_keys(self, keys: torch.Tensor, device: torch.device) -> torch.Tensor:
         geometry = self._geometry
@@ -228,11 +232,20 @@ class RoomRenderer:
 
         return in_chunks(cast, (self.image_size * self.supersample) ** 2, self.max_points, scale, shape, orientation)
 
+    def _paint(self, labels: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
+        """Images from the hue labels ``[N, 3]`` (floor, wall, object) and ``coverage``."""
+        hues = torch.tensor(HUES)[labels[:, :3]].reshape(-1).float()
+        rgb = hsv_to_rgb(hues, torch.full_like(hues, SATURATION), torch.full_like(hues, VALUE))
+        colours = rgb.reshape(-1, 3, 3).to(coverage.device)  # [N, material, channel]
+        return (colours[:, :, :, None, None] * coverage[:, :, None]).sum(dim=1).clamp(0, 1)
+
+    def cast(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The images of ``values`` ray-cast afresh (what :meth:`render` looks up)."""
+        labels = self.factors.labels(values)
+        scale, shape, orientation = grid_values(self._geometry, labels[:, self._columns]).unbind(1)
+        return self._paint(labels, self.coverage(scale, shape.long(), orientation, device))
+
     def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
         labels = self.factors.labels(values)
-        geometry = [self.factors.names.index(name) for name in GEOMETRY]
-        coverage = self.memo(grid_index(labels[:, geometry], self._geometry.num_classes), device)
-        hues = torch.tensor(HUES)[labels[:, :3]].reshape(-1).float()  # floor, wall, object
-        rgb = hsv_to_rgb(hues, torch.full_like(hues, SATURATION), torch.full_like(hues, VALUE))
-        colours = rgb.reshape(-1, 3, 3).to(device)  # [N, material, channel]
-        return (colours[:, :, :, None, None] * coverage[:, :, None]).sum(dim=1).clamp(0, 1)
+        keys = grid_index(labels[:, self._columns], self._geometry.num_classes)
+        return self._paint(labels, self.memo(keys, device))

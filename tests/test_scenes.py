@@ -1,0 +1,239 @@
+"""objects_room and chairs: the published factor grids, exact and reproducible ray-cast images,
+scenes that read as what they are, and the whole pipeline (train, figures, evaluate) on them."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from sbvae.bench import SceneCase
+from sbvae.config import load_config
+from sbvae.data import find_factor, make_dataset, make_generator
+from sbvae.data.chairs import AZIMUTHS, BACK_TILTS, ChairRenderer, chairs_factors
+from sbvae.data.memo import Memo, grid_index, grid_labels
+from sbvae.data.room import OBJECT, RoomRenderer, objects_room_factors, shaded_coverage
+from sbvae.data.sprites import hsv_to_rgb
+from sbvae.training.run_folder import FIGURE_FILES
+
+SCENES = ("objects_room", "chairs")
+FRESH = {"objects_room": RoomRenderer, "chairs": ChairRenderer}
+"""Renderers built here, not by the presets: each starts with nothing ray-cast."""
+
+
+def sample(preset: str, n: int, seed: int = 0) -> torch.Tensor:
+    return make_dataset(preset, 16).factors.sample(n, make_generator(seed, "scenes"))
+
+
+# -- the factor grids ---------------------------------------------------------------------
+
+
+def test_objects_room_has_the_3d_shapes_grid_in_its_order():
+    factors = objects_room_factors()
+    assert factors.names == ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
+    assert factors.num_classes == (10, 10, 10, 8, 4, 15)
+    assert math.prod(factors.num_classes) == 480_000
+    for hue in ("floor_hue", "wall_hue", "object_hue"):
+        assert find_factor(factors, hue).values.tolist() == pytest.approx([i / 10 for i in range(10)], abs=1e-12)
+    assert find_factor(factors, "scale").values.tolist() == pytest.approx([0.75 + i / 14 for i in range(8)])
+    assert find_factor(factors, "orientation").values.tolist() == pytest.approx([-30 + 60 * i / 14 for i in range(15)])
+    shape = find_factor(factors, "shape")
+    assert shape.values.tolist() == [0, 1, 2, 3]
+    assert shape.value_names == ("cube", "cylinder", "sphere", "capsule")
+
+
+def test_chairs_have_31_azimuths_over_the_full_turn_and_2_elevations():
+    factors = chairs_factors()
+    assert factors.names == (
+        "seat_width", "leg_length", "back_height", "back_tilt", "armrests", "azimuth", "elevation"
+    )  # fmt: skip
+    assert factors.num_classes == (4, 4, 3, 3, 2, 31, 2)
+    assert math.prod(factors.num_classes) == 17_856
+    azimuth = find_factor(factors, "azimuth").values
+    assert azimuth[0] == 0 and azimuth.diff().tolist() == pytest.approx([360 / 31] * 30)
+    assert azimuth[-1] + 360 / 31 == pytest.approx(360)
+    assert find_factor(factors, "elevation").values.tolist() == [20.0, 30.0]
+    assert find_factor(factors, "armrests").value_names == ("no arms", "arms")
+
+
+@pytest.mark.parametrize(
+    "preset, factor, value, text",
+    [("objects_room", "shape", 3.0, "capsule"), ("chairs", "armrests", 1.0, "arms"),
+     ("colored_sprites", "shape", 2.0, "heart"), ("objects_room", "scale", 0.75, "0.75")],
+)  # fmt: skip
+def test_figures_name_the_values_a_factor_names(preset, factor, value, text):
+    assert make_dataset(preset, 16).value_text(factor, value) == text
+
+
+def test_each_dataset_names_the_factors_of_its_geometry_plot():
+    assert make_dataset("colored_sprites", 16).plane_factors == ("x", "y")
+    assert make_dataset("objects_room", 16).plane_factors == ("orientation", "scale")
+    assert make_dataset("chairs", 16).plane_factors == ("seat_width", "leg_length")
+
+
+# -- the images ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", SCENES)
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_images_have_the_dataset_shape_and_range(preset, size):
+    data = make_dataset(preset, size)
+    images = data.render(sample(preset, 2, seed=size))
+    assert images.shape == (2, data.channels, size, size)
+    assert images.dtype == torch.float32
+    assert images.min() >= 0 and images.max() <= 1
+    assert images.std() > 0.05  # a picture, not a flat field
+
+
+@pytest.mark.parametrize("preset", SCENES)
+def test_every_step_of_every_factor_changes_the_image(preset):
+    """Each factor moved from one grid value to the next, the others at their centre, changes
+    some pixel by more than 0.05, even at 16 px."""
+    data = make_dataset(preset, 16)
+    for column, name in enumerate(data.factor_names):
+        grid = data.factor(name).values
+        values = data.centre_values(len(grid))
+        values[:, column] = grid
+        images = data.render(values)
+        change = (images[1:] - images[:-1]).abs().flatten(1).max(dim=1).values
+        assert change.min() > 0.05, (name, change)
+
+
+@pytest.mark.parametrize("preset", SCENES)
+def test_images_are_deterministic_and_a_batch_equals_images_one_by_one(preset):
+    values = sample(preset, 6, seed=1)
+    batch = FRESH[preset](16).render(values)
+    assert torch.equal(batch, FRESH[preset](16).render(values))  # another renderer, cast afresh
+    alone = FRESH[preset](16)
+    assert torch.equal(batch, torch.cat([alone.render(v[None]) for v in values]))
+
+
+def test_the_ray_caster_gives_the_same_batch_and_single_images():
+    room, chairs = RoomRenderer(16), ChairRenderer(16)
+    values = sample("objects_room", 5, seed=2)
+    scale, shape, orientation = values[:, 3], values[:, 4].long(), values[:, 5]
+    together = room.coverage(scale, shape, orientation)
+    assert torch.equal(together, torch.cat([room.coverage(scale[i : i + 1], shape[i : i + 1], orientation[i : i + 1])
+                                            for i in range(5)]))  # fmt: skip
+    values = sample("chairs", 5, seed=2)
+    assert torch.equal(chairs.cast(values), torch.cat([chairs.cast(v[None]) for v in values]))
+
+
+def test_a_room_is_its_three_colours_times_what_the_ray_caster_sees():
+    """The looked-up image equals floor, wall and object colour times their shaded coverage,
+    cast afresh; a chair equals its cast in 8-bit steps."""
+    values = sample("objects_room", 4, seed=3)
+    coverage = shaded_coverage(values[:, 3], values[:, 4].long(), values[:, 5], 16, 4)
+    hues = values[:, :3].reshape(-1).float()
+    colours = hsv_to_rgb(hues, torch.full_like(hues, 0.8), torch.full_like(hues, 0.95)).reshape(4, 3, 3)
+    expected = torch.einsum("nmc,nmhw->nchw", colours, coverage).clamp(0, 1)
+    room = RoomRenderer(16)
+    assert torch.allclose(room.render(values), expected, atol=1e-6)
+    assert torch.equal(room.render(values), room.cast(values))
+    chairs = ChairRenderer(16)
+    values = sample("chairs", 4, seed=3)
+    assert torch.equal(chairs.render(values), (chairs.cast(values) * 255).round() / 255)
+
+
+@pytest.mark.parametrize("preset", SCENES)
+def test_values_off_the_grid_take_the_nearest_grid_value(preset):
+    data = make_dataset(preset, 16)
+    values = sample(preset, 4, seed=4)
+    nudged = values + 0.01 * torch.randn(values.shape, generator=make_generator(0, "nudge"), dtype=torch.float64)
+    assert torch.equal(data.render(values), data.render(nudged))
+    assert torch.equal(data.factors.labels(values), data.factors.labels(nudged))
+
+
+def test_the_object_stands_in_the_middle_of_a_room_of_floor_and_walls():
+    """At orientation 0 each shape is centred left to right; the floor fills the bottom row, the
+    walls the top row; the largest object never reaches the top of the picture."""
+    shape = torch.arange(4)
+    coverage = shaded_coverage(torch.full((4,), 1.25), shape, torch.zeros(4), 32, 2)
+    seen = coverage > 0
+    columns = torch.arange(32, dtype=torch.float32) + 0.5
+    weight = seen[:, OBJECT].float().sum(dim=1)  # [4, 32]: object samples per column
+    centre = (weight * columns).sum(dim=1) / weight.sum(dim=1)
+    assert centre.tolist() == pytest.approx([16.0] * 4, abs=0.75)
+    assert seen[:, 0, -1].all() and not seen[:, 1, -1].any()  # bottom row: floor only
+    assert seen[:, 1, 0].all() and not seen[:, 0, 0].any()  # top row: walls only
+    tall = shaded_coverage(torch.full((15,), 1.25), torch.full((15,), 3), objects_room_factors().parts[5].values, 32, 2)
+    assert not (tall[:, OBJECT, :2] > 0).any()
+
+
+def test_the_largest_chair_fits_in_every_view():
+    renderer = ChairRenderer(16, 2)
+    rows = [[1.25, 0.8, 1.0, tilt, 1.0, azimuth, elevation] for tilt in BACK_TILTS for azimuth in AZIMUTHS
+            for elevation in (20.0, 30.0)]  # fmt: skip
+    images = renderer.cast(torch.tensor(rows, dtype=torch.float64))[:, 0]
+    border = torch.cat([images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], dim=1)
+    assert (border == 1.0).all()  # the white background all round
+    assert (images < 0.9).flatten(1).any(dim=1).all()  # and a chair in every picture
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("preset", SCENES)
+def test_cuda_renders_what_the_cpu_renders(preset):
+    values = sample(preset, 4, seed=5)
+    on_gpu = FRESH[preset](16).render(values, "cuda")
+    assert on_gpu.device.type == "cuda"
+    assert torch.allclose(on_gpu.cpu(), FRESH[preset](16).render(values), atol=2 / 255)
+
+
+# -- the memo -----------------------------------------------------------------------------
+
+
+def test_grid_index_and_labels_are_inverse_mixed_radix():
+    sizes = [3, 4, 5]
+    labels = torch.tensor([[0, 0, 0], [0, 0, 4], [0, 1, 0], [2, 3, 4]])
+    assert grid_index(labels, sizes).tolist() == [0, 4, 5, 59]
+    assert torch.equal(grid_labels(torch.arange(60), sizes)[[0, 4, 5, 59]], labels)
+
+
+def test_memo_computes_each_key_once():
+    asked: list[list[int]] = []
+
+    def compute(keys: torch.Tensor, device: torch.device) -> torch.Tensor:
+        asked.append(keys.tolist())
+        return keys[:, None].float() * 10
+
+    memo = Memo(8, compute)
+    assert memo(torch.tensor([3, 1, 3]), "cpu")[:, 0].tolist() == [30, 10, 30]
+    assert memo(torch.tensor([1, 5]), "cpu")[:, 0].tolist() == [10, 50]
+    assert asked == [[1, 3], [5]] and memo.filled() == 3
+
+
+def test_bench_times_a_scene_beside_the_default_model_on_sprites_with_as_many_channels():
+    for preset in SCENES:
+        case = SceneCase(preset, 16)
+        config = case.training.config
+        assert config.data.image_size == 16 and config.model == load_config("default").model
+        assert make_dataset(config.data.preset, 16).channels == case.data.channels
+        assert config.data.preset in ("colored_sprites", "dsprites")
+
+
+# -- the pipeline -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", SCENES)
+def test_train_draw_and_evaluate_a_scene_through_the_cli(preset, tmp_path, run_cli, tiny_overrides):
+    run = tmp_path / preset
+    args = [*tiny_overrides, f"data.preset={preset}", "data.image_size=16", "train.mig_samples=100"]
+    code, out, err = run_cli("train", "--set", *args, "--out", run, "--quiet")
+    assert code == 0, err
+    assert f"{preset} 16px" in out
+    for file in FIGURE_FILES.values():
+        assert (run / file).stat().st_size > 1000, file
+    with Image.open(run / "data.png") as picture:
+        assert picture.convert("L").getextrema()[1] - picture.convert("L").getextrema()[0] > 50
+    code, _, err = run_cli("visualize", run, "--only", "geometry", "--factors", "azimuth,elevation"
+                           if preset == "chairs" else "object_hue,shape")  # fmt: skip
+    assert code == 0, err
+    code, _, err = run_cli("evaluate", run, "--metrics", "mig,sap", "--num-train", "100", "--num-test", "50")
+    assert code == 0, err
+    scores = json.loads((run / "metrics.json").read_text())["scores"]
+    assert {"discrete_mig", "sap_score"} <= set(scores)
+    code, _, err = run_cli("data", preset, "--out", tmp_path / "data.png", "--image-size", "16", "--count", "4")
+    assert code == 0 and (tmp_path / "data.png").stat().st_size > 1000, err
