@@ -307,6 +307,9 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | None = N
 MAX_SEED = 2**31
 MAX_THREADS = 1024
 MAX_STEPS = 10**12
+MAX_LATENTS = 1024  # every figure draws a row per latent
+MAX_LAYERS = 64
+MAX_SUPERSAMPLE = 16
 
 
 def _positive(where: str, value: float) -> None:
@@ -329,6 +332,13 @@ def validate(config: Config) -> None:
     for key in ("latent_dim", "encoder_channels", "encoder_hidden", "sbd_layers", "sbd_channels", "deconv_channels"):
         _positive(f"model.{key}", getattr(m, key))
     _positive("model.sbd_kernel", m.sbd_kernel)
+    for key, most in (("latent_dim", MAX_LATENTS), ("sbd_layers", MAX_LAYERS)):
+        if getattr(m, key) > most:
+            raise ConfigError(f"model.{key} must be at most {most}, not {getattr(m, key)}")
+    if d.supersample > MAX_SUPERSAMPLE:
+        raise ConfigError(f"data.supersample must be at most {MAX_SUPERSAMPLE}, not {d.supersample}")
+    if m.sbd_kernel > d.image_size:
+        raise ConfigError(f"model.sbd_kernel must be at most data.image_size ({d.image_size}), not {m.sbd_kernel}")
     if m.broadcast == "same" and m.sbd_kernel % 2 == 0:
         raise ConfigError("model.sbd_kernel must be odd with model.broadcast=same")
     _positive("objective.sigma", o.sigma)

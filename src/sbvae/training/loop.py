@@ -40,6 +40,7 @@ from sbvae.training.distributed import (
     stop,
     world_from_env,
 )
+from sbvae.training.resources import check_fits
 from sbvae.training.run_folder import (
     LOCK_FILE,
     RunLock,
@@ -297,6 +298,8 @@ def train(
     device = device if isinstance(device, torch.device) else select_device(device)
     world = world_from_env()
     check_batch(world, config.train.batch_size, config.train.micro_batch)
+    channels = make_dataset(config.data.preset, 16, 1).channels
+    check_fits(config, channels, torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None)
     device = start(world, device)
     try:
         return _train(config, run_dir, device, world, resume_state, progress, callbacks)
