@@ -1,0 +1,189 @@
+"""Inject faults into `sbvae` commands and count how each one ends.
+
+    .venv/bin/python benchmarks/fault_injection.py [--out /tmp/faults]
+
+Every case runs the real command line in a fresh process and is judged by what a user sees:
+*one line* (exit 2, or 143 for SIGTERM, and exactly one line on stderr starting with
+``sbvae:``), *handled* (exit 0, the damage read past with at most a warning), or a
+*traceback* (anything else). After each case the script also checks that
+nothing was left half-written (no ``*.tmp``) and, where a run folder existed before, that its
+checkpoint still loads. It prints one row per case and the counts at the end; the exit code is
+the number of cases that did not end in one clean line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+TINY = [
+    "data.image_size=32",
+    "model.sbd_layers=2",
+    "model.sbd_channels=16",
+    "train.steps=6",
+    "train.batch_size=8",
+    "train.log_every=2",
+    "train.eval_every=3",
+    "train.checkpoint_every=3",
+    "data.val_size=16",
+    "train.threads=1",
+    "train.mig_samples=200",
+]
+EXTREME = [
+    "data.image_size=1048576",
+    "train.batch_size=100000000",
+    "model.latent_dim=100000",
+    "data.supersample=100000",
+    "data.val_size=100000000",
+    "train.mig_samples=1000000000",
+    "model.sbd_kernel=1001",
+    "model.encoder_channels=1000000",
+    "model.sbd_layers=100000",
+    "train.seed=100000000000000000000000",
+    "train.threads=100000",
+    "train.steps=1000000000000000000000000",
+    "train.lr=.inf",
+    "train.lr=.nan",
+    "objective.sigma=.nan",
+    "objective.beta=.inf",
+]
+
+
+def sbvae(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "sbvae", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def verdict(done: subprocess.CompletedProcess, codes: tuple[int, ...] = (2,)) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
+    if done.returncode in codes and len(lines) == 1 and lines[0].startswith("sbvae: "):
+        return "one line"
+    if done.returncode == 0 and "Traceback" not in done.stderr:
+        return "handled"
+    return "TRACEBACK"
+
+
+def intact(run: Path) -> bool:
+    """No temporary left; the checkpoint, if any, loads."""
+    if list(run.rglob("*.tmp")):
+        return False
+    checkpoint = run / "checkpoint.pt"
+    return not checkpoint.exists() or "model" in torch.load(checkpoint, weights_only=True)
+
+
+class Faults:
+    def __init__(self, out: Path) -> None:
+        self.out, self.rows = out, []
+        self.trained = out / "trained"
+        done = sbvae("train", "--set", *TINY, "--out", self.trained, "--quiet")
+        assert done.returncode == 0, done.stderr
+
+    def copy(self, name: str) -> Path:
+        target = self.out / name
+        shutil.copytree(self.trained, target)
+        return target
+
+    def case(self, name: str, run: Callable[[], tuple[subprocess.CompletedProcess, Path | None]], codes=(2,)) -> None:
+        done, folder = run()
+        seen = verdict(done, codes)
+        if folder is not None and not intact(folder):
+            seen = "LEFT DAMAGE"
+        last = (done.stderr.strip().splitlines() or [""])[-1][:110]
+        self.rows.append((name, seen))
+        print(f"{seen:<11} {done.returncode:>4}  {name:<40} {last}", flush=True)
+
+    def extreme_values(self) -> None:
+        for value in EXTREME:
+            target = self.out / f"extreme-{len(self.rows)}"
+            self.case(f"--set {value}"[:40], lambda v=value, t=target: (sbvae("train", "--set", v, "--out", t), t))
+
+    def damaged_files(self) -> None:
+        for file, content in (("config.yaml", os.urandom(300)), ("metrics.jsonl", os.urandom(300))):
+            run = self.copy(f"damaged-{file}")
+            (run / file).write_bytes(content)
+            for command in (("report", run, "--no-figures"), ("visualize", run, "--only", "curves,kl")):
+                self.case(f"{command[0]}: random bytes in {file}", lambda c=command, r=run: (sbvae(*c), r))
+
+    def paths(self) -> None:
+        long = self.out / ("a" * 300)
+        self.case("--out: a name of 300 characters", lambda: (sbvae("train", "--set", *TINY, "--out", long), None))
+        self.case("--resume: no such folder", lambda: (sbvae("train", "--resume", self.out / "nope"), None))
+
+    def full_disk(self) -> None:
+        disk = self.out / "disk"
+        disk.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)]).returncode != 0:
+            print("(no tmpfs here: full-disk case skipped)")
+            return
+        try:
+            run = disk / "run"
+            shutil.copytree(self.trained, run, ignore=shutil.ignore_patterns("*.png", "*.gif", "*.html", "tensorboard"))
+            free = shutil.disk_usage(disk).free
+            (disk / "filler").write_bytes(b"\0" * max(0, free - 200_000))
+            resume = ("train", "--resume", run, "--set", "train.steps=9", "--quiet")
+            self.case("full disk during --resume", lambda: (sbvae(*resume), run))
+        finally:
+            subprocess.run(["umount", str(disk)], check=False)
+
+    def divergence(self) -> None:
+        run = self.out / "diverged"
+        huge = [*TINY, "train.lr=1e6", "train.checkpoint_every=1"]
+        self.case("divergence (train.lr=1e6)", lambda: (sbvae("train", "--set", *huge, "--out", run, "--quiet"), run))
+
+    def two_writers(self) -> None:
+        run = self.out / "locked"
+        long = [*TINY[:3], *TINY[4:], "train.steps=1000000"]
+        first = subprocess.Popen(
+            [sys.executable, "-m", "sbvae", "train", "--set", *long, "--out", str(run), "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while not (run / "checkpoint.pt").is_file() and first.poll() is None:
+                time.sleep(0.2)
+            self.case("a second writer (--resume)", lambda: (sbvae("train", "--resume", run), run))
+            first.send_signal(signal.SIGTERM)
+            _, err = first.communicate(timeout=120)
+            done = subprocess.CompletedProcess(first.args, first.returncode, "", err)
+            self.case("SIGTERM during training", lambda: (done, run), codes=(128 + signal.SIGTERM,))
+        finally:
+            first.kill()
+
+    def report(self) -> int:
+        counts = {kind: sum(1 for _, seen in self.rows if seen == kind) for kind in {s for _, s in self.rows}}
+        print(f"\n{len(self.rows)} cases: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
+        return len(self.rows) - counts.get("one line", 0) - counts.get("handled", 0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("/tmp/sbvae-faults"))
+    args = parser.parse_args()
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    faults = Faults(args.out)
+    for group in (
+        faults.extreme_values,
+        faults.damaged_files,
+        faults.paths,
+        faults.full_disk,
+        faults.divergence,
+        faults.two_writers,
+    ):
+        group()
+    return faults.report()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
