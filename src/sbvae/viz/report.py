@@ -25,12 +25,13 @@ from sbvae.training.run_folder import (
     RunPaths,
     atomic_write_bytes,
     load_model,
+    read_config_text,
     read_metrics,
     read_scores,
 )
 from sbvae.viz.curves import curves_figure
 from sbvae.viz.geometry import factor_plane, geometry_figure, geometry_panel
-from sbvae.viz.run_figures import DEFAULT_FACTORS, check_factors
+from sbvae.viz.run_figures import check_factors
 
 CAPTIONS = {
     "geometry": "Latent-space geometry: lines in the plane of two factors, and where the model puts them.",
@@ -96,6 +97,7 @@ def run_report(run_dir: str | Path) -> Path:
         raise CheckpointError(f"run folder not found: {paths.root}")
     if not paths.config.is_file():
         raise CheckpointError(f"{paths.root} is not a run folder (no config.yaml)")
+    config_text = read_config_text(paths)
     body = [f"<p>Run folder <code>{html.escape(str(paths.root))}</code></p>", "<h2>Scores</h2>"]
     result = read_scores(paths.root)
     if result is None:
@@ -121,7 +123,7 @@ def run_report(run_dir: str | Path) -> Path:
             f"<p class='missing'>Not drawn yet: {', '.join(missing)} "
             f"(<code>sbvae visualize {html.escape(str(paths.root))}</code>).</p>"
         )
-    body.append(f"<h2>Config</h2><pre>{html.escape(paths.config.read_text())}</pre>")
+    body.append(f"<h2>Config</h2><pre>{html.escape(config_text)}</pre>")
     atomic_write_bytes(paths.report, lambda handle: handle.write(_page(f"sbvae run {paths.root.name}", body)))
     return paths.report
 
@@ -164,7 +166,7 @@ def _mean_spread(values: list[float]) -> str:
 def compare_runs(
     run_dirs: Sequence[str | Path],
     out_dir: str | Path,
-    factors: Sequence[str] = DEFAULT_FACTORS,
+    factors: Sequence[str] | None = None,
     device: str | torch.device | None = None,
 ) -> Path:
     """Write ``OUT/compare.html`` (with ``geometry.png`` and ``curves.png`` beside it): scores
