@@ -25,37 +25,10 @@ from pathlib import Path
 
 import torch
 
-TINY = [
-    "data.image_size=32",
-    "model.sbd_layers=2",
-    "model.sbd_channels=16",
-    "train.steps=6",
-    "train.batch_size=8",
-    "train.log_every=2",
-    "train.eval_every=3",
-    "train.checkpoint_every=3",
-    "data.val_size=16",
-    "train.threads=1",
-    "train.mig_samples=200",
-]
-EXTREME = [
-    "data.image_size=1048576",
-    "train.batch_size=100000000",
-    "model.latent_dim=100000",
-    "data.supersample=100000",
-    "data.val_size=100000000",
-    "train.mig_samples=1000000000",
-    "model.sbd_kernel=1001",
-    "model.encoder_channels=1000000",
-    "model.sbd_layers=100000",
-    "train.seed=100000000000000000000000",
-    "train.threads=100000",
-    "train.steps=1000000000000000000000000",
-    "train.lr=.inf",
-    "train.lr=.nan",
-    "objective.sigma=.nan",
-    "objective.beta=.inf",
-]
+# the tests' tiny run and extreme values, not a copy of them
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import TINY
+from test_resources import EXTREME
 
 
 def sbvae(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,11 @@ def trained_run(tmp_path_factory) -> Path:
     code = invoke(["train", "--set", *TINY, "--out", str(out), "--quiet"])
     assert code == 0, "the tiny training run failed"
     return out
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 240.0) -> None:
+    """Poll ``condition`` until it holds; the bound only ends a broken run, it is not a timing assertion."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert condition(), "gave up waiting"

@@ -23,6 +23,13 @@ EXTREME = [
     "model.sbd_kernel=1001",
     "model.encoder_channels=1000000",
     "model.sbd_layers=100000",
+    "train.seed=100000000000000000000000",
+    "train.threads=100000",
+    "train.steps=1000000000000000000000000",
+    "train.lr=.inf",
+    "train.lr=.nan",
+    "objective.sigma=.nan",
+    "objective.beta=.inf",
 ]
 
 # Each value through the real CLI, in one process whose address space is capped at 4 GB: an

@@ -7,19 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-from conftest import TINY
+from conftest import TINY, wait_for
 from sbvae.training.run_folder import LOCK_FILE, RunLock, load_checkpoint
 
 LONG = [t for t in TINY if not t.startswith("train.steps")] + ["train.steps=1000000"]
-
-
-def _wait_for(condition, seconds: float = 240.0) -> None:
-    deadline = time.monotonic() + seconds  # a bound for a broken run, not a timing assertion
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert condition(), "gave up waiting"
 
 
 def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path, run_cli):
@@ -27,7 +19,7 @@ def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path,
     command = [sys.executable, "-m", "sbvae", "train", "--set", *LONG, "--out", str(run), "--quiet"]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: (run / "checkpoint.pt").is_file())
+        wait_for(lambda: (run / "checkpoint.pt").is_file())
         second = subprocess.run(
             [sys.executable, "-m", "sbvae", "train", "--resume", str(run), "--quiet"],
             capture_output=True,

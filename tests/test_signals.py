@@ -5,21 +5,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import torch
 
-from conftest import TINY
+from conftest import TINY, wait_for
 from sbvae.training.run_folder import load_checkpoint
 
 LONG = [t for t in TINY if not t.startswith("train.steps")] + ["train.steps=1000000"]
-
-
-def _wait_for(condition, seconds: float = 240.0) -> None:
-    deadline = time.monotonic() + seconds  # a bound for a broken run, not a timing assertion
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert condition(), "gave up waiting"
 
 
 def test_sigterm_leaves_a_valid_checkpoint_and_the_resume_is_exact(tmp_path, run_cli):
@@ -27,7 +19,7 @@ def test_sigterm_leaves_a_valid_checkpoint_and_the_resume_is_exact(tmp_path, run
     command = [sys.executable, "-m", "sbvae", "train", "--set", *LONG, "--out", str(run), "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: (run / "checkpoint.pt").is_file())
+        wait_for(lambda: (run / "checkpoint.pt").is_file())
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=120)
     finally:
