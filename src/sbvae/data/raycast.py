@@ -33,11 +33,13 @@ class Hit(NamedTuple):
 
 
 def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).sum(-1)
+    """Dot products over the last dimension, component by component (several times faster on a
+    CPU than a reduction over a dimension of 3)."""
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
 
 
 def normalize(v: torch.Tensor) -> torch.Tensor:
-    return v / v.norm(dim=-1, keepdim=True)
+    return v / dot(v, v).sqrt()[..., None]
 
 
 def camera_directions(
@@ -147,8 +149,16 @@ def boxes(
     for b in range(low.shape[1]):
         near = low[:, None, b] * inverse
         far = high[:, None, b] * inverse
-        entry, axis = torch.minimum(near, far).max(dim=-1)
-        closer = (entry <= torch.maximum(near, far).min(dim=-1).values) & (entry > EPS) & (entry < best)
+        enter, leave = torch.minimum(near, far), torch.maximum(near, far)
+        # Over the three slabs component by component (a reduction over a last dimension of 3
+        # is several times slower on a CPU); the axis of entry is the first slab entered last.
+        beyond_x = enter[..., 1] > enter[..., 0]
+        entry_xy = torch.maximum(enter[..., 0], enter[..., 1])
+        beyond_xy = enter[..., 2] > entry_xy
+        entry = torch.maximum(entry_xy, enter[..., 2])
+        axis = torch.where(beyond_xy, 2, beyond_x.long())
+        exit_ = torch.minimum(torch.minimum(leave[..., 0], leave[..., 1]), leave[..., 2])
+        closer = (entry <= exit_) & (entry > EPS) & (entry < best)
         if present is not None:
             closer &= present[:, b, None]
         best = torch.where(closer, entry, best)
