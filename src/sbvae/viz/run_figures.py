@@ -29,8 +29,6 @@ from sbvae.viz.figures import (
 )
 from sbvae.viz.geometry import factor_plane, geometry_figure, geometry_panel
 
-DEFAULT_FACTORS = None
-"""The geometry plot's factors when none are given: the dataset's ``plane_factors``."""
 GIF_INPUTS = 4
 
 
@@ -66,7 +64,8 @@ def write_figures(
     device: torch.device | str = "cpu",
     label: str | None = None,
 ) -> dict[str, Path]:
-    """Draw the named figures of an in-memory ``model`` into ``paths``; returns name -> file."""
+    """Draw the named figures of an in-memory ``model`` into ``paths``; returns name -> file.
+    ``factors``: the geometry plot's two factors (default: the dataset's ``plane_factors``)."""
     names = parse_figure_names(names)
     data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
     plane = factor_plane(data, check_factors(data, factors)) if "geometry" in names else None
