@@ -9,6 +9,7 @@ from sbvae.training.run_folder import (
     atomic_write_json,
     read_config_text,
     read_metrics,
+    read_scores,
     split_rows,
 )
 
@@ -81,3 +82,13 @@ def test_a_config_that_is_not_text_is_one_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"cannot read .*config\.yaml") as caught:
         read_config_text(RunPaths(tmp_path))
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("content", ['{"scores": [1, 2]}', '{"reconstruction": 5}', '{"step": "a"}'])
+def test_a_metrics_json_of_the_wrong_shape_is_one_checkpoint_error(tmp_path, content):
+    (tmp_path / "metrics.json").write_text(content)
+    with pytest.raises(CheckpointError, match=r"metrics\.json is damaged") as caught:
+        read_scores(tmp_path)
+    assert "\n" not in str(caught.value)
+    (tmp_path / "metrics.json").write_text('{"step": 3, "scores": {"mig": 0.1}, "reconstruction": {}}')
+    assert read_scores(tmp_path)["step"] == 3

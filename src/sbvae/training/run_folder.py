@@ -209,8 +209,20 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
 
 
 def read_scores(run_dir: Path) -> dict[str, Any] | None:
-    """A run's ``metrics.json``, or None when it has none (or it is unreadable)."""
-    return read_json_object(RunPaths(run_dir).scores)
+    """A run's ``metrics.json``, or None when it has none (or it is unreadable); a
+    :class:`CheckpointError` when it is JSON of the wrong shape (``scores`` and
+    ``reconstruction`` must be mappings, ``step`` an integer)."""
+    path = RunPaths(run_dir).scores
+    scores = read_json_object(path)
+    if scores is None:
+        return None
+    for key, kind in (("scores", dict), ("reconstruction", dict), ("step", int)):
+        if key in scores and not isinstance(scores[key], kind):
+            raise CheckpointError(
+                f"{path} is damaged ({key} is {type(scores[key]).__name__}, not {kind.__name__}); "
+                f"sbvae evaluate {run_dir} writes it again"
+            )
+    return scores
 
 
 LOCK_FILE = ".lock"
