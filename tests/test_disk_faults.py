@@ -72,3 +72,21 @@ def test_an_environment_fault_is_found_down_the_chain_of_causes():
         assert environment_fault(outer) == "/data/run/checkpoint.pt.tmp: Read-only file system"
     assert environment_fault(OSError(errno.ENOENT, "No such file or directory")) is None  # a user's path
     assert environment_fault(ValueError("a bug")) is None
+
+
+def test_a_read_only_folder_is_one_line(tmp_path, run_cli, tiny_overrides, monkeypatch):
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:  # no mount here: a mkdir that fails as on a read-only mount
+
+        def read_only(self, *args, **kwargs):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+        monkeypatch.setattr(Path, "mkdir", read_only)
+    try:
+        code, _, err = run_cli("train", "--set", *tiny_overrides, "--out", folder / "run", "--quiet")
+    finally:
+        if mounted.returncode == 0:
+            subprocess.run(["umount", str(folder)], check=False)
+    assert code == 2 and err.count("\n") == 1 and "Read-only file system" in err, err
