@@ -178,7 +178,7 @@ def test_kl_warmup_raises_the_kl_weight_linearly_to_beta(tmp_path):
     trainer = Trainer(config, tmp_path / "run", torch.device("cpu"))
     weights = [trainer.objective.kl_weight(step) for step in (0, 4, 9, 50)]
     assert weights == pytest.approx([0.4, 2.0, 4.0, 4.0])
-    loss, recon, kl, _ = trainer.train_step()  # the first step weighs the KL by beta / 10
+    loss, recon, kl, *_ = trainer.train_step()  # the first step weighs the KL by beta / 10
     torch.testing.assert_close(loss, recon + 0.4 * kl)
     plain = Trainer(
         load_config("default", ["model.sbd_channels=8", "objective.beta=4"]), tmp_path / "b", torch.device("cpu")

@@ -90,19 +90,73 @@ class ModelConfig:
     deconv_channels: int = identity(64)
 
 
+OBJECTIVES: dict[str, dict[str, float | int]] = {
+    "beta_vae": {"beta": 1.0, "kl_warmup": 0},
+    "factor_vae": {"gamma": 10.0},
+    "beta_tcvae": {"beta": 10.0},
+    "dip_vae_i": {"lambda_od": 10.0, "lambda_d_factor": 10.0},
+    "dip_vae_ii": {"lambda_od": 10.0, "lambda_d_factor": 1.0},
+    "annealed_vae": {"gamma": 1000.0, "c_max": 25.0, "c_steps": 100_000},
+}
+"""Every objective (``objective.name``) and its own hyperparameters with their defaults.
+
+beta-VAE keeps this package's defaults (beta 1: the plain VAE). The others take the one value
+google-research/disentanglement_lib binds for each method in its training test
+(``config/tests/methods/unsupervised/train_test.gin``); every one of them is also a point of the
+sweep of its study (``config/unsupervised_study_v1/sweep.py``, Locatello et al. 2019).
+"""
+
+
 @dataclass
 class ObjectiveConfig:
-    """The loss: reconstruction likelihood (with its sigma) plus beta times the KL.
+    """The loss: the reconstruction likelihood (with its sigma), the KL, and the method's penalty.
 
-    ``kl_warmup``: over the first so many steps the KL weight rises linearly from 0 to
-    ``beta`` (0: ``beta`` from the start), the usual remedy for latents that collapse before
-    the decoder has learned to use them (Bowman et al. 2016, Sonderby et al. 2016).
+    ``name`` picks the method (see :mod:`sbvae.objectives` and :data:`OBJECTIVES`); each has
+    its own hyperparameters below, left ``None`` by every other method and filled with the
+    method's default when not given. Setting one that belongs to another method is an error.
+
+    * ``beta`` (beta_vae: the KL weight; beta_tcvae: the weight of the total correlation).
+    * ``kl_warmup`` (beta_vae): over the first so many steps the KL weight rises linearly from
+      0 to ``beta`` (0: ``beta`` from the start), the usual remedy for latents that collapse
+      before the decoder has learned to use them (Bowman et al. 2016, Sonderby et al. 2016).
+    * ``gamma`` (factor_vae: the weight of the total correlation; annealed_vae: the weight of
+      ``|KL - C|``).
+    * ``lambda_od``, ``lambda_d_factor`` (dip_vae_i, dip_vae_ii): the weights of the squared
+      off-diagonal entries of the latents' covariance and, ``lambda_d_factor * lambda_od``, of
+      the squared deviations of its diagonal from 1.
+    * ``c_max``, ``c_steps`` (annealed_vae): the capacity C rises linearly from 0 to ``c_max``
+      nats over ``c_steps`` steps.
     """
 
+    name: Literal["beta_vae", "factor_vae", "beta_tcvae", "dip_vae_i", "dip_vae_ii", "annealed_vae"] = identity(
+        "beta_vae"
+    )
     likelihood: Literal["gaussian", "bernoulli"] = identity("gaussian")
     sigma: float = identity(0.1)
-    beta: float = identity(1.0)
-    kl_warmup: int = identity(0)
+    beta: float | None = identity(None)
+    kl_warmup: int | None = identity(None)
+    gamma: float | None = identity(None)
+    lambda_od: float | None = identity(None)
+    lambda_d_factor: float | None = identity(None)
+    c_max: float | None = identity(None)
+    c_steps: int | None = identity(None)
+
+    def __post_init__(self) -> None:
+        for key, default in OBJECTIVES.get(self.name, {}).items():
+            if getattr(self, key) is None:
+                setattr(self, key, default)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The method's own hyperparameters and their values (``{"gamma": 10.0}``)."""
+        return {key: getattr(self, key) for key in OBJECTIVES.get(self.name, {})}
+
+    def summary(self) -> str:
+        """One line naming the method and every hyperparameter it uses."""
+        own = [f"{key} {value:g}" for key, value in self.hyperparameters().items()]
+        likelihood = "bernoulli likelihood"
+        if self.likelihood == "gaussian":
+            likelihood = f"gaussian likelihood, sigma {self.sigma:g}"
+        return f"{self.name} ({', '.join([*own, likelihood])})"
 
 
 @dataclass
@@ -246,7 +300,13 @@ _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _coerce(where: str, value: Any, annotation: Any) -> Any:
-    """Check ``value`` against a field's type; ints are accepted where floats are expected."""
+    """Check ``value`` against a field's type; ints are accepted where floats are expected, and
+    ``None`` where the type allows it."""
+    options = typing.get_args(annotation)
+    if type(None) in options and typing.get_origin(annotation) is not Literal:
+        if value is None:
+            return None
+        annotation = next(option for option in options if option is not type(None))
     if typing.get_origin(annotation) is Literal:
         choices = typing.get_args(annotation)
         if value not in choices:
@@ -286,12 +346,24 @@ def _build_section(name: str, cls: type, raw: Any) -> Any:
     return cls(**values)
 
 
+def _check_missing(objective: ObjectiveConfig, raw: dict[str, Any]) -> None:
+    """A hyperparameter of the chosen method given as null (no value) is refused; left out, it
+    takes the method's default."""
+    for key, default in OBJECTIVES[objective.name].items():
+        if key in raw and raw[key] is None:
+            raise ConfigError(
+                f"objective.{key} has no value; {objective.name} needs one (its default is {default:g}, "
+                f"used when the key is left out)"
+            )
+
+
 def build_config(raw: dict[str, Any]) -> Config:
     """Turn a nested dict into a validated :class:`Config`."""
     for section in raw:
         if section not in SECTIONS:
             raise ConfigError(f"unknown config section '{section}' (known: {', '.join(SECTIONS)})")
     sections = {name: _build_section(name, cls, raw.get(name)) for name, cls in SECTIONS.items()}
+    _check_missing(sections["objective"], raw.get("objective") or {})
     config = Config(**sections)
     validate(config)
     return config
@@ -315,6 +387,29 @@ MAX_SUPERSAMPLE = 16
 def _positive(where: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(f"{where} must be positive, not {value}")
+
+
+def _validate_objective(o: ObjectiveConfig) -> None:
+    """Every hyperparameter set belongs to the chosen method; weights are >= 0; the capacity
+    schedule has steps."""
+    own = OBJECTIVES[o.name]
+    for key in sorted({k for keys in OBJECTIVES.values() for k in keys} - set(own)):
+        if getattr(o, key) is not None:
+            owners = " and ".join(name for name, keys in OBJECTIVES.items() if key in keys)
+            raise ConfigError(
+                f"objective.{key} belongs to {owners}, not to objective.name={o.name} "
+                f"(whose keys are {', '.join(f'objective.{k}' for k in own)})"
+            )
+    for key in ("beta", "gamma", "lambda_od", "lambda_d_factor", "c_max"):
+        value = getattr(o, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"objective.{key} must be >= 0, not {value}")
+    if o.kl_warmup is not None and o.kl_warmup < 0:
+        raise ConfigError(f"objective.kl_warmup must be >= 0 (0 = off), not {o.kl_warmup}")
+    if o.c_steps is not None and o.c_steps <= 0:
+        raise ConfigError(f"objective.c_steps must be positive (C rises to c_max over so many steps), not {o.c_steps}")
+    if o.c_steps is not None and o.c_steps > MAX_STEPS:
+        raise ConfigError(f"objective.c_steps must be at most {MAX_STEPS:,}, not {o.c_steps:,}")
 
 
 def validate(config: Config) -> None:
@@ -342,10 +437,7 @@ def validate(config: Config) -> None:
     if m.broadcast == "same" and m.sbd_kernel % 2 == 0:
         raise ConfigError("model.sbd_kernel must be odd with model.broadcast=same")
     _positive("objective.sigma", o.sigma)
-    if o.beta < 0:
-        raise ConfigError(f"objective.beta must be >= 0, not {o.beta}")
-    if o.kl_warmup < 0:
-        raise ConfigError(f"objective.kl_warmup must be >= 0 (0 = off), not {o.kl_warmup}")
+    _validate_objective(o)
     for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
         _positive(f"train.{key}", getattr(t, key))
     _positive("train.lr", t.lr)

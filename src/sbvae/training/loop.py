@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
+import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
@@ -23,7 +25,7 @@ from sbvae.config import Config, save_config
 from sbvae.data import Batch, Dataset, make_dataset, make_generator
 from sbvae.errors import CheckpointError, DivergenceError, UserError, first_line
 from sbvae.models import VAE, build_vae, count_parameters
-from sbvae.objectives import LossTerms, make_objective
+from sbvae.objectives import LossTerms, Runtime, make_objective
 from sbvae.training.callbacks import Callback
 from sbvae.training.device import (
     busy_warning,
@@ -54,16 +56,36 @@ from sbvae.training.run_folder import (
 from sbvae.training.validation import elbo_statistics
 
 
-def parameter_report(config: Config, model: VAE, data: Dataset) -> str:
-    """One line with the parameter counts of the encoder and of both decoders."""
+def parameter_report(
+    config: Config, model: VAE, data: Dataset, objective_modules: dict[str, nn.Module] | None = None
+) -> str:
+    """One line with the parameter counts of the encoder, of both decoders, and of the modules
+    the objective trains beside the VAE (a FactorVAE discriminator)."""
     other = "deconv" if config.model.decoder == "sbd" else "sbd"
     swapped = build_vae(type(config.model)(**{**vars(config.model), "decoder": other}), data.image_size, data.channels)
     counts = {config.model.decoder: count_parameters(model.decoder), other: count_parameters(swapped.decoder)}
+    extra = "".join(f" | {name} {count_parameters(m):,}" for name, m in (objective_modules or {}).items())
     return (
         f"parameters: encoder {count_parameters(model.encoder):,} | "
-        f"sbd decoder {counts['sbd']:,} | deconv decoder {counts['deconv']:,} "
-        f"(training: {config.model.decoder})"
+        f"sbd decoder {counts['sbd']:,} | deconv decoder {counts['deconv']:,}{extra} "
+        f"(training: {config.model.decoder}, {config.objective.name})"
     )
+
+
+def _across_processes(world: World, device: torch.device, module: nn.Module) -> nn.Module:
+    """``module`` wrapped to train across the processes (itself on one process)."""
+    if not world.active:
+        return module
+    return DDP(module, device_ids=[device] if device.type == "cuda" else None)
+
+
+def _gather_rows(world: World, rows: torch.Tensor) -> torch.Tensor:
+    """Every process's ``rows`` (the same shape on each), concatenated in rank order."""
+    if not world.active:
+        return rows
+    parts = [torch.empty_like(rows) for _ in range(world.size)]
+    dist.all_gather(parts, rows.contiguous())
+    return torch.cat(parts)
 
 
 class Trainer:
@@ -78,13 +100,21 @@ class Trainer:
         self.model = build_vae(config.model, self.data.image_size, self.data.channels).to(device)
         if config.train.channels_last:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.net: torch.nn.Module = self.model  # what the training step calls (DDP across processes)
-        if world.active:
-            self.net = DDP(self.model, device_ids=[device] if device.type == "cuda" else None)
+        # what the training step calls (DDP across processes)
+        self.net: torch.nn.Module = _across_processes(world, device, self.model)
         if config.train.compile:
             self.net = compile_module(self.net, device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
-        self.objective = make_objective(config.objective)
+        runtime = Runtime(
+            device,
+            config.model.latent_dim,
+            config.train.seed,
+            world.rank,
+            world.size,
+            gather=lambda rows: _gather_rows(world, rows),
+            wrap=lambda module: _across_processes(world, device, module),
+        )
+        self.objective = make_objective(config.objective, runtime)  # its modules initialised after the VAE's
         self.data_rng = make_generator(config.train.seed, "train")
         self.noise_rng = make_generator(config.train.seed, "noise")
         self.step = 0
@@ -126,43 +156,49 @@ class Trainer:
         lr, warmup = self.config.train.lr, self.config.train.lr_warmup
         return lr * min(1.0, (self.step + 1) / warmup) if warmup else lr
 
-    def loss(self, images: torch.Tensor, noise: torch.Tensor) -> LossTerms:
-        return self.objective.loss(self.net, images, noise, self.step)
-
     def train_step(self) -> LossTerms:
         """One optimizer step on a fresh batch. Across processes, every rank draws the global
         batch's factors and noise and renders only its own slice (see ``sbvae.training.distributed``);
         with ``train.micro_batch`` the slice's gradient is accumulated chunk by chunk (each
-        chunk's loss weighted by its share). Returns this rank's mean loss terms."""
+        chunk's loss weighted by its share). The objective sees the whole slice first and
+        updates its own modules last (see :class:`sbvae.objectives.Objective`). Returns this
+        rank's mean loss terms."""
         size = self.config.train.batch_size
         rows = self.world.shard(size)
         images = self.data.images(self.data.draw(size, self.data_rng)[rows], self.device)
         noise = torch.randn(size, self.config.model.latent_dim, generator=self.noise_rng)[rows].to(self.device)
         chunk = min(self.config.train.micro_batch or len(images), len(images))
         self.optimizer.zero_grad(set_to_none=True)
-        totals = None
+        self.objective.begin_batch(self.model, images, noise, self.step)
+        totals: dict[str, torch.Tensor] = {}
         for first in range(0, len(images), chunk):
+            part = slice(first, first + chunk)
             last = first + chunk >= len(images)
             sync = contextlib.nullcontext() if last or not self.world.active else cast(DDP, self.net).no_sync()
             with sync:  # across processes, gradients are averaged once, after the last chunk
-                terms = self.loss(images[first : first + chunk], noise[first : first + chunk])
+                terms = self.objective.loss(self.net, images[part], noise[part], self.step, part)
                 share = chunk / len(images)
                 (terms.loss * share).backward()
-            part = [t.detach() * share for t in terms]
-            totals = part if totals is None else [a + b for a, b in zip(totals, part)]
-        assert totals is not None  # the batch is never empty
-        self._stop_if_diverged(totals[0])
+            for name, value in terms.named().items():
+                totals[name] = totals[name] + value.detach() * share if name in totals else value.detach() * share
+        totals.update(self.objective.end_batch(self.step))
+        self._stop_if_diverged(totals["loss"])
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         self.optimizer.step()
+        self.objective.apply_updates()
         self.step += 1
-        return LossTerms(*totals)
+        return LossTerms.from_named(totals)
+
+    def trained_parameters(self) -> list[torch.nn.Parameter]:
+        """The VAE's parameters and those of the modules the objective trains."""
+        return [*self.model.parameters(), *(p for m in self.objective.modules().values() for p in m.parameters())]
 
     def _stop_if_diverged(self, loss: torch.Tensor) -> None:
-        """A :class:`DivergenceError` before the update when any gradient is not finite. Across
-        processes the gradients are already averaged, so every rank decides alike; the weights,
-        and so every checkpoint, stay finite."""
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        """A :class:`DivergenceError` before the update when any gradient (the VAE's or the
+        objective's modules') is not finite. Across processes the gradients are already
+        averaged, so every rank decides alike; the weights, and so every checkpoint, stay finite."""
+        grads = [p.grad for p in self.trained_parameters() if p.grad is not None]
         if bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
             return
         t, o = self.config.train, self.config.objective
@@ -182,6 +218,24 @@ class Trainer:
     def validate(self) -> dict[str, Any]:
         """Loss terms, squared error and active latents on the fixed validation set."""
         return elbo_statistics(self.model, self.val.images, self.config.objective, self.config.train.seed)
+
+
+def mean_terms(world: World, sums: dict[str, torch.Tensor], count: int) -> dict[str, Any]:
+    """The mean of summed loss terms over ``count`` steps and over the processes: scalars as
+    floats, vectors (``kl_per_dim``) as lists, in the order of ``sums``."""
+    flat = mean_over_ranks(world, torch.cat([v.reshape(-1) for v in sums.values()]) / count).tolist()
+    out: dict[str, Any] = {}
+    for name, value in sums.items():
+        size = value.numel()
+        out[name] = flat[0] if value.dim() == 0 else flat[:size]
+        flat = flat[size:]
+    return out
+
+
+def progress_text(mean: dict[str, Any], rate: float) -> str:
+    """The progress bar's postfix: the ELBO's terms, the method's own, the speed."""
+    extra = "".join(f" {k} {v:.3g}" for k, v in mean.items() if k not in ("loss", "recon", "kl", "kl_per_dim"))
+    return f"loss {mean['loss']:.1f} recon {mean['recon']:.1f} kl {mean['kl']:.1f}{extra} {rate:.0f} img/s"
 
 
 class MetricsLog:
@@ -342,7 +396,7 @@ def _train_locked(trainer: Trainer, threads: int, resumed: bool, progress: bool,
     t = config.train
     if main:
         save_config(config, paths.config)
-        print(parameter_report(config, trainer.model, trainer.data))
+        print(parameter_report(config, trainer.model, trainer.data, trainer.objective.modules()))
         if device.type == "cpu" and (warning := busy_warning(threads)) is not None:
             print(warning)
         ranks = f" x {world.size} processes" if world.active else ""
@@ -352,39 +406,28 @@ def _train_locked(trainer: Trainer, threads: int, resumed: bool, progress: bool,
         )
     log = MetricsLog(paths) if main else None
     bar = tqdm(total=t.steps, initial=trainer.step, unit="step", disable=not (progress and main), dynamic_ncols=True)
-    sums: torch.Tensor | None = None
+    sums: dict[str, torch.Tensor] = {}
     count, busy = 0, 0.0
     last_val: dict[str, Any] | None = None
     try:
         while trainer.step < t.steps:
             tick = time.perf_counter()
-            terms = trainer.train_step()
-            row = torch.cat([x.reshape(-1) for x in terms])
-            sums = row if sums is None else sums + row
+            terms = trainer.train_step().named()
+            sums = {k: sums[k] + v for k, v in terms.items()} if sums else terms
             count += 1
             log_now = trainer.step % t.log_every == 0 or trainer.step == t.steps
             if log_now and device.type == "cuda":
                 torch.cuda.synchronize(device)  # so the timing covers the queued kernels
             busy += time.perf_counter() - tick  # training time only: evaluation is excluded
             if log_now:
-                mean = mean_over_ranks(world, sums / count).tolist()  # .tolist() waits for the device
+                mean = mean_terms(world, sums, count)  # waits for the device
                 trainer.elapsed += busy
                 rate = count * t.batch_size / max(busy, 1e-9)
                 if log is not None:  # the main process
-                    log.write(
-                        {
-                            "step": trainer.step,
-                            "split": "train",
-                            "loss": mean[0],
-                            "recon": mean[1],
-                            "kl": mean[2],
-                            "kl_per_dim": mean[3:],
-                            "images_per_sec": rate,
-                            "elapsed": trainer.elapsed,
-                        }
-                    )
-                bar.set_postfix_str(f"loss {mean[0]:.1f} recon {mean[1]:.1f} kl {mean[2]:.1f} {rate:.0f} img/s")
-                sums, count, busy = None, 0, 0.0
+                    row = {"step": trainer.step, "split": "train", **mean, "images_per_sec": rate}
+                    log.write({**row, "elapsed": trainer.elapsed})
+                bar.set_postfix_str(progress_text(mean, rate))
+                sums, count, busy = {}, 0, 0.0
             if log is not None and (trainer.step % t.eval_every == 0 or trainer.step == t.steps):
                 last_val = trainer.validate()
                 log.write({"step": trainer.step, "split": "val", **last_val})

@@ -9,7 +9,7 @@ import torch
 from sbvae.config import ObjectiveConfig
 from sbvae.data import make_generator
 from sbvae.models import VAE
-from sbvae.objectives import ACTIVE_KL, to_image, vae_loss
+from sbvae.objectives import ACTIVE_KL, to_image, vae_loss, validation_kl_weight
 
 
 @torch.no_grad()
@@ -17,18 +17,24 @@ def elbo_statistics(
     model: VAE, images: torch.Tensor, objective: ObjectiveConfig, seed: int, chunk: int = 256
 ) -> dict[str, Any]:
     """Mean loss terms over ``images`` with seeded noise (no global RNG consumed), plus
-    ``sse``: the per-image sum of squared errors of the reconstruction in [0, 1]."""
+    ``sse``: the per-image sum of squared errors of the reconstruction in [0, 1].
+
+    The terms are the ELBO's for every objective: ``recon``, ``kl`` and ``loss`` = recon + w * kl
+    with w beta-VAE's ``beta``, 1 (the negative ELBO) for the other methods (see
+    :func:`sbvae.objectives.validation_kl_weight`)."""
     was_training = model.training
     model.eval()
     noise_rng = make_generator(seed, "eval-noise")
+    beta = validation_kl_weight(objective)
     totals: list[torch.Tensor] = []
     for start in range(0, len(images), chunk):
         part = images[start : start + chunk]
         noise = torch.randn(len(part), model.encoder.latent_dim, generator=noise_rng).to(part.device)
         out = model(part, noise)
-        terms = vae_loss(part, out, objective.likelihood, objective.sigma, objective.beta)
+        terms = vae_loss(part, out, objective.likelihood, objective.sigma, beta)
         sse = ((to_image(out.decoded, objective.likelihood) - part) ** 2).flatten(1).sum(1).mean()
-        totals.append(torch.cat([sse.reshape(1)] + [t.reshape(-1) for t in terms]) * len(part))
+        scalars = torch.stack([sse, terms.loss, terms.recon, terms.kl])
+        totals.append(torch.cat([scalars, terms.kl_per_dim]) * len(part))
     model.train(was_training)
     mean = torch.stack(totals).sum(0) / len(images)
     sse, loss, recon, kl, kl_dims = mean[0], mean[1], mean[2], mean[3], mean[4:]

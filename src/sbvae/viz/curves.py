@@ -1,4 +1,6 @@
-"""Training curves from ``metrics.jsonl``: one run, or several overlaid."""
+"""Training curves from ``metrics.jsonl``: one run, or several overlaid; the ELBO's terms, the
+terms of the method each run trained (a total-correlation estimate, a discriminator's loss and
+accuracy, ...) and MIG."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from sbvae.objectives import TERMS
 from sbvae.training.run_folder import split_rows
 from sbvae.viz.figures import save_figure
 
@@ -18,6 +21,15 @@ PANELS = (
     ("kl", "KL (nats/image)"),
     ("discrete_mig", "MIG"),
 )
+COLUMNS = 4
+
+
+def panels(runs: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str]]:
+    """The panels to draw: :data:`PANELS`, with the methods' own terms found in the runs'
+    training rows inserted before MIG."""
+    found = dict.fromkeys(k for rows in runs.values() for r in rows if r.get("split") == "train" for k in r)
+    own = [(key, TERMS[key]) for key in TERMS if key in found]
+    return [*PANELS[:-1], *own, PANELS[-1]]
 
 
 def _series(rows: list[dict[str, Any]], split: str, key: str) -> tuple[list[int], list[float]]:
@@ -37,15 +49,21 @@ def settled_range(curves: list[list[float]]) -> tuple[float, float] | None:
 
 
 def curves_figure(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
-    """Loss, reconstruction, KL (train solid, validation dashed) and MIG against steps; one
-    colour per run in ``runs`` (label -> rows of its metrics.jsonl), named in one legend."""
-    fig = Figure(figsize=(4.2 * len(PANELS), 3.4 + 0.2 * -(-len(runs) // 5)))
-    axes = fig.subplots(1, len(PANELS))
+    """Loss, reconstruction, KL (train solid, validation dashed), the methods' own terms (train)
+    and MIG against steps, four panels a row; one colour per run in ``runs`` (label -> rows of
+    its metrics.jsonl), named in one legend."""
+    drawn = panels(runs)
+    grid_rows = -(-len(drawn) // COLUMNS)
+    fig = Figure(figsize=(4.2 * min(COLUMNS, len(drawn)), 3.4 * grid_rows + 0.2 * -(-len(runs) // 5)))
+    grid = fig.subplots(grid_rows, min(COLUMNS, len(drawn)), squeeze=False).ravel()
+    for spare in grid[len(drawn) :]:
+        spare.set_visible(False)
+    axes = grid[: len(drawn)]
     colours = matplotlib.colormaps["tab10" if len(runs) <= 10 else "tab20"]
-    shown: dict[str, list[list[float]]] = {key: [] for key, _ in PANELS}
+    shown: dict[str, list[list[float]]] = {key: [] for key, _ in drawn}
     for i, (label, rows) in enumerate(runs.items()):
         colour = colours(i % colours.N)
-        for ax, (key, _) in zip(axes, PANELS):
+        for ax, (key, _) in zip(axes, drawn):
             if key == "discrete_mig":
                 ax.plot(*_series(rows, "mig", key), "o-", color=colour, label=label, markersize=3)
                 continue
@@ -54,10 +72,11 @@ def curves_figure(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
             val_steps, val_values = _series(rows, "val", key)
             ax.plot(val_steps, val_values, "--", color=colour, linewidth=1.5)
             shown[key] += [train_values, val_values]
-    for ax, (key, title) in zip(axes, PANELS):
+    plain = {key for key, _ in PANELS[:-1]}  # drawn for training and validation
+    for ax, (key, title) in zip(axes, drawn):
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(4))
-        ax.set_title(title if key == "discrete_mig" else f"{title}\ntrain solid, validation dashed", fontsize=10)
+        ax.set_title(f"{title}\ntrain solid, validation dashed" if key in plain else title, fontsize=10)
         ax.grid(alpha=0.3)
         limits = settled_range(shown[key]) if key != "discrete_mig" else None
         if limits is not None:
@@ -65,5 +84,5 @@ def curves_figure(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     handles, labels = axes[0].get_legend_handles_labels()
     legend_rows = -(-len(labels) // 5)
     fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 * legend_rows, 1, 1))
+    fig.tight_layout(rect=(0, 0.06 * legend_rows / grid_rows, 1, 1))
     save_figure(fig, path)

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 import yaml
 
-from sbvae.config import Config
+from sbvae.config import Config, build_config
 from sbvae.data import make_dataset
-from sbvae.errors import CheckpointError, UserError
+from sbvae.errors import CheckpointError, ConfigError, UserError
 from sbvae.training.device import select_device
 from sbvae.training.run_folder import (
     FIGURE_FILES,
@@ -90,6 +90,15 @@ def score_rows(result: dict[str, Any]) -> dict[str, float]:
     return rows
 
 
+def objective_line(config_text: str) -> str:
+    """The objective and its hyperparameters of a config.yaml (empty when it is not a valid config)."""
+    try:
+        summary = build_config(yaml.safe_load(config_text)).objective.summary()
+    except (ConfigError, yaml.YAMLError, AttributeError, TypeError):
+        return ""
+    return f"<p>Objective: {html.escape(summary)}</p>"
+
+
 def run_report(run_dir: str | Path) -> Path:
     """Write ``RUN_DIR/report.html``: config, metric table and every figure already drawn."""
     paths = RunPaths(Path(run_dir))
@@ -98,7 +107,11 @@ def run_report(run_dir: str | Path) -> Path:
     if not paths.config.is_file():
         raise CheckpointError(f"{paths.root} is not a run folder (no config.yaml)")
     config_text = read_config_text(paths)
-    body = [f"<p>Run folder <code>{html.escape(str(paths.root))}</code></p>", "<h2>Scores</h2>"]
+    body = [
+        f"<p>Run folder <code>{html.escape(str(paths.root))}</code></p>",
+        objective_line(config_text),
+        "<h2>Scores</h2>",
+    ]
     result = read_scores(paths.root)
     if result is None:
         body.append(
@@ -192,9 +205,10 @@ def compare_runs(
     metric_names = list(dict.fromkeys(k for s in scores.values() for k in s))
 
     body = [
-        "<h2>Runs</h2><table><tr><th>group</th><th>runs</th></tr>"
+        "<h2>Runs</h2><table><tr><th>group</th><th>objective</th><th>runs</th></tr>"
         + "".join(
-            f"<tr><td>{html.escape(label)}</td><td>{html.escape(', '.join(members))}</td></tr>"
+            f"<tr><td>{html.escape(label)}</td><td>{html.escape(configs[members[0]].objective.summary())}</td>"
+            f"<td>{html.escape(', '.join(members))}</td></tr>"
             for label, members in groups.items()
         )
         + "</table>"
