@@ -545,3 +545,14 @@ def test_compare_shows_each_runs_objective(tmp_path, factor_run, trained_run, ru
     assert "factor_vae (gamma 10, gaussian likelihood, sigma 0.1)" in page
     assert "beta_vae (beta 1, kl_warmup 0, gaussian likelihood, sigma 0.1)" in page
     assert "objective.name=factor_vae" in page  # the groups are told apart by their objective
+
+
+def test_the_benchmark_times_every_objective_at_the_default_preset():
+    from sbvae.bench import objective_cases
+
+    cases = objective_cases()
+    assert [c.name for c in cases][:2] == ["beta_vae default", "factor_vae default"]
+    default = load_config("default")
+    for case in cases:  # the same model and data; only the objective differs
+        assert case.config.model == default.model and case.config.train == default.train
+        assert case.config.objective.name == case.name.split()[0]

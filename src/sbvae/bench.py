@@ -22,6 +22,8 @@ the absolute numbers do not. What is measured:
   ray-cast afresh (the first time), each against the training images/s of the default model
   (the ``default`` preset) at that size, timed on the sprite preset with as many channels
   (sprites render in a small part of the step, so the step is the model's);
+* the default preset's training step under every objective (``objective.name``), as a cost
+  ratio to beta-VAE's (FactorVAE's budget: 1.3x);
 * evaluation encoding (render + encode, as the metrics do) against the encoder's forward pass;
 * peak resident memory of a training step above the resting process (Linux ``VmHWM``).
 """
@@ -47,7 +49,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from sbvae.config import Config, DataConfig, ModelConfig, TrainConfig, load_config
+from sbvae.config import OBJECTIVES, Config, DataConfig, ModelConfig, TrainConfig, load_config
 from sbvae.data import SceneDataset, make_dataset, make_generator
 from sbvae.data.sprites import MARGIN, SHAPES, UNIT, hsv_to_rgb
 from sbvae.evaluation.sampling import GroundTruthSampler
@@ -255,6 +257,15 @@ class SceneCase:
         self.data.renderer.cast(self.values)
 
 
+FACTOR_VAE_BUDGET = 1.3
+"""The most a FactorVAE step may cost, as a multiple of a beta-VAE step of the same model."""
+
+
+def objective_cases() -> list[TrainCase]:
+    """The default preset's training step under every objective, beta-VAE first."""
+    return [TrainCase(f"{name} default", load_config("default", [f"objective.name={name}"])) for name in OBJECTIVES]
+
+
 def scene_cases(sizes: list[int]) -> list[SceneCase]:
     return [SceneCase(preset, size) for size in sizes for preset in SCENES]
 
@@ -380,6 +391,8 @@ def run_benchmark(
         timed[f"look up {scene.preset} {scene.size}px"] = scene.look_up
         timed[f"ray-cast {scene.preset} {scene.size}px"] = scene.cast
         timed.setdefault(scene.training.name, scene.training.step)
+    objectives = objective_cases()
+    timed.update({c.name: c.step for c in objectives})
     timed["matmul"] = _matmul()
     if any(c.threads for c in cases):
         timed["matmul-1thread"] = _matmul(1)
@@ -433,6 +446,15 @@ def run_benchmark(
             "ray_cast_vs_training": cast / training,
         }
 
+    beta_vae = statistics.median(times[objectives[0].name])
+    objective_costs = {
+        c.name.split()[0]: {
+            "images_per_sec": c.batch_size / statistics.median(times[c.name]),
+            "step_cost_vs_beta_vae": statistics.median(times[c.name]) / beta_vae,
+        }
+        for c in objectives
+    }
+
     data = make_dataset("colored_sprites", 64)
     values = data.factors.sample(256, make_generator(0, "bench-render"))
     ours = 256 / median_seconds(lambda: data.render(values), repeats)
@@ -456,6 +478,7 @@ def run_benchmark(
         "train": train,
         "render_64px": {"ours_images_per_sec": ours, "pillow_images_per_sec": pillow, "ratio": ours / pillow},
         "scenes": scene_rates,
+        "objectives": objective_costs,
         "encode_64px": {
             "render_and_encode_images_per_sec": encode,
             "encoder_forward_images_per_sec": forward,
@@ -496,6 +519,11 @@ def format_report(result: dict[str, Any]) -> str:
                 f"{row['training_images_per_sec']:,.0f} | {row['looked_up_vs_training']:,.0f}x | "
                 f"{row['ray_cast_vs_training']:.1f}x |"
             )
+    if result.get("objectives"):
+        lines += ["", "| objective, default preset | images/s | step cost vs beta_vae |", "| --- | ---: | ---: |"]
+        for name, row in result["objectives"].items():
+            budget = f" (budget {FACTOR_VAE_BUDGET}x)" if name == "factor_vae" else ""
+            lines.append(f"| {name} | {row['images_per_sec']:,.0f} | {row['step_cost_vs_beta_vae']:.2f}x{budget} |")
     r, e = result["render_64px"], result["encode_64px"]
     lines += [
         "",
