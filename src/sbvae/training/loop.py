@@ -197,9 +197,14 @@ class Trainer:
     def _stop_if_diverged(self, loss: torch.Tensor) -> None:
         """A :class:`DivergenceError` before the update when any gradient (the VAE's or the
         objective's modules') is not finite. Across processes the gradients are already
-        averaged, so every rank decides alike; the weights, and so every checkpoint, stay finite."""
+        averaged, so every rank decides alike; the weights, and so every checkpoint, stay finite.
+
+        Each gradient is checked through its sum, which is not finite when an entry is NaN or
+        infinite (and when the entries are so large that their sum overflows, a divergence too);
+        a sum reads each entry once, several times faster than an elementwise test over the
+        5M weights of a FactorVAE discriminator."""
         grads = [p.grad for p in self.trained_parameters() if p.grad is not None]
-        if bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+        if bool(torch.stack([g.sum() for g in grads]).isfinite().all()):
             return
         t, o = self.config.train, self.config.objective
         raise DivergenceError(
