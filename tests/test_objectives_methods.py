@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -556,3 +557,24 @@ def test_the_benchmark_times_every_objective_at_the_default_preset():
     for case in cases:  # the same model and data; only the objective differs
         assert case.config.model == default.model and case.config.train == default.train
         assert case.config.objective.name == case.name.split()[0]
+
+
+def test_evaluate_visualize_and_report_read_a_factor_vae_run(tmp_path, factor_run, run_cli):
+    run = tmp_path / "run"
+    shutil.copytree(factor_run, run)
+    code, _, err = run_cli("evaluate", run, "--metrics", "mig,sap", "--num-train", "100", "--num-test", "50")
+    assert code == 0, err
+    assert "discrete_mig" in json.loads((run / "metrics.json").read_text())["scores"]
+    code, _, err = run_cli("visualize", run, "--only", "curves")
+    assert code == 0, err
+    code, _, err = run_cli("report", run)
+    assert code == 0, err
+    assert "Objective: factor_vae (gamma 10" in (run / "report.html").read_text()
+
+
+def test_the_curves_add_a_panel_per_term_of_the_method(factor_run, trained_run):
+    from sbvae.viz.curves import PANELS, panels
+
+    assert panels({"beta": _rows(trained_run)}) == list(PANELS)  # beta-VAE's figure is unchanged
+    keys = [key for key, _ in panels({"factor": _rows(factor_run), "beta": _rows(trained_run)})]
+    assert keys == ["loss", "recon", "kl", "tc", "disc_loss", "disc_accuracy", "discrete_mig"]
