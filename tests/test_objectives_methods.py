@@ -468,6 +468,11 @@ def _rows(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def test_beta_vae_rows_keep_their_keys(trained_run):
+    keys = ["step", "split", "loss", "recon", "kl", "kl_per_dim", "images_per_sec", "elapsed"]
+    assert all(list(r) == keys for r in _rows(trained_run) if r["split"] == "train")
+
+
 def test_a_factor_vae_run_logs_every_term_and_saves_its_discriminator(factor_run):
     train = [r for r in _rows(factor_run) if r["split"] == "train"]
     assert list(train[0])[:4] == ["step", "split", "loss", "recon"]
