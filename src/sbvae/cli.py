@@ -169,6 +169,22 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         print(f"wrote {folder / 'results.md'}")
 
 
+def cmd_explore(args: argparse.Namespace) -> None:
+    from sbvae.explore.server import ExploreServer, serve
+    from sbvae.explore.session import demo_run_dirs, open_session
+    from sbvae.training.device import select_device
+
+    runs = [Path(r) for r in args.run_dirs] + (demo_run_dirs() if args.demo else [])
+    if not runs:
+        raise UserError("give one or more run folders, or --demo for the two models shipped with sbvae")
+    server = ExploreServer(args.host, args.port, args.verbose)  # a bad host or busy port fails before loading
+    try:
+        server.attach(open_session(runs, select_device(args.device)))
+        serve(server)
+    finally:
+        server.server_close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sbvae", description="Spatial Broadcast VAEs: train, evaluate, look.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -263,6 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("explore", help="a local web page to move a model's latents and watch it decode")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folders, shown side by side")
+    p.add_argument("--demo", action="store_true", help="also open the SBD and DeConv models shipped with sbvae")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument("--verbose", action="store_true", help="log every request")
+    p.set_defaults(func=cmd_explore)
     return parser
 
 
