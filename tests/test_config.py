@@ -233,7 +233,8 @@ def test_every_config_field_says_whether_it_is_part_of_a_runs_identity():
 
 def test_the_fields_outside_a_runs_identity_are_the_ones_listed_before():
     roles = field_roles()
-    assert {key for key, role in roles.items() if role == EXECUTION} == {("train", k) for k in EXECUTION_KEYS}
+    execution_keys = {("train", k) for k in EXECUTION_KEYS} | {("data", "cache")}  # data.cache: issue 18
+    assert {key for key, role in roles.items() if role == EXECUTION} == execution_keys
     assert {key for key, role in roles.items() if role == BOOKKEEPING} == {("train", k) for k in BOOKKEEPING_KEYS}
     assert {key for key, role in roles.items() if role == LENGTH} == {("train", "steps")}
 

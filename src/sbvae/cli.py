@@ -6,6 +6,7 @@ Every error a user can cause ends in one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import threading
@@ -15,6 +16,9 @@ from types import FrameType
 from typing import NoReturn
 
 from sbvae.errors import ConfigError, UserError, environment_fault
+
+DATA_FORMATS = ("dsprites_npz", "shapes3d_h5", "mpi3d_npz", "chairs_folder", "image_folder")
+"""``sbvae data --format``: the formats of ``sbvae.data.files.FORMATS`` (not imported: torch is slow to load)."""
 
 
 def _figure_names() -> list[str]:
@@ -62,16 +66,23 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
     config = load_config(args.config, overrides)
-    out = Path(args.out) if args.out else _default_run_dir(config.data.preset, config.model.decoder)
+    data_name = config.data.preset
+    if config.data.path:  # a file's or folder's name; a glob's characters left out
+        data_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(config.data.path).stem).strip("_") or "data"
+    out = Path(args.out) if args.out else _default_run_dir(data_name, config.model.decoder)
     train(config, out, device, progress=not args.quiet, callbacks=standard_callbacks())
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from sbvae.data import PRESETS, make_dataset, make_generator
+    from sbvae.data import PRESETS, Dataset, make_dataset, make_generator, open_data
     from sbvae.viz.data import data_figure
 
-    if args.preset not in PRESETS:
-        raise UserError(f"unknown data preset '{args.preset}' (known: {', '.join(PRESETS)})")
+    is_preset = args.preset in PRESETS and not Path(args.preset).exists()
+    if is_preset and (args.format or args.cache):
+        raise UserError("--format and --cache are for a file or folder, not a data preset")
+    looks_like_a_path = "/" in args.preset or any(c in args.preset for c in "*?[") or Path(args.preset).exists()
+    if not is_preset and not looks_like_a_path:
+        raise UserError(f"unknown data preset '{args.preset}' (known: {', '.join(PRESETS)}; or give a file or folder)")
     if args.image_size <= 0 or args.image_size % 16:
         raise UserError(f"--image-size must be a positive multiple of 16, not {args.image_size}")
     if args.count <= 0:
@@ -81,10 +92,15 @@ def cmd_data(args: argparse.Namespace) -> None:
         raise UserError(f"folder {out.parent} does not exist")
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must be a .png file, not {out}")
-    data = make_dataset(args.preset, args.image_size)
+    data: Dataset
+    if is_preset:
+        data = make_dataset(args.preset, args.image_size)
+    else:
+        cache = str(Path(args.cache).absolute()) if args.cache else None
+        data = open_data(str(Path(args.preset).absolute()), args.image_size, args.format, cache)
     batch = data.sample(args.count, make_generator(args.seed, "preview"))
     data_figure(data, batch, out)
-    print(f"wrote {args.count} samples of {args.preset} to {out}")
+    print(f"wrote {args.count} samples of {data.name} to {out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -272,8 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the numbers to this JSON file")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("data", help="save a grid of samples of a data preset with their factors")
-    p.add_argument("preset", help="a data preset, e.g. colored_sprites or dsprites")
+    p = sub.add_parser("data", help="save a grid of samples of a data preset or file with their factors")
+    p.add_argument("preset", metavar="NAME_OR_PATH", help="a data preset (e.g. dsprites), a file, a folder or a glob")
+    p.add_argument("--format", choices=DATA_FORMATS, help="how to read a file (default: recognised from the file)")
+    p.add_argument("--cache", help="folder for the uncompressed copy of a compressed .npz (default ~/.cache/sbvae)")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--count", type=int, default=16)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -67,12 +68,29 @@ def bookkeeping(default: Any, why: str) -> Any:
 
 @dataclass
 class DataConfig:
-    """What the model sees. ``preset`` names a factor space in :mod:`sbvae.data.presets`."""
+    """What the model sees. ``preset`` names a factor space in :mod:`sbvae.data.presets`.
+
+    ``path``: a dataset file, a folder or a glob of images (see :mod:`sbvae.data.files`); when
+    set, the file decides the dataset and ``preset`` is not used. Kept absolute, so a run's
+    later stages find it from any folder. ``format``: how to read it (the formats of
+    :data:`sbvae.data.files.FORMATS`), or None to
+    recognise it from the file. ``cache``: the folder for the one-time uncompressed copy of a
+    compressed ``.npz`` (None: ``$XDG_CACHE_HOME/sbvae``, else ``~/.cache/sbvae``).
+    """
 
     preset: str = identity("colored_sprites")
     image_size: int = identity(64)
     val_size: int = identity(512)
     supersample: int = identity(4)
+    path: str | None = identity(None)
+    format: Literal["dsprites_npz", "shapes3d_h5", "mpi3d_npz", "chairs_folder", "image_folder"] | None = identity(None)
+    cache: str | None = execution(None, "where the uncompressed copy of a file is kept: the same images")
+
+    def __post_init__(self) -> None:
+        for key in ("path", "cache"):
+            value = getattr(self, key)
+            if isinstance(value, str) and value.strip():
+                setattr(self, key, os.path.abspath(os.path.expanduser(value)))
 
 
 @dataclass
@@ -419,6 +437,11 @@ def validate(config: Config) -> None:
     d, m, o, t = config.data, config.model, config.objective, config.train
     if d.preset not in PRESETS:
         raise ConfigError(f"data.preset '{d.preset}' is unknown (known: {', '.join(PRESETS)})")
+    for key in ("path", "cache"):
+        if getattr(d, key) is not None and not getattr(d, key).strip():
+            raise ConfigError(f"data.{key} is empty; leave it out (or null) instead")
+    if d.format is not None and d.path is None:
+        raise ConfigError("data.format says how to read data.path, which is not set")
     _positive("data.image_size", d.image_size)
     if d.image_size % 16:
         raise ConfigError(f"data.image_size must be divisible by 16, not {d.image_size}")

@@ -1,5 +1,5 @@
 """Data with exact ground truth: factor distributions, the sprite renderer, the ray-cast 3D scenes,
-presets."""
+presets; the field's dataset files and a user's own images."""
 
 from sbvae.data.dataset import (
     Batch,
@@ -21,10 +21,12 @@ from sbvae.data.factors import (
     SetMinus,
     find_factor,
 )
+from sbvae.data.files import FORMATS, build_dataset, open_data
 from sbvae.data.presets import PRESETS, make_dataset, make_heldout_dataset
 from sbvae.data.sprites import SHAPES, SpriteRenderer, hsv_to_rgb
 
 __all__ = [
+    "FORMATS",
     "PRESETS",
     "SHAPES",
     "Batch",
@@ -40,11 +42,13 @@ __all__ = [
     "SetMinus",
     "SpriteDataset",
     "SpriteRenderer",
+    "build_dataset",
     "derive_seed",
     "find_factor",
     "hsv_to_rgb",
     "make_dataset",
     "make_generator",
     "make_heldout_dataset",
+    "open_data",
     "require_ground_truth",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sbvae.data import require_ground_truth
 from sbvae.evaluation.evaluate import compute_metrics, evaluate_model, format_table
 from sbvae.evaluation.sampling import GroundTruthSampler
 from sbvae.training.callbacks import Callback
@@ -17,7 +18,8 @@ def training_mig(trainer: Trainer) -> dict[str, Any]:
     """Discrete MIG on ``train.mig_samples`` fresh samples (posterior means)."""
     model, t = trainer.model, trainer.config.train
     model.eval()
-    scores, _ = compute_metrics(GroundTruthSampler(trainer.data, model, trainer.device), ["mig"], t.seed, t.mig_samples)
+    data = require_ground_truth(trainer.data, "MIG during training")
+    scores, _ = compute_metrics(GroundTruthSampler(data, model, trainer.device), ["mig"], t.seed, t.mig_samples)
     model.train()
     return scores
 
@@ -29,6 +31,8 @@ class MigLogger(Callback):
 
     def on_step(self, trainer: Trainer, log: MetricsLog) -> None:
         t = trainer.config.train
+        if not trainer.data.has_ground_truth:  # a set of images: no MIG
+            return
         if t.mig_every and trainer.step % t.mig_every == 0 and trainer.step < t.steps:
             log.write({"step": trainer.step, "split": "mig", **training_mig(trainer)})
 
@@ -44,5 +48,6 @@ class MigLogger(Callback):
             num_test_images=config.data.val_size,
         )
         atomic_write_json(trainer.paths.scores, {"run": str(trainer.paths.root), "step": trainer.step, **quick})
-        log.write({"step": trainer.step, "split": "mig", **quick["scores"]})
+        if quick["scores"]:  # none for a set of images
+            log.write({"step": trainer.step, "split": "mig", **quick["scores"]})
         print(format_table(quick))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from sbvae.config import Config
-from sbvae.data import make_dataset, make_generator
+from sbvae.data import GroundTruthDataset, build_dataset, make_generator, require_ground_truth
 from sbvae.errors import UserError
 from sbvae.evaluation import metrics
 from sbvae.evaluation.sampling import GroundTruthSampler, Representation
@@ -137,18 +137,22 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Everything ``metrics.json`` holds, for an in-memory model."""
     names = parse_metric_names(names)
-    data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+    data = build_dataset(config.data)
     tick = time.perf_counter()
     test_images = data.fixed_set(num_test_images, config.train.seed, "test", device).images
     reconstruction = elbo_statistics(model, test_images, config.objective, seed)
     timings = {"reconstruction": time.perf_counter() - tick}
-    sampler = GroundTruthSampler(data, model, device, representation, noise_seed=seed)
-    scores, metric_timings = compute_metrics(sampler, names, seed, num_train, num_test, log)
+    if isinstance(data, GroundTruthDataset):
+        sampler = GroundTruthSampler(data, model, device, representation, noise_seed=seed)
+        scores, metric_timings = compute_metrics(sampler, names, seed, num_train, num_test, log)
+        factor_names = list(data.factor_names)
+    else:  # images without factors: the reconstruction only (`sbvae evaluate` refuses such data)
+        names, scores, metric_timings, factor_names = [], {}, {}, []
     return {
         "metrics": names,
         "scores": scores,
         "reconstruction": {"test_images": num_test_images, **reconstruction},
-        "factor_names": list(data.factor_names),
+        "factor_names": factor_names,
         "representation": representation,
         "seed": seed,
         "num_train": num_train,
@@ -176,6 +180,7 @@ def evaluate_run(
         raise UserError("--num-train and --num-test must be at least 2")
     device = device if isinstance(device, torch.device) else select_device(device)
     config, model, state = load_model(run_dir, device)
+    require_ground_truth(build_dataset(config.data), "the disentanglement metrics")
     result = evaluate_model(config, model, device, names, representation, seed, num_train, num_test, log=log)
     result = {"run": str(run_dir), "step": int(state["step"]), **result}
     atomic_write_json(RunPaths(Path(run_dir)).scores, result)

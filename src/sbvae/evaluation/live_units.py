@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sbvae.data import make_dataset
+from sbvae.data import build_dataset
 from sbvae.evaluation.cache import cached_for_step
 from sbvae.training.run_folder import RunPaths, load_model
 
@@ -52,7 +52,7 @@ def unit_statistics(run: Path, device: torch.device) -> dict[str, Any] | None:
         if not RunPaths(run).checkpoint.is_file():
             return None
         config, model, _ = load_model(run, device)
-        data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+        data = build_dataset(config.data)
         images = data.fixed_set(UNIT_IMAGES, config.train.seed, "units").images.to(device)
         with torch.no_grad():
             means, _ = model.encoder(images)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sbvae.data import GroundTruthDataset, make_dataset
+from sbvae.data import GroundTruthDataset, build_dataset, require_ground_truth
 from sbvae.evaluation.cache import cached_for_step
 from sbvae.evaluation.sampling import encode_means
 from sbvae.models import VAE
@@ -68,7 +68,7 @@ def position_statistics(run: Path, device: torch.device) -> dict[str, Any]:
 
     def compute(step: int | None) -> dict[str, Any]:
         config, model, _ = load_model(run, device)
-        data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+        data = require_ground_truth(build_dataset(config.data), "the latent-geometry readout")
         _, r2 = fitted_position_r2(model, data, config.train.seed, device)
         return {"step": step, "images": GEOMETRY_IMAGES, "position_r2": r2}
 

@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from sbvae.config import Config, save_config
-from sbvae.data import Batch, Dataset, make_dataset, make_generator
+from sbvae.data import Batch, Dataset, build_dataset, make_dataset, make_generator
 from sbvae.errors import CheckpointError, DivergenceError, UserError, first_line
 from sbvae.models import VAE, build_vae, count_parameters
 from sbvae.objectives import LossTerms, Runtime, make_objective
@@ -95,7 +95,7 @@ class Trainer:
         self.config, self.device = config, device
         self.world = world = world or World()
         self.paths = RunPaths(Path(run_dir))
-        self.data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+        self.data = build_dataset(config.data)
         torch.manual_seed(config.train.seed)
         self.model = build_vae(config.model, self.data.image_size, self.data.channels).to(device)
         if config.train.channels_last:
@@ -357,7 +357,9 @@ def train(
     device = device if isinstance(device, torch.device) else select_device(device)
     world = world_from_env()
     check_batch(world, config.train.batch_size, config.train.micro_batch)
-    channels = make_dataset(config.data.preset, 16, 1).channels
+    # a bad data file is refused here, before the run folder exists
+    d = config.data
+    channels = (make_dataset(d.preset, 16, 1) if d.path is None else build_dataset(d)).channels
     check_fits(config, channels, torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None)
     device = start(world, device)
     try:
@@ -406,7 +408,7 @@ def _train_locked(trainer: Trainer, threads: int, resumed: bool, progress: bool,
             print(warning)
         ranks = f" x {world.size} processes" if world.active else ""
         print(
-            f"device {device} ({threads} threads{ranks}) | {config.data.preset} {config.data.image_size}px | "
+            f"device {device} ({threads} threads{ranks}) | {trainer.data.name} {config.data.image_size}px | "
             f"{t.steps:,} steps of {t.batch_size} | run folder {run_dir}"
         )
     log = MetricsLog(paths) if main else None

@@ -150,9 +150,9 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
         raise CheckpointError(f"run folder not found: {paths.root}")
     state = load_checkpoint(paths.checkpoint, map_location=device)
     config = config_from_checkpoint(state, paths.checkpoint)
-    from sbvae.data import make_dataset
+    from sbvae.data import build_dataset
 
-    data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+    data = build_dataset(config.data)
     model = build_vae(config.model, data.image_size, data.channels).to(device)
     try:
         model.load_state_dict(state["model"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from sbvae.data import Batch, GroundTruthDataset
+from sbvae.data import Batch, Dataset, GroundTruthDataset
 from sbvae.viz.figures import save_figure
 from sbvae.viz.grid import make_grid, to_uint8
 
@@ -36,8 +36,9 @@ def describe_factors(data: GroundTruthDataset, values: list[float]) -> str:
     return "\n".join(" ".join(line) for line in lines if line)
 
 
-def data_figure(data: GroundTruthDataset, batch: Batch, path: Path, columns: int = 8) -> None:
-    """Save the batch's images in a grid, each titled with its factor values."""
+def data_figure(data: Dataset, batch: Batch, path: Path, columns: int = 8) -> None:
+    """Save the batch's images in a grid, each titled with its factor values (data without
+    factors: the images alone)."""
     n = len(batch.images)
     columns = min(columns, n)
     rows = math.ceil(n / columns)
@@ -52,8 +53,10 @@ def data_figure(data: GroundTruthDataset, batch: Batch, path: Path, columns: int
         if image.shape[0] == 1:
             image = image.repeat(3, 1, 1)
         ax.imshow(to_uint8(image, up), interpolation="nearest")
-        ax.set_title(describe_factors(data, batch.values[i].tolist()), fontsize=7)
-    fig.suptitle(f"{data.name}, {data.image_size}px: samples and their factors")
+        if isinstance(data, GroundTruthDataset):
+            ax.set_title(describe_factors(data, batch.values[i].tolist()), fontsize=7)
+    what = "samples and their factors" if isinstance(data, GroundTruthDataset) else "samples (no factors)"
+    fig.suptitle(f"{data.name}, {data.image_size}px: {what}")
     save_figure(fig, path)
 
 

@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from sbvae.config import Config, build_config
-from sbvae.data import make_dataset
+from sbvae.data import GroundTruthDataset, build_dataset
 from sbvae.errors import CheckpointError, ConfigError, UserError
 from sbvae.training.device import select_device
 from sbvae.training.run_folder import (
@@ -196,9 +196,10 @@ def compare_runs(
     device = device if isinstance(device, torch.device) else select_device(device)
     loaded = {str(r): load_model(r, device) for r in runs}
     configs = {name: item[0] for name, item in loaded.items()}
-    presets = {(c.data.preset, c.data.image_size) for c in configs.values()}
-    data = make_dataset(*next(iter(presets)), next(iter(configs.values())).data.supersample)
-    factors = check_factors(data, factors)
+    presets = {(c.data.preset, c.data.path, c.data.image_size) for c in configs.values()}
+    first = build_dataset(next(iter(configs.values())).data)
+    data = first if isinstance(first, GroundTruthDataset) else None  # a set of images has no factors
+    plane_names = check_factors(data, factors) if data is not None else None
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(configs)
     scores = {name: score_rows(read_scores(Path(name)) or {}) for name in configs}
@@ -233,8 +234,11 @@ def compare_runs(
         cells += [_number(scores[name][metric]) if metric in scores[name] else "" for name in configs]
         rows.append(f"<tr><td>{html.escape(metric)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     body.append(f"<table><tr><th>metric</th>{header}</tr>{''.join(rows)}</table>")
-    if len(presets) == 1:
-        plane = factor_plane(data, factors)
+    if data is None:
+        body.append("<p class='missing'>The runs' data has no factors, so there is no latent geometry.</p>")
+    elif len(presets) == 1:
+        assert plane_names is not None
+        plane = factor_plane(data, plane_names)
         panels = [geometry_panel(Path(name).name, model, data, plane, device) for name, (_, model, _) in loaded.items()]
         geometry_figure(panels, plane, data, out / "geometry.png")
         body.append("<h2>Latent geometry</h2>" + _figure(out / "geometry.png", CAPTIONS["geometry"]))

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from sbvae.config import Config
-from sbvae.data import GroundTruthDataset, make_dataset
+from sbvae.data import GroundTruthDataset, build_dataset, require_ground_truth
 from sbvae.errors import UserError
 from sbvae.models import VAE
 from sbvae.training.device import select_device
@@ -30,6 +30,8 @@ from sbvae.viz.figures import (
 from sbvae.viz.geometry import factor_plane, geometry_figure, geometry_panel
 
 GIF_INPUTS = 4
+NEED_FACTORS = ("geometry", "data")
+"""Figures drawn only for data with ground-truth factors (a set of images has none)."""
 
 
 def parse_figure_names(text: str | Sequence[str] | None) -> list[str]:
@@ -67,8 +69,13 @@ def write_figures(
     """Draw the named figures of an in-memory ``model`` into ``paths``; returns name -> file.
     ``factors``: the geometry plot's two factors (default: the dataset's ``plane_factors``)."""
     names = parse_figure_names(names)
-    data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
-    plane = factor_plane(data, check_factors(data, factors)) if "geometry" in names else None
+    data = build_dataset(config.data)
+    if not isinstance(data, GroundTruthDataset):  # images alone: no factors to plot
+        names = [name for name in names if name not in NEED_FACTORS]
+    plane = None
+    if "geometry" in names:
+        assert isinstance(data, GroundTruthDataset)
+        plane = factor_plane(data, check_factors(data, factors))
     likelihood = config.objective.likelihood
     model.eval()
     val = data.fixed_set(config.data.val_size, config.train.seed, "val", device).images
@@ -76,8 +83,9 @@ def write_figures(
 
     def geometry(path: Path) -> None:
         assert plane is not None  # drawn only when asked for, and then the plane is made
-        panel = geometry_panel(label or config.model.decoder.upper(), model, data, plane, device)
-        geometry_figure([panel], plane, data, path)
+        factors = require_ground_truth(data, "the geometry plot")
+        panel = geometry_panel(label or config.model.decoder.upper(), model, factors, plane, device)
+        geometry_figure([panel], plane, factors, path)
 
     draw = {
         "geometry": geometry,
@@ -87,7 +95,7 @@ def write_figures(
         "prior_samples": lambda path: prior_samples_figure(model, likelihood, path, seed=config.train.seed),
         "kl": lambda path: kl_figure(kl, path),
         "curves": lambda path: curves_figure({label or "run": read_metrics(paths.metrics)}, path),
-        "data": lambda path: factors_figure(data, path),
+        "data": lambda path: factors_figure(require_ground_truth(data, "the data figure"), path),
     }
     written = {}
     with torch.no_grad():
@@ -104,7 +112,11 @@ def visualize_run(
     device: str | torch.device | None = None,
 ) -> dict[str, Path]:
     """Load a run's model and write its figures into the run folder; returns name -> file."""
+    asked = names is not None and names != "all"
     names = parse_figure_names(names)
     device = device if isinstance(device, torch.device) else select_device(device)
     config, model, _ = load_model(run_dir, device)
+    wanted = [name for name in names if name in NEED_FACTORS]
+    if asked and wanted:
+        require_ground_truth(build_dataset(config.data), f"the {' and '.join(wanted)} figures")
     return write_figures(config, model, RunPaths(Path(run_dir)), names, factors, device)
