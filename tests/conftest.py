@@ -93,6 +93,15 @@ def trained_run(tmp_path_factory) -> Path:
     return out
 
 
+def small_trainer(out: Path, *overrides: str):
+    """A CPU Trainer of the default preset shrunk to a 32 px, 8-channel SBD and batches of 12."""
+    from sbvae.config import load_config
+    from sbvae.training.loop import Trainer
+
+    sizes = ["data.image_size=32", "model.sbd_layers=2", "model.sbd_channels=8", "train.batch_size=12"]
+    return Trainer(load_config("default", [*sizes, *overrides]), out, torch.device("cpu"))
+
+
 def wait_for(condition: Callable[[], bool], seconds: float = 240.0) -> None:
     """Poll ``condition`` until it holds; the bound only ends a broken run, it is not a timing assertion."""
     deadline = time.monotonic() + seconds

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
+from conftest import small_trainer
 from sbvae.models import VAEOutput
 from sbvae.objectives import kl_per_dimension, reconstruction_nll, to_image, vae_loss
 
@@ -121,22 +122,9 @@ def test_to_image():
 
 def _first_step(tmp_path, decoder: str, *overrides: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Loss terms and accumulated gradient of a fresh Trainer's first step (no update)."""
-    from sbvae.config import load_config
-    from sbvae.training.loop import Trainer
-
-    config = load_config(
-        "default",
-        [
-            "data.image_size=32",
-            "model.sbd_layers=2",
-            "model.sbd_channels=8",
-            "train.batch_size=12",
-            "train.micro_batch=0",
-            f"model.decoder={decoder}",
-            *overrides,
-        ],
+    trainer = small_trainer(
+        tmp_path / "-".join(overrides), "train.micro_batch=0", f"model.decoder={decoder}", *overrides
     )
-    trainer = Trainer(config, tmp_path / "-".join(overrides), torch.device("cpu"))
     trainer.optimizer.step = lambda: None  # keep the accumulated gradient, skip the update
     losses = list(trainer.train_step())
     return losses, [p.grad.clone() for p in trainer.model.parameters()]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY, invoke
+from conftest import TINY, invoke, small_trainer
 from sbvae.config import OBJECTIVES, ConfigError, ObjectiveConfig, load_config
 from sbvae.errors import UserError
 from sbvae.models import VAE
@@ -326,20 +326,7 @@ def test_the_capacity_rises_linearly_to_c_max_then_stays():
 
 
 def _trainer(tmp_path: Path, name: str, *overrides: str):
-    from sbvae.training.loop import Trainer
-
-    config = load_config(
-        "default",
-        [
-            "data.image_size=32",
-            "model.sbd_layers=2",
-            "model.sbd_channels=8",
-            "train.batch_size=12",
-            f"objective.name={name}",
-            *overrides,
-        ],
-    )
-    return Trainer(config, tmp_path / f"{name}-{len(list(tmp_path.iterdir()))}", torch.device("cpu"))
+    return small_trainer(tmp_path / f"{name}-{len(list(tmp_path.iterdir()))}", f"objective.name={name}", *overrides)
 
 
 def _first_step(tmp_path: Path, name: str, *overrides: str):
