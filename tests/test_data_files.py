@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -71,7 +72,8 @@ def write_dsprites(path: Path, compressed: bool = True) -> np.ndarray:
     columns["shape"] = columns["shape"] - 1  # the renderer's shape is 0-based, dSprites' 1-based
     imgs = (SpriteRenderer(64, 1, 2).render(columns)[:, 0] > 0.5).numpy().astype(np.uint8)
     save = np.savez_compressed if compressed else np.savez
-    save(path, imgs=imgs, latents_classes=classes, latents_values=values)
+    metadata = np.array({"description": "a test file in the dSprites layout"}, dtype=object)  # pickled, as published
+    save(path, imgs=imgs, latents_classes=classes, latents_values=values, metadata=metadata)
     return imgs
 
 
@@ -440,6 +442,29 @@ def test_bad_input_is_one_line_and_changes_nothing(tmp_path, run_cli, tiny_overr
         code, _, err = run_cli("data", path, "--out", tmp_path / "x.png", "--cache", tmp_path / "cache")
         assert code == 2 and len(err.strip().splitlines()) == 1, (name, err)
     assert snapshot(tmp_path) == before
+
+
+def test_an_interrupted_copy_leaves_no_cache(tmp_path, monkeypatch):
+    """Stopped half-way through the uncompressed copy, then run again: no partial file is left,
+    and the next run makes a whole copy."""
+    write_dsprites(tmp_path / "d.npz")
+    copy = shutil.copyfileobj
+
+    def stop_half_way(source, sink, length=0):
+        sink.write(source.read(1000))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sbvae.data.rows.shutil.copyfileobj", stop_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        open_data(str(tmp_path / "d.npz"), 64, cache=str(tmp_path / "cache"))
+    assert not (tmp_path / "cache").exists()
+    (tmp_path / "cache").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        open_data(str(tmp_path / "d.npz"), 64, cache=str(tmp_path / "cache"))
+    assert list((tmp_path / "cache").iterdir()) == []  # a folder the user made stays, empty
+    monkeypatch.setattr("sbvae.data.rows.shutil.copyfileobj", copy)
+    data = open_data(str(tmp_path / "d.npz"), 64, cache=str(tmp_path / "cache"))
+    assert len(list((tmp_path / "cache").iterdir())) == 1 and data.image_size == 64
 
 
 def test_a_fake_image_found_while_training_is_one_line(tmp_path, run_cli, tiny_overrides):
