@@ -367,6 +367,8 @@ def test_train_a_few_steps_on_each_format(kind, tmp_path, run_cli, tiny_override
     assert (run / "reconstructions.png").is_file() and (run / "report.html").is_file()
     if kind == "images":
         assert scores["scores"] == {} and not (run / "geometry.png").exists()
+        page = (run / "report.html").read_text()
+        assert "no ground-truth factors" in page and "Not drawn yet" not in page
         code, _, err = run_cli("evaluate", run, "--num-train", "50", "--num-test", "20")
         assert code == 2 and "ground-truth factors" in err and len(err.strip().splitlines()) == 1
         code, _, err = run_cli("visualize", run, "--only", "geometry")

@@ -31,7 +31,7 @@ from sbvae.training.run_folder import (
 )
 from sbvae.viz.curves import curves_figure
 from sbvae.viz.geometry import factor_plane, geometry_figure, geometry_panel
-from sbvae.viz.run_figures import check_factors
+from sbvae.viz.run_figures import NEED_FACTORS, check_factors
 
 CAPTIONS = {
     "geometry": "Latent-space geometry: lines in the plane of two factors, and where the model puts them.",
@@ -130,7 +130,10 @@ def run_report(run_dir: str | Path) -> Path:
         )
     body.append("<h2>Figures</h2>")
     missing = [name for name in FIGURE_FILES if not paths.figure(name).is_file()]
-    body += [_figure(paths.figure(n), CAPTIONS[n]) for n in FIGURE_FILES if n not in missing]
+    if result is not None and result.get("factor_names") == []:  # a set of images: nothing to plot factors of
+        missing = [name for name in missing if name not in NEED_FACTORS]
+        body.append("<p>The data has no ground-truth factors: no disentanglement scores, geometry or data figure.</p>")
+    body += [_figure(paths.figure(n), CAPTIONS[n]) for n in FIGURE_FILES if paths.figure(n).is_file()]
     if missing:
         body.append(
             f"<p class='missing'>Not drawn yet: {', '.join(missing)} "
