@@ -22,7 +22,7 @@ from PIL import Image
 
 from conftest import wait_for
 from sbvae.explore.server import ASSETS, ExploreServer, start_server
-from sbvae.explore.session import ExploreSession, demo_run_dirs, open_session
+from sbvae.explore.session import ExploreSession, RequestError, demo_run_dirs, open_session, png_bytes
 from sbvae.objectives import to_image
 from sbvae.viz.grid import to_uint8
 
@@ -111,6 +111,34 @@ def test_start_from_factor_values_renders_exactly_those_values(session):
     values = session.factor_values({"x": 0.2, "y": 0.8, "shape": 2, "hue": 0.3})
     expected = to_uint8(session.data.images(values)[0])
     assert np.array_equal(data_url_pixels(answer["input"]), expected)
+
+
+def test_a_grey_run_and_a_run_without_ground_truth_explore(run_cli, tmp_path, tiny_overrides):
+    """dSprites (one channel) and a folder of images (no factors: no controls, no geometry,
+    latents paired by KL rank); the decodings are still the models' own."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    runs = []
+    for name, setting in (("grey", "data.preset=dsprites"), ("no-factors", f"data.path={folder}")):
+        code, _, err = run_cli("train", "--set", *tiny_overrides, setting, "--out", tmp_path / name, "--quiet")
+        assert code == 0, err
+        runs.append(tmp_path / name)
+    grey = open_session([runs[0]], torch.device("cpu"))
+    answer = grey.start("factors", 0, {"shape": 1, "x": 0.5})
+    assert data_url_pixels(answer["input"]).shape == (32, 32, 3)  # grey PNG, read as RGB
+    z = answer["runs"][0]["mean"]
+    assert np.array_equal(pixels(png_bytes(grey.decode(0, z))), direct(grey, 0, z)[:, :, [0, 0, 0]])
+    photos = open_session([runs[1], runs[1]], torch.device("cpu"))
+    info = photos.describe()
+    assert info["ground_truth"] is False and info["factors"] == [] and info["runs"][0]["geometry"] is None
+    assert [slot["dims"] for slot in info["slots"]] == [[d, d] for d in photos.runs[0].order]
+    answer = photos.start("random", 5)
+    assert answer["values"] is None and answer["input"]
+    with pytest.raises(RequestError, match="no ground-truth factors"):
+        photos.start("factors", 0, {"x": 0.5})
 
 
 # ---------------------------------------------------------------------- endpoints

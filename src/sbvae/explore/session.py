@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from sbvae.config import Config
-from sbvae.data import Continuous, Dataset, GroundTruthDataset, make_dataset, make_generator
+from sbvae.data import Continuous, Dataset, GroundTruthDataset, build_dataset, make_generator
 from sbvae.errors import CheckpointError, UserError
 from sbvae.evaluation.metrics.utils import discrete_entropy, discrete_mutual_info, discretize
 from sbvae.evaluation.sampling import GroundTruthSampler
@@ -77,7 +77,7 @@ class ExploreRun:
         return {
             "name": self.name,
             "decoder": self.config.model.decoder,
-            "preset": self.config.data.preset,
+            "data": self.data.name,
             "image_size": self.data.image_size,
             "latent_dim": self.latent_dim,
             "kl": [round(v, 4) for v in self.kl],
@@ -137,7 +137,7 @@ def load_run(path: str | Path, device: torch.device, taken: set[str] | None = No
         config, model, _ = load_model(folder, device)
     except PermissionError as exc:
         raise CheckpointError(f"cannot read run folder {folder}: {exc.strerror}") from None
-    data = make_dataset(config.data.preset, config.data.image_size, config.data.supersample)
+    data = build_dataset(config.data)
     val = data.fixed_set(config.data.val_size, config.train.seed, "val", device).images
     kl = [float(v) for v in elbo_statistics(model, val, config.objective, config.train.seed)["kl_per_dim"]]
     order = sorted(range(len(kl)), key=lambda d: (-kl[d], d))

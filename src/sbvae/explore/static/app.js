@@ -137,7 +137,7 @@ async function sweep(s) {
 
 function geometryPlot(run, j) {
   const g = run.geometry;
-  const size = 240;
+  const size = 220;
   const pad = 28;
   const xs = g.lines.flat().map((p) => p[0]);
   const ys = g.lines.flat().map((p) => p[1]);
@@ -218,7 +218,7 @@ function buildRuns() {
   state.plots = [];
   state.info.runs.forEach((run, j) => {
     const box = element("div", { class: "run", "data-run": String(j) });
-    box.appendChild(element("h3", {}, `${run.name} — ${run.preset} ${run.image_size}px`));
+    box.appendChild(element("h3", {}, `${run.name} — ${run.data} ${run.image_size}px`));
     const images = element("div", { class: "images" });
     for (const [kind, caption] of [["reconstruction", "reconstruction"], ["decoded", "current decoding"]]) {
       const figure = element("figure");
@@ -226,12 +226,14 @@ function buildRuns() {
       figure.appendChild(element("figcaption", {}, caption));
       images.appendChild(figure);
     }
-    box.appendChild(images);
+    const body = element("div", { class: "body" });
+    body.appendChild(images);
     if (run.geometry) {
       const plot = geometryPlot(run, j);
       state.plots.push(plot);
-      box.appendChild(plot.box);
+      body.appendChild(plot.box);
     }
+    box.appendChild(body);
     holder.appendChild(box);
   });
 }
