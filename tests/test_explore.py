@@ -9,8 +9,12 @@ import http.client
 import io
 import json
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -279,6 +283,24 @@ def test_only_the_named_assets_exist(server):
 
 
 # ---------------------------------------------------------------------- the command
+
+
+def test_the_command_prints_its_address_and_serves_until_interrupted(trained_run):
+    command = [sys.executable, "-m", "sbvae", "explore", str(trained_run), "--port", "0", "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        found = re.search(r"open (http://127\.0\.0\.1:(\d+)/)", line)
+        assert found, line + (process.stderr.read() if process.stderr else "")
+        connection = http.client.HTTPConnection("127.0.0.1", int(found.group(2)), timeout=60)
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        assert response.status == 200 and b"sbvae explore" in response.read()
+        connection.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in err
 
 
 def test_explore_reports_missing_or_broken_runs_in_one_line(run_cli, tmp_path, trained_run):
