@@ -31,10 +31,12 @@ HELDOUT_IMAGES = GEOMETRY_IMAGES
 
 def heldout_statistics(run: Path, device: torch.device) -> dict[str, Any] | None:
     """Reconstruction and position geometry on the held-out region (None for a preset without
-    one). Kept in ``RUN/heldout.json`` for the run's evaluated step."""
+    one, and for data read from a file: ``data.path`` replaces the preset). Kept in
+    ``RUN/heldout.json`` for the run's evaluated step."""
 
     def compute(step: int | None) -> dict[str, Any] | None:
-        if make_heldout_dataset(load_config(str(RunPaths(run).config)).data.preset, 16) is None:
+        data = load_config(str(RunPaths(run).config)).data
+        if data.path is not None or make_heldout_dataset(data.preset, 16) is None:
             return None
         config, model, _ = load_model(run, device)
         held_out = make_heldout_dataset(config.data.preset, config.data.image_size, config.data.supersample)

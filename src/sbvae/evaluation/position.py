@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sbvae.data import GroundTruthDataset, build_dataset, require_ground_truth
+from sbvae.data import GroundTruthDataset, build_dataset
 from sbvae.evaluation.cache import cached_for_step
 from sbvae.evaluation.sampling import encode_means
 from sbvae.models import VAE
@@ -64,11 +64,14 @@ def fitted_position_r2(
 
 def position_statistics(run: Path, device: torch.device) -> dict[str, Any]:
     """``{"step", "images", "position_r2"}`` of a run, kept in ``RUN/position.json`` for the
-    run's evaluated step."""
+    run's evaluated step; ``position_r2`` is None for data without an x and a y factor (a 3D
+    scene, a file without them, images without factors)."""
 
     def compute(step: int | None) -> dict[str, Any]:
         config, model, _ = load_model(run, device)
-        data = require_ground_truth(build_dataset(config.data), "the latent-geometry readout")
+        data = build_dataset(config.data)
+        if not isinstance(data, GroundTruthDataset) or not set(POSITION) <= set(data.factor_names):
+            return {"step": step, "images": 0, "position_r2": None}
         _, r2 = fitted_position_r2(model, data, config.train.seed, device)
         return {"step": step, "images": GEOMETRY_IMAGES, "position_r2": r2}
 
