@@ -393,6 +393,12 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[list[str], str]]:
     )
     np.savez(folder / "grid.npz", imgs=np.zeros((4, 64, 64), np.uint8), latents_classes=np.zeros((4, 6), np.int64),
              latents_values=np.zeros((4, 6)))  # fmt: skip
+    np.savez(folder / "square.npz", images=np.zeros((4, 64, 32, 3), np.uint8))
+    with h5py.File(folder / "labels.h5", "w") as f:
+        f.create_dataset("images", data=np.zeros((4, 64, 64, 3), np.uint8))
+        f.create_dataset("labels", data=np.zeros((4, 5)))
+    write_chairs(folder / "chairs", size=16)
+    (folder / "chairs" / "model1" / "renders" / "image_004_p030_t116_r096.png").unlink()
     whole = (folder / "good.npz").read_bytes()
     (folder / "truncated.npz").write_bytes(whole[: len(whole) // 2])
     corrupt = bytearray(whole)  # the compressed images damaged in the middle: found while copying them
@@ -415,6 +421,9 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[list[str], str]]:
         "wrong dtype": ([f"data.path={folder / 'shape.npz'}"], "float32"),
         "not a grid": ([f"data.path={folder / 'grid.npz'}"], "not a full factor grid"),
         "h5 as npz": ([f"data.path={folder / 'good.h5'}", "data.format=mpi3d_npz"], "not a readable .npz"),
+        "not square": ([f"data.path={folder / 'square.npz'}"], "[4, 64, 32, 3]"),
+        "labels shape": ([f"data.path={folder / 'labels.h5'}"], "labels has shape [4, 5]"),
+        "chairs lacking a view": ([f"data.path={folder / 'chairs'}"], "model1 lacks 1 of the 6 views"),
         "truncated npz": ([f"data.path={folder / 'truncated.npz'}"], "not a"),
         "corrupt npz": ([f"data.path={folder / 'corrupt.npz'}"], "corrupt.npz"),
         "truncated h5": ([f"data.path={folder / 'truncated.h5'}"], "truncated.h5"),

@@ -164,7 +164,7 @@ def npz_members(path: Path) -> dict[str, NpyMember]:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:
             raise
-        raise UserError(f"{path} is not a readable .npz file: {_first_line(exc)}") from None
+        raise UserError(f"{path} is not a readable .npz file (damaged or cut short?): {_first_line(exc)}") from None
     return members
 
 
