@@ -31,12 +31,12 @@ from sbvae.config import Config
 from sbvae.data import Continuous, Dataset, GroundTruthDataset, build_dataset, make_generator
 from sbvae.errors import CheckpointError, UserError
 from sbvae.evaluation.metrics.utils import discrete_entropy, discrete_mutual_info, discretize
-from sbvae.evaluation.sampling import GroundTruthSampler
+from sbvae.evaluation.sampling import GroundTruthSampler, encode_means
 from sbvae.models import VAE
 from sbvae.objectives import ACTIVE_KL, to_image
 from sbvae.training.run_folder import load_model
 from sbvae.training.validation import elbo_statistics
-from sbvae.viz.geometry import factor_plane, geometry_panel, line_colours
+from sbvae.viz.geometry import choose_latents, factor_plane, line_colours
 from sbvae.viz.grid import to_uint8
 
 MATCH_SAMPLES = 2_000
@@ -144,35 +144,46 @@ def load_run(path: str | Path, device: torch.device, taken: set[str] | None = No
     return ExploreRun(_run_name(folder, config, taken or set()), folder, config, model, data, kl, order)
 
 
-def _factor_information(run: ExploreRun, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised MI ``[D, K]`` of each latent's posterior mean with each factor, and the sign
-    ``[D, K]`` of their correlation."""
-    assert isinstance(run.data, GroundTruthDataset)
+@dataclass(frozen=True)
+class FactorCodes:
+    """A run's posterior means of ground-truth samples and what they say about each latent."""
+
+    codes: np.ndarray  # [N, D]
+    labels: np.ndarray  # [N, K]
+    mi: np.ndarray  # [D, K]: mutual information normalised by the factor's entropy
+    sign: np.ndarray  # [D, K]: +1 where the latent grows with the factor's label, else -1
+
+
+def _factor_codes(run: ExploreRun, seed: int) -> FactorCodes | None:
+    """Encode ``MATCH_SAMPLES`` samples of the run's data; None for data without ground truth."""
+    if not isinstance(run.data, GroundTruthDataset):
+        return None
     sampler = GroundTruthSampler(run.data, run.model, next(run.model.parameters()).device)
     codes, labels = sampler.codes_and_labels(MATCH_SAMPLES, make_generator(seed, "explore-match"))
     mi = discrete_mutual_info(discretize(codes), labels)
     mi = mi / np.maximum(discrete_entropy(labels), 1e-12)[None, :]
-    centred_codes = codes - codes.mean(0)
-    centred_labels = labels - labels.mean(0)
-    sign = np.sign(centred_codes.T @ centred_labels)
+    sign = np.sign((codes - codes.mean(0)).T @ (labels - labels.mean(0)))
     sign[sign == 0] = 1
-    return mi, sign
+    return FactorCodes(codes, labels, mi, sign)
 
 
-def _geometry(run: ExploreRun) -> dict[str, Any] | None:
-    """The latent-geometry plot's lines in the two latents that carry the data's plane factors."""
+def _geometry(run: ExploreRun, found: FactorCodes | None) -> dict[str, Any] | None:
+    """The latent-geometry plot's lines (as in ``sbvae visualize``) drawn in the two latents
+    that carry the data's plane factors on the same samples as the sliders' labels, so the
+    marked point moves with the sliders named after those factors."""
     data = run.data
-    if not isinstance(data, GroundTruthDataset):
+    if found is None or not isinstance(data, GroundTruthDataset):
         return None
     plane = factor_plane(data, data.plane_factors)
+    dims, mi = choose_latents(found.codes, found.labels[:, list(plane.columns)])
     device = next(run.model.parameters()).device
-    panel = geometry_panel(run.name, run.model, data, plane, device)
+    points = encode_means(run.model, data, plane.values, device)[..., list(dims)]
     colours = line_colours(plane.first_lines, len(plane.values) - plane.first_lines)
     return {
         "factors": list(plane.names),
-        "dims": list(panel.dims),
-        "mi": [round(v, 3) for v in panel.mi],
-        "lines": np.round(panel.points, 4).tolist(),
+        "dims": list(dims),
+        "mi": [round(v, 3) for v in mi],
+        "lines": np.round(points, 4).tolist(),
         "inside": plane.inside.tolist(),
         "colours": ["#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in colour[:3])) for colour in colours],
     }
@@ -213,17 +224,16 @@ class ExploreSession:
             isinstance(r.data, GroundTruthDataset) and r.data.factor_names == self.data.factor_names for r in runs
         )
         with torch.no_grad():
-            information = [_factor_information(r, seed) for r in runs] if self.ground_truth else []
-            for run, (mi, _) in zip(self.runs, information):
-                run.carries = [
-                    {
-                        "factor": self.factor_names[int(np.argmax(mi[d]))],
-                        "mi": round(float(np.max(mi[d])), 3),
-                    }
-                    for d in range(run.latent_dim)
-                ]
-            for run in self.runs:
-                run.geometry = _geometry(run)
+            found = [_factor_codes(run, seed) for run in self.runs]
+            for run, codes in zip(self.runs, found):
+                run.geometry = _geometry(run, codes)
+                if codes is not None and self.ground_truth:
+                    best = codes.mi.argmax(1)
+                    run.carries = [
+                        {"factor": self.factor_names[k], "mi": round(float(codes.mi[d, k]), 3)}
+                        for d, k in enumerate(best)
+                    ]
+        information = [(f.mi, f.sign) for f in found if f is not None] if self.ground_truth else []
         self.slots = self._match(information)
 
     @property
