@@ -424,3 +424,15 @@ def test_in_a_browser_a_slider_changes_the_decoding_and_a_factor_changes_the_inp
     wait_for(lambda: image.get_attribute("src") != shown, 60)
     assert browser.execute_script("return document.body.dataset.start") == "factors"
     assert not browser.find_element(By.ID, "status").get_attribute("class")
+
+    # a sweep plays -2..+2 through the decoder, then puts the slider back; reset returns to the mean
+    decodes = lambda: int(browser.execute_script("return document.body.dataset.decodes"))
+    count = decodes()
+    browser.find_element(By.CSS_SELECTOR, 'button.sweep[data-slot="1"]').click()
+    wait_for(lambda: decodes() >= count + 10, 120)
+    wait_for(lambda: browser.execute_script("return !state.sweeping && !state.inflight && state.offsets[1] === 0"))
+    browser.find_element(By.CSS_SELECTOR, 'button.reset[data-slot="0"]').click()
+    wait_for(lambda: slider.get_attribute("value") == "0")
+    browser.find_element(By.ID, "prior-draw").click()
+    wait_for(lambda: browser.execute_script("return document.body.dataset.start") == "prior")
+    assert not browser.find_element(By.ID, "input-view").is_displayed() or image.get_attribute("src") == ""

@@ -20,6 +20,7 @@ const state = {
   pending: false,
   waiters: [],
   sweepToken: 0,
+  sweeping: false, // a sweep is playing (set back when it ends or another move stops it)
   decodes: 0, // decodings shown so far (the browser test waits on it)
 };
 
@@ -114,22 +115,29 @@ function showOffset(s) {
   $(`output[data-slot="${s}"]`).textContent = `${sign}${Math.abs(state.offsets[s]).toFixed(2)} (z = ${z0.toFixed(2)})`;
 }
 
-function resetOffsets() {
+function stopSweep() {
   state.sweepToken += 1;
+  state.sweeping = false;
+}
+
+function resetOffsets() {
+  stopSweep();
   state.info.slots.forEach((_, s) => setOffset(s, 0));
 }
 
 async function sweep(s) {
   const token = ++state.sweepToken;
   const before = state.offsets[s];
+  state.sweeping = true;
   for (let i = 0; i < SWEEP_STEPS; i += 1) {
-    if (token !== state.sweepToken) return;
+    if (token !== state.sweepToken) return; // another move took over
     setOffset(s, SWEEP_FROM + ((SWEEP_TO - SWEEP_FROM) * i) / (SWEEP_STEPS - 1));
     await Promise.all([requestDecode(), new Promise((resolve) => setTimeout(resolve, 40))]);
   }
   if (token === state.sweepToken) {
     setOffset(s, before);
-    requestDecode();
+    await requestDecode();
+    state.sweeping = false;
   }
 }
 
@@ -273,7 +281,7 @@ function buildLatents() {
       "aria-label": `offset of latent z${first}`,
     });
     slider.addEventListener("input", () => {
-      state.sweepToken += 1;
+      stopSweep();
       state.offsets[s] = Number(slider.value);
       showOffset(s);
       requestDecode();
@@ -285,7 +293,7 @@ function buildLatents() {
     play.addEventListener("click", () => sweep(s));
     const reset = element("button", { type: "button", class: "reset", "data-slot": String(s) }, "reset");
     reset.addEventListener("click", () => {
-      state.sweepToken += 1;
+      stopSweep();
       setOffset(s, 0);
       requestDecode();
     });
@@ -360,7 +368,7 @@ async function startFrom(mode) {
     status(error.message, true);
     return;
   }
-  state.sweepToken += 1;
+  stopSweep();
   state.starts = answer.runs.map((run) => run.mean);
   $("#input").src = answer.input || "";
   $("#input-view").style.visibility = answer.input ? "visible" : "hidden";
