@@ -315,6 +315,9 @@ def test_explore_reports_missing_or_broken_runs_in_one_line(run_cli, tmp_path, t
     (broken / "checkpoint.pt").write_bytes(b"not a checkpoint")
     code, _, err = run_cli("explore", broken, "--port", "0")
     assert code == 2 and "corrupt or unreadable" in err and err.strip().count("\n") == 0
+    (tmp_path / "a-file").write_text("not a folder")
+    code, _, err = run_cli("explore", tmp_path / "a-file", "--port", "0")
+    assert code == 2 and "not a run folder" in err
     code, _, err = run_cli("explore", "--port", "0")
     assert code == 2 and "--demo" in err
 

@@ -397,7 +397,7 @@ async function main() {
   buildRuns();
   buildLatents();
   buildFactors();
-  if (!state.info.ground_truth) $("#factors").textContent = "This data has no ground-truth factors.";
+  if (!state.info.factors.length) $("#factors").textContent = "This data has no ground-truth factors.";
   $("#random-sample").addEventListener("click", () => {
     $("#seed").value = String(Math.floor(Math.random() * 1e6));
     startFrom("random");
