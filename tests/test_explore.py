@@ -26,7 +26,7 @@ from PIL import Image
 
 from conftest import wait_for
 from sbvae.explore.server import ASSETS, ExploreServer, start_server
-from sbvae.explore.session import ExploreSession, RequestError, demo_run_dirs, open_session, png_bytes
+from sbvae.explore.session import ExploreSession, RequestError, demo_run_dirs, load_run, open_session, png_bytes
 from sbvae.objectives import to_image
 from sbvae.viz.grid import to_uint8
 
@@ -353,7 +353,13 @@ def test_the_demo_models_load():
     folders = demo_run_dirs()
     assert [f.name for f in folders] == ["sbd", "deconv"]
     for folder in folders:
-        assert (folder / "checkpoint.pt").stat().st_size < 4_000_000
+        assert (folder / "checkpoint.pt").stat().st_size < 4_000_000  # weights only, no optimizer state
+        run = load_run(folder, torch.device("cpu"))
+        assert (run.name, run.config.data.preset) == (
+            folder.name.replace("sbd", "SBD").replace("deconv", "DeConv"),
+            "colored_sprites",
+        )
+        assert sum(kl >= 0.1 for kl in run.kl) >= 5  # trained: several latents carry information
 
 
 def test_busy_port_error_names_the_cause():
