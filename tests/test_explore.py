@@ -25,6 +25,8 @@ import torch
 from PIL import Image
 
 from conftest import wait_for
+from sbvae.data import PRESETS, Continuous
+from sbvae.explore import session as session_module
 from sbvae.explore.server import ASSETS, ExploreServer, start_server
 from sbvae.explore.session import ExploreSession, RequestError, demo_run_dirs, load_run, open_session, png_bytes
 from sbvae.objectives import to_image
@@ -143,6 +145,31 @@ def test_a_grey_run_and_a_run_without_ground_truth_explore(run_cli, tmp_path, ti
     assert answer["values"] is None and answer["input"]
     with pytest.raises(RequestError, match="no ground-truth factors"):
         photos.start("factors", 0, {"x": 0.5})
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_a_run_of_every_preset_explores(preset, run_cli, tmp_path, tiny_overrides, monkeypatch):
+    """Each preset's run starts from chosen factor values and decodes what its model decodes
+    (two training steps: what is checked is the plumbing, not what was learned)."""
+    monkeypatch.setattr(session_module, "MATCH_SAMPLES", 200)  # encoding 2,000 ray-cast scenes per preset is slow
+    run = tmp_path / preset
+    settings = [f"data.preset={preset}", "train.steps=2", "train.checkpoint_every=2", "train.eval_every=2"]
+    code, _, err = run_cli("train", "--set", *tiny_overrides, *settings, "--out", run, "--quiet")
+    assert code == 0, err
+    explored = open_session([run], torch.device("cpu"))
+    info = explored.describe()
+    assert info["ground_truth"] is True and info["runs"][0]["geometry"] is not None
+    data = explored.runs[0].data
+    chosen = {}
+    for name in data.factor_names:
+        factor = data.factor(name)
+        chosen[name] = factor.low if isinstance(factor, Continuous) else float(factor.values[-1])
+    answer = explored.start("factors", 0, chosen)
+    as_rgb = lambda a: np.broadcast_to(a, (*a.shape[:2], 3))  # one channel: a grey PNG, read as RGB
+    expected = to_uint8(data.images(explored.factor_values(chosen))[0])
+    assert np.array_equal(data_url_pixels(answer["input"]), as_rgb(expected))
+    z = answer["runs"][0]["mean"]
+    assert np.array_equal(pixels(png_bytes(explored.decode(0, z))), as_rgb(direct(explored, 0, z)))
 
 
 # ---------------------------------------------------------------------- endpoints
