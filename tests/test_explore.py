@@ -314,7 +314,12 @@ def test_only_the_named_assets_exist(server):
 
 def test_the_command_prints_its_address_and_serves_until_interrupted(trained_run):
     command = [sys.executable, "-m", "sbvae", "explore", str(trained_run), "--port", "0", "--device", "cpu"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a shell starts background jobs with it ignored,
+    # and Python then never turns it into KeyboardInterrupt (Ctrl-C is what is tested here)
+    restore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore_sigint
+    )
     try:
         line = process.stdout.readline() if process.stdout else ""
         found = re.search(r"open (http://127\.0\.0\.1:(\d+)/)", line)
@@ -326,7 +331,10 @@ def test_the_command_prints_its_address_and_serves_until_interrupted(trained_run
         connection.close()
     finally:
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        try:
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()  # never leave a server behind, whatever failed above
     assert process.returncode == 130 and "interrupted" in err
 
 
