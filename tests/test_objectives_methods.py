@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import TINY, invoke, small_trainer
 from sbvae.config import OBJECTIVES, ConfigError, ObjectiveConfig, load_config
@@ -19,7 +20,7 @@ from sbvae.errors import UserError
 from sbvae.models import VAE
 from sbvae.objectives import Runtime, capacity, make_objective, permute_dims, total_correlation
 from sbvae.objectives.dip_vae import off_diagonal_and_diagonal, posterior_covariance
-from sbvae.objectives.factor_vae import Discriminator
+from sbvae.objectives.factor_vae import Discriminator, tc_estimate
 
 NAMES = list(OBJECTIVES)
 METHODS = [n for n in NAMES if n != "beta_vae"]
@@ -159,6 +160,8 @@ def _direct_penalty(objective, out) -> torch.Tensor:
     config = objective.config
     if config.name == "beta_tcvae":
         return (config.beta - 1) * total_correlation(out.z, out.mean, out.logvar)
+    if config.name == "factor_vae":
+        return config.gamma * tc_estimate(objective.discriminator(out.z))
     if config.name == "annealed_vae":
         kl = (0.5 * (out.mean**2 + out.logvar.exp() - 1 - out.logvar)).sum(1).mean()
         return config.gamma * (kl - config.c_max * STEP / config.c_steps).abs()
@@ -166,7 +169,7 @@ def _direct_penalty(objective, out) -> torch.Tensor:
     return config.lambda_od * off + config.lambda_d_factor * config.lambda_od * diag
 
 
-@pytest.mark.parametrize("name", ["beta_tcvae", "dip_vae_i", "dip_vae_ii", "annealed_vae"])
+@pytest.mark.parametrize("name", ["factor_vae", "beta_tcvae", "dip_vae_i", "dip_vae_ii", "annealed_vae"])
 def test_a_batch_penalty_has_the_gradient_of_the_whole_batch_in_one_graph(name):
     """The two passes (penalty on the gathered rows, then a linear term per chunk) give the
     gradient of the penalty computed on the whole batch at once, also chunk by chunk."""
@@ -290,7 +293,7 @@ def _discriminator_accuracy(dependent: bool) -> float:
         objective.optimizer.zero_grad()
         objective.discriminator_backward(codes(64))
         objective.apply_updates()
-    return objective.discriminator_backward(codes(2048))["disc_accuracy"].item()
+    return objective.discriminator_backward(codes(2048))[1]["disc_accuracy"].item()
 
 
 def test_the_discriminator_tells_dependent_codes_from_their_permutation():
@@ -299,6 +302,41 @@ def test_the_discriminator_tells_dependent_codes_from_their_permutation():
 
 def test_the_discriminator_cannot_tell_independent_codes_from_their_permutation():
     assert _discriminator_accuracy(dependent=False) == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.parametrize("sure", [False, True])
+def test_the_tc_gradient_from_the_discriminators_backward_is_the_gaps_own(sure):
+    """The TC gradient recovered from the cross-entropy's backward equals the logit gap's
+    gradient taken directly; also where the discriminator is so sure (gap about 100) that the
+    separate pass takes over, in float32 as in training, where the first way would underflow.
+    The weights' gradient is the cross-entropy's either way."""
+    dtype, tolerance = (
+        (torch.float32, {"rtol": 1e-5, "atol": 1e-6}) if sure else (torch.float64, {"rtol": 1e-9, "atol": 1e-12})
+    )
+    torch.manual_seed(0)
+    objective = make_objective(ObjectiveConfig(name="factor_vae"), Runtime(latent_dim=4))
+    objective.discriminator.to(dtype)
+    if sure:
+        with torch.no_grad():
+            objective.discriminator[-1].bias.copy_(torch.tensor([100.0, 0.0], dtype=dtype))
+    codes = torch.randn(16, 4, dtype=dtype)
+    state = objective.permute_rng.get_state()
+    tc_grad, logged = objective.discriminator_backward(codes)
+    weights = [p.grad.clone() for p in objective.discriminator.parameters()]
+    objective.permute_rng.set_state(state)
+    leaf = codes.clone().requires_grad_()
+    logits = objective.discriminator(torch.cat([leaf, permute_dims(codes, objective.permute_rng)]))
+    gap = logits[:16, 0] - logits[:16, 1]
+    (expected,) = torch.autograd.grad(gap.sum(), leaf, retain_graph=True)
+    torch.testing.assert_close(tc_grad, expected, **tolerance)
+    assert logged["tc"].item() == pytest.approx(gap.mean().item(), rel=1e-6)
+    assert (logged["tc"].item() > 90) == sure
+    labels = torch.cat([torch.zeros(16), torch.ones(16)]).long()
+    objective.discriminator.zero_grad()
+    F.cross_entropy(logits, labels).backward()
+    assert logged["disc_loss"].item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5, abs=1e-7)
+    for a, p in zip(weights, objective.discriminator.parameters()):
+        torch.testing.assert_close(a, p.grad, **tolerance)
 
 
 def test_the_discriminator_is_the_one_of_kim_and_mnih():

@@ -115,13 +115,13 @@ class Objective(ABC):
 
     1. :meth:`begin_batch` with the VAE and this process's whole batch (its images and
        reparameterisation noise), before any gradient: an objective whose penalty is a
-       statistic of the batch computes it here (see :mod:`sbvae.objectives.batch`);
+       statistic of the batch computes it here (see :mod:`sbvae.objectives.batch`), and a
+       FactorVAE its discriminator's gradients;
     2. :meth:`loss` once per chunk of that batch (``train.micro_batch``; one chunk without it),
        with the network the step calls (the VAE, or its DistributedDataParallel wrapper) and
        the chunk's ``rows`` of the batch; the Trainer backpropagates each chunk's loss, weighted
        by the chunk's share of the batch, into the VAE;
-    3. :meth:`end_batch`: the objective's own modules' gradients (a FactorVAE discriminator),
-       returning the terms to log beside the loss's;
+    3. :meth:`end_batch`: after every chunk's backward, the terms to log beside the loss's;
     4. after the VAE's optimizer step, :meth:`apply_updates`: the objective's own optimizers.
 
     An objective may own trainable modules (returned by :meth:`modules`, built in :meth:`setup`

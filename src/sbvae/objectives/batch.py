@@ -1,4 +1,4 @@
-"""Objectives whose penalty is a statistic of the whole batch (beta-TCVAE, DIP-VAE, AnnealedVAE).
+"""Objectives whose penalty is taken on the whole batch (beta-TCVAE, DIP-VAE, AnnealedVAE, FactorVAE).
 
 Such a penalty ``P(z, mean, logvar)`` couples the rows of a batch, so unlike the reconstruction
 and the KL it cannot be summed chunk by chunk (``train.micro_batch``) or process by process

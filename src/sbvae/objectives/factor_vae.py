@@ -8,14 +8,20 @@ of the two logits. The discriminator (Kim and Mnih's appendix A: six hidden laye
 units with leaky ReLU, two logits) trains by its own Adam (lr 1e-4, betas 0.5 and 0.9, as in
 disentanglement_lib's study) to classify the two kinds.
 
-Which codes the discriminator sees: those of the VAE's own batch, detached, and their
-permutation (as disentanglement_lib does), not a second batch (as Kim and Mnih's Algorithm 2
-does). A second batch would cost a second encoder pass each step for little gain: the
-permuted codes are still a sample of the product of the marginals, only not independent of the
-real ones. Both updates use the discriminator as it was before the step (as disentanglement_lib
-does): the VAE's loss uses its TC estimate with its weights held fixed, and its own update
-comes after every chunk's backward, on the whole batch (all processes' rows gathered, then
-permuted alike everywhere), so micro-batches and processes give the same step as one batch.
+Which codes the discriminator sees: those of the VAE's own batch and their permutation (as
+disentanglement_lib does), not a second batch (as Kim and Mnih's Algorithm 2 does), which would
+cost a second encoder pass each step for little gain: the permuted codes are still a sample of
+the product of the marginals, only not independent of the real ones.
+
+How a step runs (the two passes of :mod:`sbvae.objectives.batch`): before the VAE's chunks,
+the encoder runs once over the batch without gradients; one discriminator pass over those
+codes and their permutation (every process's rows gathered, then permuted alike everywhere)
+gives the discriminator's loss, backpropagated into its weights, and, through the same pass
+with the weights held fixed, the gradient of the TC estimate with respect to each code, which
+each chunk's loss then carries into the encoder. Both updates so use the discriminator as it
+was before the step (as disentanglement_lib does), micro-batches and processes give the same
+step as one batch, and the discriminator's large layers run once per step on the whole batch
+instead of once per chunk.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from torch import nn
 
 from sbvae.data import make_generator
 from sbvae.models import VAE
-from sbvae.objectives.base import LossTerms, Objective, Runtime, elbo_terms, hyperparameter
+from sbvae.objectives.base import Runtime, hyperparameter
+from sbvae.objectives.batch import BatchPenaltyObjective, sample_latents
 
 HIDDEN_UNITS = 1000
 HIDDEN_LAYERS = 6
@@ -41,6 +48,9 @@ TERMS = {
     "disc_accuracy": "discriminator's accuracy",
 }
 """What FactorVAE logs beside the ELBO's terms."""
+SLOPE_FLOOR = 1e-20
+"""Below this sigmoid of a code's logit gap, its TC gradient is not recovered from the
+cross-entropy's backward (float32 products would near underflow) but taken on its own."""
 
 
 class Discriminator(nn.Sequential):
@@ -66,7 +76,7 @@ def tc_estimate(logits: torch.Tensor) -> torch.Tensor:
     return (logits[:, 0] - logits[:, 1]).mean()
 
 
-class FactorVAE(Objective):
+class FactorVAE(BatchPenaltyObjective):
     """Reconstruction NLL + KL + ``gamma`` * the discriminator's TC estimate."""
 
     discriminator: Discriminator
@@ -80,42 +90,62 @@ class FactorVAE(Objective):
             self.discriminator.parameters(), lr=LEARNING_RATE, betas=ADAM_BETAS, fused=fused
         )
         self.permute_rng = make_generator(runtime.seed, "factor_vae-permute")
-        self._codes: list[torch.Tensor] = []
 
     def modules(self) -> dict[str, nn.Module]:
         return {"discriminator": self.discriminator}
 
-    def begin_batch(self, model: VAE, images: torch.Tensor, noise: torch.Tensor, step: int) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        self._codes = []
-
-    def loss(
-        self, net: nn.Module, images: torch.Tensor, noise: torch.Tensor, step: int, rows: slice | None = None
-    ) -> LossTerms:
-        out = net(images, noise)
-        recon, kl, kl_dims = elbo_terms(images, out, self.config.likelihood, self.config.sigma)
+    def penalty(
+        self, z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``gamma`` times the TC estimate of ``z``, the discriminator's weights held fixed."""
         fixed = {name: p.detach() for name, p in self.discriminator.named_parameters()}
-        tc = tc_estimate(torch.func.functional_call(self.discriminator, fixed, (out.z,)))
-        self._codes.append(out.z.detach())
-        loss = recon + kl + hyperparameter(self.config, "gamma") * tc
-        return LossTerms(loss, recon, kl, kl_dims, {"tc": tc.detach()})
+        tc = tc_estimate(torch.func.functional_call(self.discriminator, fixed, (z,)))
+        return hyperparameter(self.config, "gamma") * tc, {"tc": tc}
 
-    def end_batch(self, step: int) -> dict[str, torch.Tensor]:
-        codes = torch.cat(self._codes)
-        self._codes = []
-        return self.discriminator_backward(codes)
+    def begin_batch(self, model: VAE, images: torch.Tensor, noise: torch.Tensor, step: int) -> None:
+        with torch.no_grad():
+            mean, logvar = model.encoder(images)
+            codes = sample_latents(mean, logvar, noise)
+        self.optimizer.zero_grad(set_to_none=True)
+        tc_grad, logged = self.discriminator_backward(codes)
+        gamma = hyperparameter(self.config, "gamma")
+        self._grads = [gamma * tc_grad, None, None]
+        self._value = gamma * logged["tc"]
+        self._logged = logged
 
-    def discriminator_backward(self, codes: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Backpropagate the discriminator's loss, the cross-entropy of telling this process's
-        ``codes`` (class 0) from its rows of the whole batch's permuted codes (class 1), into its
-        weights; returns that loss and the accuracy."""
-        permuted = permute_dims(self.runtime.gather(codes), self.permute_rng)[self.runtime.own_rows(len(codes))]
+    def discriminator_backward(self, codes: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One discriminator pass over this process's ``codes`` (class 0) and its rows of the
+        whole batch's permuted codes (class 1): backpropagates the cross-entropy of telling them
+        apart into the discriminator's weights, and returns the gradient of each code's TC
+        estimate (its logit gap) with respect to the code, weights fixed, with the terms to log:
+        the codes' mean TC estimate, the cross-entropy and the accuracy.
+
+        Both gradients come from one backward pass. The cross-entropy of two logits is a
+        softplus of their gap, so its gradient with respect to a row's logits is a scalar
+        ``slope`` times ``(1, -1)``, the gap's own gradient; and each row's backward through the
+        network is linear in that row's upstream gradient alone. A code's gradient in that pass
+        is therefore ``slope`` times the gradient of its gap, which is divided back out. Where
+        the discriminator is so sure of a code that its slope nears float underflow, the gap's
+        gradient is taken by a separate pass instead.
+        """
+        codes = codes.detach().requires_grad_()
+        permuted = permute_dims(self.runtime.gather(codes.detach()), self.permute_rng)
+        permuted = permuted[self.runtime.own_rows(len(codes))]
         logits = self.trained(torch.cat([codes, permuted]))
-        labels = torch.cat([torch.zeros(len(codes)), torch.ones(len(codes))]).long().to(logits.device)
-        loss = F.cross_entropy(logits, labels)
-        loss.backward()
+        n = len(codes)
+        gap = logits[:, 0] - logits[:, 1]  # log D / (1 - D) per row: the TC estimate of a code row
+        signs = torch.cat([torch.ones(n), -torch.ones(n)]).to(gap)  # +1 for codes (class 0), -1 permuted
+        loss = F.softplus(-signs * gap).mean()  # the cross-entropy of the two logits
+        slope = (-signs * torch.sigmoid(-signs * gap) / (2 * n)).detach()  # d loss / d gap, row by row
+        exact = None
+        if bool((slope[:n].abs() * 2 * n < SLOPE_FLOOR).any()):  # rare: a code the discriminator is sure of
+            (exact,) = torch.autograd.grad(gap[:n].sum(), codes, retain_graph=True)
+        logits.backward(torch.stack([slope, -slope], dim=1), inputs=[*self.discriminator.parameters(), codes])
+        assert codes.grad is not None
+        tc_grad = exact if exact is not None else codes.grad / slope[:n, None]
+        labels = torch.cat([torch.zeros(n), torch.ones(n)]).long().to(logits.device)
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
-        return {"disc_loss": loss.detach(), "disc_accuracy": accuracy}
+        return tc_grad, {"tc": gap[:n].mean().detach(), "disc_loss": loss.detach(), "disc_accuracy": accuracy}
 
     def apply_updates(self) -> None:
         self.optimizer.step()
