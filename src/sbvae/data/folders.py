@@ -85,10 +85,8 @@ class DecodedImages:
         return self.memo(keys.cpu(), "cpu").to(device).float() / 255
 
 
-class ImageFolder(Dataset):
-    """Image files without ground truth; keys are file indices drawn uniformly."""
-
-    has_ground_truth = False
+class _ImageFiles:
+    """Colour image files decoded at ``image_size`` on first use (what both folder kinds share)."""
 
     def __init__(self, name: str, files: list[Path], image_size: int) -> None:
         self.name, self.files, self._size = name, files, image_size
@@ -102,6 +100,12 @@ class ImageFolder(Dataset):
     def channels(self) -> int:
         return 3
 
+
+class ImageFolder(_ImageFiles, Dataset):
+    """Image files without ground truth; keys are file indices drawn uniformly."""
+
+    has_ground_truth = False
+
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randint(len(self.files), (n,), generator=generator)
 
@@ -109,23 +113,15 @@ class ImageFolder(Dataset):
         return self.decoded(keys, device)
 
 
-class ChairsFolder(GroundTruthDataset):
+class ChairsFolder(_ImageFiles, GroundTruthDataset):
     """The 3D Chairs renderings: factors ``model``, ``azimuth``, ``elevation``; ``files`` in
     grid order (model, then azimuth, then elevation)."""
 
     plane_factors = ("azimuth", "elevation")
 
     def __init__(self, name: str, factors: Product, files: list[Path], image_size: int) -> None:
-        self.name, self.factors, self.files, self._size = name, factors, files, image_size
-        self.decoded = DecodedImages(files, image_size)
-
-    @property
-    def image_size(self) -> int:
-        return self._size
-
-    @property
-    def channels(self) -> int:
-        return 3
+        super().__init__(name, files, image_size)
+        self.factors = factors
 
     def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
         labels = self.factors.labels(values.detach().cpu().double())
