@@ -383,6 +383,9 @@ def test_train_a_few_steps_on_each_format(kind, tmp_path, run_cli, tiny_override
 def _bad_inputs(folder: Path) -> dict[str, tuple[list[str], str]]:
     """Name -> (extra overrides, words the error names), each written into ``folder``."""
     write_dsprites(folder / "good.npz")
+    with np.load(folder / "good.npz") as good:
+        order = np.random.default_rng(0).permutation(len(good["imgs"]))
+        np.savez(folder / "shuffled.npz", **{k: good[k][order] for k in ("imgs", "latents_classes", "latents_values")})
     (folder / "notes.txt").write_text("not data")
     np.savez(folder / "keys.npz", pictures=np.zeros((4, 64, 64), np.uint8))
     np.savez(
@@ -420,6 +423,7 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[list[str], str]]:
         "wrong keys, format given": ([f"data.path={folder / 'keys.npz'}", "data.format=dsprites_npz"], "no imgs"),
         "wrong dtype": ([f"data.path={folder / 'shape.npz'}"], "float32"),
         "not a grid": ([f"data.path={folder / 'grid.npz'}"], "not a full factor grid"),
+        "rows out of grid order": ([f"data.path={folder / 'shuffled.npz'}"], "not in grid order"),
         "h5 as npz": ([f"data.path={folder / 'good.h5'}", "data.format=mpi3d_npz"], "not a readable .npz"),
         "not square": ([f"data.path={folder / 'square.npz'}"], "[4, 64, 32, 3]"),
         "labels shape": ([f"data.path={folder / 'labels.h5'}"], "labels has shape [4, 5]"),

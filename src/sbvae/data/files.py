@@ -150,13 +150,6 @@ class GridFile(GroundTruthDataset):
         return self.rows_at(grid_index(labels, self.sizes), device)
 
 
-def _radix_index(labels: np.ndarray, sizes: list[int]) -> np.ndarray:
-    index = np.zeros(len(labels), dtype=np.int64)
-    for column, size in enumerate(sizes):
-        index = index * size + labels[:, column]
-    return index
-
-
 def _check_grid(source: str, what: str, labels: np.ndarray, sizes: list[int]) -> None:
     """``labels`` ``[N, K]`` must be every combination once, in mixed-radix order."""
     if math.prod(sizes) != len(labels):
@@ -165,7 +158,7 @@ def _check_grid(source: str, what: str, labels: np.ndarray, sizes: list[int]) ->
             f"{source}: {what} is not a full factor grid ({len(labels):,} rows, but {grid} = "
             f"{math.prod(sizes):,} combinations)"
         )
-    if not np.array_equal(_radix_index(labels, sizes), np.arange(len(labels))):
+    if not torch.equal(grid_index(torch.from_numpy(labels).long(), sizes), torch.arange(len(labels))):
         raise UserError(f"{source}: the rows of {what} are not in grid order (the last factor varying fastest)")
 
 

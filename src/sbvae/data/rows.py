@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
-from sbvae.errors import UserError
+from sbvae.errors import UserError, first_line
 
 
 class Rows(Protocol):
@@ -103,13 +103,8 @@ class H5Rows:
             for i, row in enumerate(unique.tolist()):  # one by one: many times faster than a list selection
                 rows[i] = self._dataset[row]
         except (OSError, ValueError) as exc:
-            raise UserError(f"{self.source}: cannot read its {self.key}: {_first_line(exc)}") from None
+            raise UserError(f"{self.source}: cannot read its {self.key}: {first_line(exc)}") from None
         return rows[where]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -164,7 +159,7 @@ def npz_members(path: Path) -> dict[str, NpyMember]:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:
             raise
-        raise UserError(f"{path} is not a readable .npz file (damaged or cut short?): {_first_line(exc)}") from None
+        raise UserError(f"{path} is not a readable .npz file (damaged or cut short?): {first_line(exc)}") from None
     return members
 
 
@@ -176,7 +171,7 @@ def load_member(path: Path, name: str) -> np.ndarray:
     except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:
             raise
-        raise UserError(f"{path}: cannot read {name}: {_first_line(exc)}") from None
+        raise UserError(f"{path}: cannot read {name}: {first_line(exc)}") from None
 
 
 def default_cache() -> Path:
@@ -208,7 +203,7 @@ def uncompressed_copy(path: Path, member: NpyMember, cache: Path | None) -> Path
         os.replace(partial, target)
         done = True
     except (zipfile.BadZipFile, EOFError, ValueError, zlib.error) as exc:
-        raise UserError(f"{path}: {member.name} cannot be decompressed: {_first_line(exc)}") from None
+        raise UserError(f"{path}: {member.name} cannot be decompressed: {first_line(exc)}") from None
     finally:
         partial.unlink(missing_ok=True)
         if created and not done:  # leave no trace of a copy that failed
