@@ -13,6 +13,8 @@ from sbvae.bench import (
     bench_config,
     forward_flops,
     pillow_render,
+    recipe_benchmark,
+    recipe_config,
     train_cases,
 )
 from sbvae.data import make_dataset, make_generator
@@ -66,3 +68,12 @@ def test_the_reference_case_trains_the_same_model_through_the_same_step():
     ours.step()
     for a, b in zip(reference.trainer.model.parameters(), ours.trainer.model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_recipe_is_a_preset_with_overrides_timed_beside_the_default():
+    config = recipe_config("default model.sbd_channels=8 train.batch_size=4")
+    assert (config.model.sbd_channels, config.train.batch_size, config.data.preset) == (8, 4, "colored_sprites")
+    result = recipe_benchmark(["default model.deconv_channels=8 model.decoder=deconv train.batch_size=4"], repeats=1)
+    assert list(result) == ["default", "default model.deconv_channels=8 model.decoder=deconv train.batch_size=4"]
+    assert result["default"]["vs_default"] == 1.0
+    assert all(row["images_per_sec"] > 0 for row in result.values())

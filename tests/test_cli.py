@@ -308,6 +308,16 @@ def test_data_bad_input(args, words, tmp_path, run_cli):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "recipe, words",
+    [("", ["--recipe is empty"]), ("nonsense", ["nonsense"]), ("default train.lr=0", ["train.lr", "positive"])],
+)
+def test_bench_bad_recipe_is_one_line(recipe, words, tmp_path, run_cli):
+    code, _, err = run_cli("bench", "--recipe", recipe, "--json", tmp_path / "out.json")
+    assert_one_line_error(code, err, *words)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_subcommand_usage_error_is_one_line(run_cli):
     # argparse names the subcommand in its own errors ("sbvae data: error: ...").
     code, _, err = run_cli("data", "dsprites")

@@ -148,6 +148,10 @@ def _error(*overrides: str, config: str | None = "default") -> str:
         ("objective.beta=-1", ["objective.beta", ">= 0"]),
         ("objective.kl_warmup=-5", ["objective.kl_warmup", ">= 0"]),
         ("train.lr_warmup=-1", ["train.lr_warmup", ">= 0"]),
+        ("train.lr_decay_steps=-1", ["train.lr_decay_steps", "train.lr_warmup"]),
+        ("train.lr_final=1.5", ["train.lr_final", "[0, 1]"]),
+        ("train.adam_beta2=1", ["train.adam_beta2", "[0, 1)"]),
+        ("train.adam_eps=0", ["train.adam_eps", "positive"]),
         ("train.seed=-1", ["train.seed"]),
         ("train.threads=-2", ["train.threads"]),
         ("train.micro_batch=-1", ["train.micro_batch"]),
@@ -161,6 +165,12 @@ def test_bad_override_raises_config_error(override, words):
     message = _error(override)
     for word in words:
         assert word in message, (word, message)
+
+
+def test_lr_decay_must_end_after_the_warm_up():
+    with pytest.raises(ConfigError, match=r"lr_decay_steps must be 0 \(off\) or more than train.lr_warmup \(10\)"):
+        load_config("default", ["train.lr_warmup=10", "train.lr_decay_steps=10"])
+    assert load_config("default", ["train.lr_warmup=10", "train.lr_decay_steps=11"]).train.lr_decay_steps == 11
 
 
 def test_micro_batch_at_least_the_batch_means_the_whole_batch():

@@ -195,3 +195,26 @@ def test_lr_warmup_scales_the_first_adam_steps(tmp_path):
         trainer.step = step
         rates.append(trainer.learning_rate())
     assert rates == pytest.approx([config.train.lr * f for f in (0.1, 0.5, 1.0, 1.0)])
+
+
+def test_lr_decay_follows_a_half_cosine_after_the_warm_up_and_stays_at_its_floor(tmp_path):
+    from sbvae.config import load_config
+    from sbvae.training.loop import Trainer
+
+    overrides = ["model.sbd_channels=8", "train.lr=1e-3", "train.lr_warmup=10", "train.lr_decay_steps=110"]
+    trainer = Trainer(load_config("default", [*overrides, "train.lr_final=0.1"]), tmp_path, torch.device("cpu"))
+    rates = {}
+    for step in (4, 9, 59, 109, 500):  # trainer.step counts steps taken: the next one is step + 1
+        trainer.step = step
+        rates[step + 1] = trainer.learning_rate()
+    # warm-up to 1e-3 at step 10; half-way through the decay (step 60) the mean of 1e-3 and the floor 1e-4
+    assert rates == pytest.approx({5: 5e-4, 10: 1e-3, 60: 5.5e-4, 110: 1e-4, 501: 1e-4})
+
+
+def test_adam_takes_its_betas_and_epsilon_from_the_config(tmp_path):
+    from sbvae.config import load_config
+    from sbvae.training.loop import Trainer
+
+    config = load_config("default", ["train.adam_beta1=0.5", "train.adam_beta2=0.99", "train.adam_eps=1e-6"])
+    group = Trainer(config, tmp_path, torch.device("cpu")).optimizer.param_groups[0]
+    assert (group["betas"], group["eps"]) == ((0.5, 0.99), 1e-6)

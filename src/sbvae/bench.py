@@ -52,6 +52,7 @@ from torch import nn
 from sbvae.config import OBJECTIVES, Config, DataConfig, ModelConfig, TrainConfig, load_config
 from sbvae.data import SceneDataset, make_dataset, make_generator
 from sbvae.data.sprites import MARGIN, SHAPES, UNIT, hsv_to_rgb
+from sbvae.errors import UserError
 from sbvae.evaluation.sampling import GroundTruthSampler
 from sbvae.models import VAE, SpatialBroadcastDecoder, build_vae
 from sbvae.training.device import available_cores
@@ -485,6 +486,43 @@ def run_benchmark(
             "ratio": encode / forward,
         },
     }
+
+
+def recipe_config(spec: str) -> Config:
+    """A recipe as ``sbvae bench --recipe`` takes it: a preset or YAML file, then optional
+    ``key=value`` overrides, separated by spaces (``"default model.sbd_channels=32"``)."""
+    if not spec.split():
+        raise UserError("--recipe is empty: give a preset or YAML file, then optional key=value overrides")
+    name, *overrides = spec.split()
+    return load_config(name, overrides)
+
+
+def recipe_benchmark(
+    specs: list[str], repeats: int = 5, log: Callable[[str], None] = print
+) -> dict[str, dict[str, Any]]:
+    """Training images/s of each recipe and of the ``default`` preset, timed interleaved in the
+    same rounds (``Trainer.train_step``, on this process's threads), so a run's training seconds
+    can be computed as its images seen over its recipe's rate, whatever else the machine was
+    doing while it trained. Returns ``{spec: {"images_per_sec", "vs_default"}}``."""
+    cases = [TrainCase(spec, recipe_config(spec)) for spec in dict.fromkeys(["default", *specs])]
+    for case in cases:  # warm-up
+        case.step()
+    times: dict[str, list[float]] = {c.name: [] for c in cases}
+    for r in range(repeats):
+        for case in cases:
+            tick = time.perf_counter()
+            case.step()
+            times[case.name].append(time.perf_counter() - tick)
+        log(f"round {r + 1}/{repeats} done")
+    rates = {c.name: c.batch_size / statistics.median(times[c.name]) for c in cases}
+    return {name: {"images_per_sec": rate, "vs_default": rate / rates["default"]} for name, rate in rates.items()}
+
+
+def format_recipes(result: dict[str, dict[str, Any]]) -> str:
+    """The recipe comparison as a Markdown table."""
+    lines = ["| recipe | training images/s | vs default |", "| --- | ---: | ---: |"]
+    lines += [f"| {n} | {r['images_per_sec']:,.0f} | {r['vs_default']:.2f}x |" for n, r in result.items()]
+    return "\n".join(lines)
 
 
 def format_report(result: dict[str, Any]) -> str:

@@ -157,6 +157,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if json_path is not None and not json_path.parent.is_dir():
         raise UserError(f"folder {json_path.parent} does not exist")
     set_threads(args.threads)
+    if args.recipe:
+        from sbvae.bench import format_recipes, recipe_benchmark
+
+        recipes = recipe_benchmark(args.recipe, args.repeats or 5, log=lambda line: print(line, flush=True))
+        print(format_recipes(recipes))
+        if json_path is not None:
+            write_json({"recipes": recipes}, json_path)
+            print(f"wrote {json_path}")
+        return
     result = run_benchmark(args.quick, args.repeats, args.compile, log=lambda line: print(line, flush=True))
     print(format_report(result))
     if json_path is not None:
@@ -286,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per core)")
     p.add_argument("--compile", action="store_true", help="also time our SBD under torch.compile (train.compile)")
     p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.add_argument(
+        "--recipe",
+        action="append",
+        help="only time training of this recipe beside the default preset: a preset or YAML file, then "
+        'key=value overrides, in one quoted argument ("default model.sbd_channels=32"); may be repeated',
+    )
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("data", help="save a grid of samples of a data preset or file with their factors")

@@ -184,7 +184,11 @@ class TrainConfig:
     ``lr_warmup``: over the first so many steps the learning rate rises linearly to ``lr``
     (0: ``lr`` from the start). Adam's first steps at full rate can switch ReLU channels off
     for good, most of the SBD's last hidden layer at 1e-3 (see :mod:`sbvae.evaluation.live_units`); a warm-up
-    keeps many of them. ``mig_every``: log MIG every so many steps (0: only at the end);
+    keeps many of them. ``lr_decay_steps``: after the warm-up the learning rate falls along a
+    half cosine to ``lr_final * lr`` at this step and stays there (0: no decay); it is part of
+    the run's identity, so a run resumed for longer keeps its schedule. ``adam_beta1``,
+    ``adam_beta2``, ``adam_eps``: Adam's moment decays and epsilon. ``mig_every``: log MIG
+    every so many steps (0: only at the end);
     ``mig_samples``: samples for that MIG; ``threads``: CPU threads (0: one per available
     core); ``micro_batch``: split each batch into chunks of this many images whose gradients are summed before the step
     (0, or at least the batch: the whole batch at once). Same update up to float rounding; on a CPU small chunks
@@ -198,6 +202,11 @@ class TrainConfig:
     batch_size: int = identity(16)
     lr: float = identity(3e-4)
     lr_warmup: int = identity(0)
+    lr_decay_steps: int = identity(0)
+    lr_final: float = identity(0.0)
+    adam_beta1: float = identity(0.9)
+    adam_beta2: float = identity(0.999)
+    adam_eps: float = identity(1e-8)
     seed: int = identity(0)
     log_every: int = bookkeeping(100, "how often the training loss is logged")
     eval_every: int = bookkeeping(5000, "how often the validation error is logged (its own fixed set)")
@@ -466,6 +475,16 @@ def validate(config: Config) -> None:
     _positive("train.lr", t.lr)
     if t.lr_warmup < 0:
         raise ConfigError(f"train.lr_warmup must be >= 0 (0 = off), not {t.lr_warmup}")
+    if t.lr_decay_steps < 0 or (t.lr_decay_steps and t.lr_decay_steps <= t.lr_warmup):
+        raise ConfigError(
+            f"train.lr_decay_steps must be 0 (off) or more than train.lr_warmup ({t.lr_warmup}), not {t.lr_decay_steps}"
+        )
+    if not 0 <= t.lr_final <= 1:
+        raise ConfigError(f"train.lr_final is a fraction of train.lr in [0, 1], not {t.lr_final}")
+    for key in ("adam_beta1", "adam_beta2"):
+        if not 0 <= getattr(t, key) < 1:
+            raise ConfigError(f"train.{key} must be in [0, 1), not {getattr(t, key)}")
+    _positive("train.adam_eps", t.adam_eps)
     if t.mig_every < 0:
         raise ConfigError(f"train.mig_every must be >= 0 (0 = off), not {t.mig_every}")
     if t.mig_samples < 2:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -104,7 +105,10 @@ class Trainer:
         self.net: torch.nn.Module = _across_processes(world, device, self.model)
         if config.train.compile:
             self.net = compile_module(self.net, device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        t = config.train
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=t.lr, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_eps
+        )
         runtime = Runtime(
             device,
             config.model.latent_dim,
@@ -152,9 +156,17 @@ class Trainer:
     # -- one step ------------------------------------------------------------------------
     def learning_rate(self) -> float:
         """The learning rate at the current step: rising linearly to ``train.lr`` over the first
-        ``train.lr_warmup`` steps (``lr / lr_warmup`` at the first; 0: ``lr`` throughout)."""
-        lr, warmup = self.config.train.lr, self.config.train.lr_warmup
-        return lr * min(1.0, (self.step + 1) / warmup) if warmup else lr
+        ``train.lr_warmup`` steps (``lr / lr_warmup`` at the first; 0: ``lr`` from the start),
+        then, with ``train.lr_decay_steps``, falling along a half cosine to ``lr * lr_final`` at
+        that step and staying there."""
+        t = self.config.train
+        step = self.step + 1
+        if t.lr_warmup and step < t.lr_warmup:
+            return t.lr * step / t.lr_warmup
+        if not t.lr_decay_steps:
+            return t.lr
+        progress = min(1.0, (step - t.lr_warmup) / (t.lr_decay_steps - t.lr_warmup))
+        return t.lr * (t.lr_final + (1 - t.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def train_step(self) -> LossTerms:
         """One optimizer step on a fresh batch. Across processes, every rank draws the global
