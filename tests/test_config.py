@@ -265,3 +265,20 @@ def test_run_identity_ignores_length_execution_and_bookkeeping_only():
     assert base != same and run_identity(base) == run_identity(same)
     for override in ("train.seed=3", "objective.beta=4", "model.decoder=deconv", "data.val_size=8", "train.lr=2e-4"):
         assert run_identity(load_config("default", [override]).to_dict()) != run_identity(base), override
+
+
+def test_a_preset_extends_another_key_by_key():
+    long, default = load_config("long"), load_config("default")
+    assert long.train.steps > default.train.steps and long.train.lr_decay_steps == long.train.steps
+    assert (long.model, long.objective, long.data) == (default.model, default.objective, default.data)
+    assert long.train.lr == default.train.lr and long.train.micro_batch == default.train.micro_batch
+
+
+@pytest.mark.parametrize("target", ["nonsense", "mine"])
+def test_extends_must_name_another_built_in_preset(target, tmp_path):
+    path = tmp_path / "mine"
+    path.write_text(f"extends: {target}\ntrain: {{steps: 5}}\n")
+    with pytest.raises(ConfigError, match="extends must name another built-in preset"):
+        load_config(str(path))
+    path.write_text("extends: default\ntrain: {steps: 5}\n")
+    assert load_config(str(path)).train.steps == 5 and load_config(str(path)).model.sbd_channels == 32

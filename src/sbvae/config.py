@@ -277,21 +277,36 @@ def _read_yaml(text: str, source: str) -> dict[str, Any]:
     return loaded
 
 
-def load_raw(name_or_path: str | None) -> dict[str, Any]:
-    """Read a preset by name (``default``, ``paper``, ...) or a YAML file by path."""
+def load_raw(name_or_path: str | None, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a preset by name (``default``, ``paper``, ...) or a YAML file by path. A top-level
+    ``extends: PRESET`` starts from that built-in preset and applies the file's sections over it
+    (key by key)."""
     if name_or_path is None:
         name_or_path = "default"
     if name_or_path in preset_names() and not Path(name_or_path).exists():
         text = (resources.files("sbvae") / "configs" / f"{name_or_path}.yaml").read_text()
-        return _read_yaml(text, f"preset '{name_or_path}'")
-    path = Path(name_or_path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path} (built-in presets: {', '.join(preset_names())})")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    return _read_yaml(text, str(path))
+        raw = _read_yaml(text, f"preset '{name_or_path}'")
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (built-in presets: {', '.join(preset_names())})")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        raw = _read_yaml(text, str(path))
+    if "extends" not in raw:
+        return raw
+    base = raw.pop("extends")
+    if base not in preset_names() or base in _seen or base == name_or_path:
+        raise ConfigError(f"{name_or_path}: extends must name another built-in preset ({', '.join(preset_names())})")
+    merged = load_raw(base, (*_seen, name_or_path))
+    for section, values in raw.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
+        else:
+            merged[section] = values
+    return merged
 
 
 def parse_override(item: str) -> tuple[str, Any]:
