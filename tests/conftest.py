@@ -30,6 +30,15 @@ TINY = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_of_this_session(tmp_path_factory):
+    """Probes and uncompressed data copies go to a folder of this test session, never to the
+    user's cache (``$XDG_CACHE_HOME/sbvae``); tests that need a fresh one set their own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _restore_torch_threads():
     """`sbvae train` sets torch's global thread count; keep it from leaking between tests."""

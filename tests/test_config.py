@@ -229,7 +229,15 @@ def test_build_config_rejects_non_mapping_section():
 # The config fields that change neither what a run computes nor its length, as listed by hand
 # before they were marked where they are defined: every committed run keeps its identity.
 EXECUTION_KEYS = ("threads", "channels_last", "compile", "micro_batch")
-BOOKKEEPING_KEYS = ("log_every", "eval_every", "checkpoint_every", "mig_every", "mig_samples")
+BOOKKEEPING_KEYS = (
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "mig_every",
+    "mig_samples",
+    "fidelity_every",
+    "fidelity_samples",
+)
 
 
 def test_every_config_field_says_whether_it_is_part_of_a_runs_identity():

@@ -42,10 +42,12 @@ def test_train_ends_with_a_quick_mig(trained_run):
 def test_evaluate_writes_every_metric(tmp_path, trained_run, run_cli):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    code, out, err = run_cli("evaluate", run, "--num-train", "120", "--num-test", "80", "--device", "cpu")
+    code, out, err = run_cli(
+        "evaluate", run, "--num-train", "120", "--num-test", "80", "--fidelity-samples", "200", "--device", "cpu"
+    )
     assert code == 0, err
     result = json.loads((run / "metrics.json").read_text())
-    assert set(result["scores"]) >= ARRAY_KEYS | SAMPLER_KEYS
+    assert set(result["scores"]) >= ARRAY_KEYS | SAMPLER_KEYS | {"fidelity_shape", "fidelity_shape_control"}
     for key in ARRAY_KEYS | SAMPLER_KEYS:
         assert math.isfinite(result["scores"][key]), key
     assert result["representation"] == "mean" and result["seed"] == 0

@@ -66,6 +66,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
     config = load_config(args.config, overrides)
+    if config.train.fidelity_every:
+        from sbvae.data import build_dataset, require_ground_truth
+
+        require_ground_truth(build_dataset(config.data), "train.fidelity_every (the fidelity of reconstructions)")
     data_name = config.data.preset
     if config.data.path:  # a file's or folder's name; a glob's characters left out
         data_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(config.data.path).stem).strip("_") or "data"
@@ -115,6 +119,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         args.num_test,
         args.device,
         log=lambda line: print(line, flush=True),
+        fidelity_samples=args.fidelity_samples,
+        fidelity_factors=args.fidelity_factors,
     )
     print(format_table(result))
     print(f"wrote {Path(args.run_dir) / 'metrics.json'}")
@@ -235,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metrics",
         default="all",
-        help="comma-separated: mig,dci,sap,modularity,unsupervised,factor_vae,beta_vae (default all)",
+        help="comma-separated: mig,dci,sap,modularity,unsupervised,factor_vae,beta_vae,fidelity (default all)",
     )
     p.add_argument(
         "--representation",
@@ -245,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-train", type=int, default=10_000, help="training points (disentanglement_lib: 10000)")
     p.add_argument("--num-test", type=int, default=5_000, help="test points (disentanglement_lib: 5000)")
+    p.add_argument("--fidelity-samples", type=int, help="ground-truth samples of the fidelity scores (default 2000)")
+    p.add_argument("--fidelity-factors", help="comma-separated factors of the fidelity scores (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.set_defaults(func=cmd_evaluate)

@@ -188,8 +188,10 @@ class TrainConfig:
     half cosine to ``lr_final * lr`` at this step and stays there (0: no decay); it is part of
     the run's identity, so a run resumed for longer keeps its schedule. ``adam_beta1``,
     ``adam_beta2``, ``adam_eps``: Adam's moment decays and epsilon. ``mig_every``: log MIG
-    every so many steps (0: only at the end);
-    ``mig_samples``: samples for that MIG; ``threads``: CPU threads (0: one per available
+    every so many steps (0: only at the end); ``mig_samples``: samples for that MIG;
+    ``fidelity_every``: log the fidelity of reconstructions (:mod:`sbvae.evaluation.fidelity`)
+    every so many steps and at the end (0: off); ``fidelity_samples``: samples for it;
+    ``threads``: CPU threads (0: one per available
     core); ``micro_batch``: split each batch into chunks of this many images whose gradients are summed before the step
     (0, or at least the batch: the whole batch at once). Same update up to float rounding; on a CPU small chunks
     stay in cache and run faster (see ``sbvae bench``). ``channels_last``: keep the model's
@@ -213,6 +215,8 @@ class TrainConfig:
     checkpoint_every: int = bookkeeping(5000, "how often a checkpoint is saved")
     mig_every: int = bookkeeping(0, "how often MIG is logged (its own seeded draws)")
     mig_samples: int = bookkeeping(10_000, "the samples of the MIG logged during training")
+    fidelity_every: int = bookkeeping(0, "how often fidelity is logged (its own probe and seeded draws)")
+    fidelity_samples: int = bookkeeping(2_000, "the samples of the fidelity logged during training")
     threads: int = execution(0, "CPU threads: the same computation, split differently")
     micro_batch: int = execution(0, "gradients of chunks summed: the same update up to float rounding")
     channels_last: bool = execution(True, "memory order: the same numbers up to float rounding")
@@ -504,6 +508,10 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train.mig_every must be >= 0 (0 = off), not {t.mig_every}")
     if t.mig_samples < 2:
         raise ConfigError(f"train.mig_samples must be at least 2, not {t.mig_samples}")
+    if t.fidelity_every < 0:
+        raise ConfigError(f"train.fidelity_every must be >= 0 (0 = off), not {t.fidelity_every}")
+    if t.fidelity_samples < 2:
+        raise ConfigError(f"train.fidelity_samples must be at least 2, not {t.fidelity_samples}")
     if not 0 <= t.seed < MAX_SEED:
         raise ConfigError(f"train.seed must be in [0, {MAX_SEED}), not {t.seed}")
     if not 0 <= t.threads <= MAX_THREADS:

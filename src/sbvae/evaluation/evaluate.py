@@ -1,5 +1,6 @@
-"""Evaluate a trained run: reconstruction and ELBO on a test set, per-latent KL, and the
-disentanglement metrics, written to ``RUN_DIR/metrics.json``.
+"""Evaluate a trained run: reconstruction and ELBO on a test set, per-latent KL, the
+disentanglement metrics and the fidelity of reconstructions (:mod:`sbvae.evaluation.fidelity`),
+written to ``RUN_DIR/metrics.json``.
 
 Sample counts default to disentanglement_lib's study defaults: 10,000 training and 5,000
 test points for the array metrics; for the FactorVAE score 10,000 samples for the global
@@ -22,6 +23,8 @@ from sbvae.config import Config
 from sbvae.data import GroundTruthDataset, build_dataset, make_generator, require_ground_truth
 from sbvae.errors import UserError
 from sbvae.evaluation import metrics
+from sbvae.evaluation.fidelity import FIDELITY_SAMPLES, parse_factors, run_fidelity
+from sbvae.evaluation.probe import PROBE_SEED, PROBE_VERSION
 from sbvae.evaluation.sampling import GroundTruthSampler, Representation
 from sbvae.models import VAE
 from sbvae.training.device import select_device
@@ -30,7 +33,9 @@ from sbvae.training.validation import elbo_statistics
 
 ARRAY_METRICS = ("mig", "dci", "sap", "modularity", "unsupervised")
 SAMPLER_METRICS = ("factor_vae", "beta_vae")
-ALL_METRICS = ARRAY_METRICS + SAMPLER_METRICS
+MODEL_METRICS = ("fidelity",)
+"""Scores that need the decoder too, not only codes."""
+ALL_METRICS = ARRAY_METRICS + SAMPLER_METRICS + MODEL_METRICS
 
 
 def parse_metric_names(text: str | Sequence[str] | None) -> list[str]:
@@ -134,23 +139,36 @@ def evaluate_model(
     num_test: int = 5_000,
     num_test_images: int = 2_000,
     log: Callable[[str], None] = lambda _: None,
+    fidelity_samples: int = FIDELITY_SAMPLES,
+    fidelity_factors: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Everything ``metrics.json`` holds, for an in-memory model."""
+    """Everything ``metrics.json`` holds, for an in-memory model. With the ``fidelity`` metric
+    it also holds ``fidelity``: its samples, its probe, and each factor's measure."""
     names = parse_metric_names(names)
     data = build_dataset(config.data)
     tick = time.perf_counter()
     test_images = data.fixed_set(num_test_images, config.train.seed, "test", device).images
     reconstruction = elbo_statistics(model, test_images, config.objective, seed)
     timings = {"reconstruction": time.perf_counter() - tick}
+    extra: dict[str, Any] = {}
     if isinstance(data, GroundTruthDataset):
         sampler = GroundTruthSampler(data, model, device, representation, noise_seed=seed)
         scores, metric_timings = compute_metrics(sampler, names, seed, num_train, num_test, log)
         factor_names = list(data.factor_names)
+        if "fidelity" in names:
+            tick = time.perf_counter()
+            fidelity, measures = run_fidelity(config, model, device, fidelity_samples, seed, fidelity_factors, log)
+            scores.update(fidelity)
+            metric_timings["fidelity"] = time.perf_counter() - tick
+            probe = {"seed": PROBE_SEED, "version": PROBE_VERSION}
+            extra["fidelity"] = {"samples": fidelity_samples, "probe": probe, "measures": measures}
+            log(f"fidelity done in {metric_timings['fidelity']:.1f} s")
     else:  # images without factors: the reconstruction only (`sbvae evaluate` refuses such data)
         names, scores, metric_timings, factor_names = [], {}, {}, []
     return {
         "metrics": names,
         "scores": scores,
+        **extra,
         "reconstruction": {"test_images": num_test_images, **reconstruction},
         "factor_names": factor_names,
         "representation": representation,
@@ -171,17 +189,40 @@ def evaluate_run(
     num_test: int = 5_000,
     device: str | torch.device | None = None,
     log: Callable[[str], None] = lambda _: None,
+    fidelity_samples: int | None = None,
+    fidelity_factors: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the run's checkpoint and write ``RUN_DIR/metrics.json``; returns its content."""
+    """Evaluate the run's checkpoint and write ``RUN_DIR/metrics.json``; returns its content.
+    ``fidelity_samples``: default :data:`FIDELITY_SAMPLES`; ``fidelity_factors`` (``"shape,x"``)
+    restricts the fidelity scores to those factors."""
+    fidelity_samples = FIDELITY_SAMPLES if fidelity_samples is None else fidelity_samples
     names = parse_metric_names(names)
     if representation not in ("mean", "sampled"):
         raise UserError(f"representation must be mean or sampled, not {representation!r}")
     if num_train < 2 or num_test < 2:
         raise UserError("--num-train and --num-test must be at least 2")
+    if fidelity_samples < 2:
+        raise UserError(f"--fidelity-samples must be at least 2, not {fidelity_samples}")
+    if fidelity_factors is not None and "fidelity" not in names:
+        raise UserError("--fidelity-factors needs the fidelity metric (--metrics fidelity, or all)")
     device = device if isinstance(device, torch.device) else select_device(device)
     config, model, state = load_model(run_dir, device)
-    require_ground_truth(build_dataset(config.data), "the disentanglement metrics")
-    result = evaluate_model(config, model, device, names, representation, seed, num_train, num_test, log=log)
+    purpose = "the fidelity of reconstructions" if names == ["fidelity"] else "the disentanglement metrics"
+    data = require_ground_truth(build_dataset(config.data), purpose)
+    factors = parse_factors(fidelity_factors, data)
+    result = evaluate_model(
+        config,
+        model,
+        device,
+        names,
+        representation,
+        seed,
+        num_train,
+        num_test,
+        log=log,
+        fidelity_samples=fidelity_samples,
+        fidelity_factors=factors,
+    )
     result = {"run": str(run_dir), "step": int(state["step"]), **result}
     atomic_write_json(RunPaths(Path(run_dir)).scores, result)
     return result

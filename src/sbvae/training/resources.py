@@ -55,6 +55,8 @@ def estimate(config: Config, channels: int = 3) -> dict[str, int]:
         "train.batch_size": (chunk * per_image * 2 + rendered * 3) * FLOAT,
         "data.val_size": d.val_size * channels * d.image_size**2 * FLOAT * 2,  # the images and a reconstruction chunk
         "train.mig_samples": t.mig_samples * (config.model.latent_dim + 16) * 8,
+        # the factor values and the probe's outputs on reconstructions and ground truth
+        "train.fidelity_samples": t.fidelity_samples * 64 * 8 if t.fidelity_every else 0,
     }
 
 

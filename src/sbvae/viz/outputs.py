@@ -1,10 +1,11 @@
-"""What `sbvae train` adds to the training loop: the end-of-run scores, figures and report."""
+"""What `sbvae train` adds to the training loop: MIG and fidelity along the way, the end-of-run
+scores, figures and report."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sbvae.evaluation.during_training import MigLogger
+from sbvae.evaluation.during_training import FidelityLogger, MigLogger
 from sbvae.training.callbacks import Callback
 from sbvae.viz.report import run_report
 from sbvae.viz.run_figures import write_figures
@@ -22,5 +23,6 @@ class FiguresAndReport(Callback):
 
 
 def standard_callbacks() -> list[Callback]:
-    """MIG during training and the quick scores at the end, then the figures and the report."""
-    return [MigLogger(), FiguresAndReport()]
+    """MIG and fidelity during training and the quick scores at the end, then the figures and
+    the report."""
+    return [MigLogger(), FidelityLogger(), FiguresAndReport()]

@@ -19,6 +19,7 @@ import yaml
 from sbvae.config import Config, build_config
 from sbvae.data import GroundTruthDataset, build_dataset
 from sbvae.errors import CheckpointError, ConfigError, UserError
+from sbvae.evaluation.fidelity import fidelity_keys, fidelity_table
 from sbvae.training.device import select_device
 from sbvae.training.run_folder import (
     FIGURE_FILES,
@@ -40,7 +41,7 @@ CAPTIONS = {
     "reconstructions": "Validation inputs over their reconstructions.",
     "prior_samples": "Samples from the prior.",
     "kl": "KL per latent (inactive latents in grey).",
-    "curves": "Training curves (train solid, validation dashed) and MIG.",
+    "curves": "Training curves (train solid, validation dashed), MIG and fidelity.",
     "data": "The data: one factor at a time.",
 }
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -75,9 +76,20 @@ def _page(title: str, body: list[str]) -> bytes:
     ).encode()
 
 
+FIDELITY_NOTE = (
+    "<p>Fidelity: a probe network trained on ground-truth images reads each factor from the "
+    "reconstructions of fresh samples (posterior means decoded), and from the same samples' "
+    "ground-truth images (control: what the probe reads at all). Accuracy for a named category, "
+    "R<sup>2</sup> otherwise (an angle as its cosine and sine); chance is the best constant answer.</p>"
+)
+
+
 def score_rows(result: dict[str, Any]) -> dict[str, float]:
-    """Every scalar in a metrics.json: the scores, then the test reconstruction."""
-    rows = {k: v for k, v in result.get("scores", {}).items() if isinstance(v, (int, float))}
+    """Every scalar in a metrics.json but the fidelity keys (their own table): the scores, then
+    the test reconstruction."""
+    scores = result.get("scores", {})
+    fidelity = fidelity_keys(scores)
+    rows = {k: v for k, v in scores.items() if isinstance(v, (int, float)) and k not in fidelity}
     rec = result.get("reconstruction", {})
     for key, name in (
         ("recon", "test recon NLL (nats/image)"),
@@ -88,6 +100,22 @@ def score_rows(result: dict[str, Any]) -> dict[str, float]:
         if isinstance(rec.get(key), (int, float)):
             rows[name] = rec[key]
     return rows
+
+
+def fidelity_section(result: dict[str, Any]) -> list[str]:
+    """The fidelity table of a metrics.json, a row per factor (nothing when it has none)."""
+    table = fidelity_table(result.get("scores", {}))
+    if not table:
+        return []
+    measures = (result.get("fidelity") or {}).get("measures", {})
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(measures.get(name, '')))}</td>"
+        + "".join(f"<td>{_number(v)}</td>" for v in values)
+        + "</tr>"
+        for name, values in table.items()
+    )
+    header = "<tr><th>factor</th><th>measure</th><th>reconstructions</th><th>control</th><th>chance</th></tr>"
+    return ["<h2>Fidelity of reconstructions</h2>", FIDELITY_NOTE, f"<table>{header}{rows}</table>"]
 
 
 def objective_line(config_text: str) -> str:
@@ -128,6 +156,7 @@ def run_report(run_dir: str | Path) -> Path:
             + "".join(f"<tr><td>{html.escape(k)}</td><td>{_number(v)}</td></tr>" for k, v in score_rows(result).items())
             + "</table>"
         )
+        body += fidelity_section(result)
     body.append("<h2>Figures</h2>")
     missing = [name for name in FIGURE_FILES if not paths.figure(name).is_file()]
     if result is not None and result.get("factor_names") == []:  # a set of images: nothing to plot factors of
@@ -179,6 +208,36 @@ def _mean_spread(values: list[float]) -> str:
     return f"{mean:.4f} ± {std:.4f}"
 
 
+def _shared(values: list[float]) -> str:
+    """One number when every run gives it (to the table's 4 decimals), else mean ± std."""
+    if not values:
+        return ""
+    return _number(values[0]) if len({f"{v:.4f}" for v in values}) == 1 else _mean_spread(values)
+
+
+def compare_fidelity(results: dict[str, dict[str, Any]], groups: dict[str, list[str]]) -> list[str]:
+    """The fidelity table of a comparison: a row per factor; chance and control (one number
+    when the runs share them), then the score on the reconstructions of each group (mean ±
+    std) and of each run."""
+    tables = {name: fidelity_table(result.get("scores", {})) for name, result in results.items()}
+    factors = list(dict.fromkeys(f for table in tables.values() for f in table))
+    if not factors:
+        return []
+    header = "<tr><th>factor</th><th>chance</th><th>control</th>"
+    header += "".join(f"<th>{html.escape(g)} (n={len(m)})</th>" for g, m in groups.items())
+    header += "".join(f"<th>{html.escape(Path(name).name)}</th>" for name in results) + "</tr>"
+    rows = []
+    for factor in factors:
+        having = [name for name in results if factor in tables[name]]
+        cells = [_shared([tables[r][factor][2] for r in having]), _shared([tables[r][factor][1] for r in having])]
+        for members in groups.values():
+            values = [tables[r][factor][0] for r in members if factor in tables[r]]
+            cells.append(_mean_spread(values) if values else "")
+        cells += [_number(tables[name][factor][0]) if factor in tables[name] else "" for name in results]
+        rows.append(f"<tr><td>{html.escape(factor)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return ["<h2>Fidelity of reconstructions</h2>", FIDELITY_NOTE, f"<table>{header}{''.join(rows)}</table>"]
+
+
 def compare_runs(
     run_dirs: Sequence[str | Path],
     out_dir: str | Path,
@@ -205,7 +264,8 @@ def compare_runs(
     plane_names = check_factors(data, factors) if data is not None else None
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(configs)
-    scores = {name: score_rows(read_scores(Path(name)) or {}) for name in configs}
+    results = {name: read_scores(Path(name)) or {} for name in configs}
+    scores = {name: score_rows(results[name]) for name in configs}
     metric_names = list(dict.fromkeys(k for s in scores.values() for k in s))
 
     body = [
@@ -237,6 +297,7 @@ def compare_runs(
         cells += [_number(scores[name][metric]) if metric in scores[name] else "" for name in configs]
         rows.append(f"<tr><td>{html.escape(metric)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     body.append(f"<table><tr><th>metric</th>{header}</tr>{''.join(rows)}</table>")
+    body += compare_fidelity(results, groups)
     if data is None:
         body.append("<p class='missing'>The runs' data has no factors, so there is no latent geometry.</p>")
     elif len(presets) == 1:
