@@ -38,9 +38,8 @@ def run_summary(run: Path, rate: float, plateau: float) -> dict[str, Any]:
     config = yaml.safe_load((run / "config.yaml").read_text())
     batch = config["train"]["batch_size"]
     rows = read_metrics(run / "metrics.jsonl")
-    seconds = lambda step: step * batch / rate  # noqa: E731
-    val = [(seconds(r["step"]), r["sse"]) for r in rows if r["split"] == "val"]
-    shape = [(seconds(r["step"]), r["fidelity_shape"]) for r in rows if "fidelity_shape" in r]
+    val = [(r["step"] * batch / rate, r["sse"]) for r in rows if r["split"] == "val"]
+    shape = [(r["step"] * batch / rate, r["fidelity_shape"]) for r in rows if "fidelity_shape" in r]
     mig = [r["discrete_mig"] for r in rows if r["split"] == "mig" and "discrete_mig" in r]
     return {
         "run": str(run),
@@ -67,18 +66,17 @@ def table(summaries: dict[str, list[dict[str, Any]]]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, runs in summaries.items():
-        for s in sorted(runs, key=lambda s: s["seed"]):
-            lines.append(
-                f"| {name} | {s['seed']} | {_cell(s['seconds'], '.0f')} | {_cell(s['plateau_s'], '.0f')} | "
-                f"{_cell(s['shape90_s'], '.0f')} | {_cell(s['final_sse'], '.2f')} | "
-                f"{_cell(s['final_shape'], '.3f')} | {_cell(s['final_mig'], '.3f')} |"
-            )
+        lines.extend(
+            f"| {name} | {s['seed']} | {_cell(s['seconds'], '.0f')} | {_cell(s['plateau_s'], '.0f')} | "
+            f"{_cell(s['shape90_s'], '.0f')} | {_cell(s['final_sse'], '.2f')} | "
+            f"{_cell(s['final_shape'], '.3f')} | {_cell(s['final_mig'], '.3f')} |"
+            for s in sorted(runs, key=lambda s: s["seed"])
+        )
         finals = [s["final_sse"] for s in runs if s["final_sse"] is not None]
         shapes = [s["final_shape"] for s in runs if s["final_shape"] is not None]
-        lines.append(
-            f"| **{name}, median** | {len(runs)} seeds | | | | {_cell(statistics.median(finals) if finals else None, '.2f')}"
-            f" | {_cell(statistics.median(shapes) if shapes else None, '.3f')} | |"
-        )
+        median_sse = _cell(statistics.median(finals) if finals else None, ".2f")
+        median_shape = _cell(statistics.median(shapes) if shapes else None, ".3f")
+        lines.append(f"| **{name}, median** | {len(runs)} seeds | | | | {median_sse} | {median_shape} | |")
     return "\n".join(lines)
 
 

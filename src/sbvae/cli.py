@@ -66,10 +66,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
     config = load_config(args.config, overrides)
-    if config.train.fidelity_every:
+    if config.train.fidelity_every and config.data.path is not None:
         from sbvae.data import build_dataset, require_ground_truth
 
-        require_ground_truth(build_dataset(config.data), "train.fidelity_every (the fidelity of reconstructions)")
+        data = build_dataset(config.data)
+        if any(parse_override(item)[0] == "train.fidelity_every" for item in overrides):
+            require_ground_truth(data, "train.fidelity_every (the fidelity of reconstructions)")
+        elif not data.has_ground_truth:
+            config.train.fidelity_every = 0  # a preset's: off on data without factors, as MIG is
     data_name = config.data.preset
     if config.data.path:  # a file's or folder's name; a glob's characters left out
         data_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(config.data.path).stem).strip("_") or "data"
