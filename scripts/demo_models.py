@@ -1,6 +1,6 @@
 """Train the two models `sbvae explore --demo` opens, and pack them into the package.
 
-    .venv/bin/python scripts/demo_models.py            # train both (about 20 minutes each on one core), then pack
+    .venv/bin/python scripts/demo_models.py            # train both (the default preset, seed 0), then pack
     .venv/bin/python scripts/demo_models.py --pack-only # pack runs/demo-sbd and runs/demo-deconv as they are
 
 Training is the default preset, unchanged, with one CPU thread (so a shared machine keeps a core):

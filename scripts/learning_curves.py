@@ -1,12 +1,15 @@
 """Compare training recipes by what their runs learned per second of training.
 
-    .venv/bin/python scripts/learning_curves.py RATES.json NAME=GLOB [NAME=GLOB ...] [--out FIG.png]
+    .venv/bin/python scripts/learning_curves.py RATES.json NAME@SPEC=GLOB [...] [--out FIG.png]
+        [--reference SPEC --reference-rate IMAGES_PER_SEC]
 
 ``RATES.json`` is what ``sbvae bench --recipe SPEC ... --json RATES.json`` wrote: the training
-images/s of each recipe, measured side by side. Each ``NAME=GLOB`` names a recipe (its bench
-spec, or a key into the JSON given as ``NAME@SPEC=GLOB``) and the run folders trained with it.
-A run's seconds are its images seen (step x batch) over its recipe's rate, so a machine that was
-busy while one run trained cannot favour it.
+images/s of each recipe, measured side by side. Each ``NAME@SPEC=GLOB`` names a recipe, its
+bench spec, and the run folders trained with it. A run's seconds are its images seen (step x
+batch) over its recipe's rate, so a machine that was busy while one run trained cannot favour
+it. With ``--reference``, each rate is scaled so that the reference recipe runs at
+``--reference-rate`` (a rate measured on a quiet machine), keeping the ratios measured side by
+side.
 
 Prints, per recipe and seed: seconds to leave the grey plateau (first validation squared error
 per image below ``--plateau``), seconds to a shape fidelity of 0.9 (from ``fidelity`` rows, when
@@ -106,16 +109,19 @@ def figure(summaries: dict[str, list[dict[str, Any]]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("rates", type=Path)
-    parser.add_argument("recipes", nargs="+", help="NAME=GLOB or NAME@SPEC=GLOB")
+    parser.add_argument("recipes", nargs="+", help="NAME@SPEC=GLOB")
+    parser.add_argument("--reference", help="the bench spec whose rate --reference-rate gives")
+    parser.add_argument("--reference-rate", type=float, help="images/s of --reference on a quiet machine")
     parser.add_argument("--plateau", type=float, default=9.0, help="validation SSE below which the plateau is left")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    rates = json.loads(args.rates.read_text())["recipes"]
+    rates = {spec: row["images_per_sec"] for spec, row in json.loads(args.rates.read_text())["recipes"].items()}
+    scale = args.reference_rate / rates[args.reference] if args.reference else 1.0
     summaries: dict[str, list[dict[str, Any]]] = {}
     for item in args.recipes:
-        label, pattern = item.split("=", 1) if "@" not in item.split("=", 1)[0] else item.rsplit("=", 1)
+        label, pattern = item.rsplit("=", 1)
         name, _, spec = label.partition("@")
-        rate = rates[spec or name]["images_per_sec"]
+        rate = rates[spec] * scale
         runs = sorted(Path(p) for p in glob.glob(pattern) if (Path(p) / "metrics.jsonl").is_file())
         summaries[name] = [run_summary(run, rate, args.plateau) for run in runs]
     print(table(summaries))

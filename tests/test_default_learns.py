@@ -2,12 +2,14 @@
 
 Run with ``pytest -m slow``. Every model first sits on a "grey plateau": a blob in the
 right place and size but without colour, at a validation squared error of about 11.5 per
-image (32 px). The default must leave it: colour learned, squared error well below it.
+image (32 px). The default must leave it, and its reconstructions must keep the sprite's
+shape, as read by the fidelity probe (:mod:`sbvae.evaluation.fidelity`).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -16,13 +18,34 @@ from sbvae.training.loop import train
 from sbvae.viz.outputs import standard_callbacks
 
 PLATEAU_SSE = 11.5
+SHAPE_KEPT = 0.7
+"""Shape fidelity the default reaches (docs/learning.md): well above the 0.49 of the recipe before."""
+SHAPE_TARGET = 0.9
+"""Issue 26's target for every seed of both decoders, not yet reached by the SBD."""
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("default") / "run"
+    return train(load_config("default"), out, "cpu", progress=False, callbacks=standard_callbacks())
+
+
+def final_rows(run: Path) -> dict[str, dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {split: [r for r in rows if r["split"] == split][-1] for split in ("val", "fidelity")}
 
 
 @pytest.mark.slow
-def test_default_preset_leaves_the_grey_plateau(tmp_path):
-    run = train(load_config("default"), tmp_path / "run", "cpu", progress=False, callbacks=standard_callbacks())
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    final = [r for r in rows if r["split"] == "val"][-1]
-    assert final["step"] == load_config("default").train.steps
-    assert final["sse"] < 0.7 * PLATEAU_SSE, final["sse"]
-    assert final["active_latents"] >= 5
+def test_default_preset_leaves_the_grey_plateau_and_keeps_shape(default_run):
+    final = final_rows(default_run)
+    assert final["val"]["step"] == final["fidelity"]["step"] == load_config("default").train.steps
+    assert final["val"]["sse"] < 0.7 * PLATEAU_SSE, final["val"]["sse"]
+    assert final["val"]["active_latents"] >= 5
+    assert final["fidelity"]["fidelity_shape"] >= SHAPE_KEPT, final["fidelity"]
+    assert final["fidelity"]["fidelity_shape_control"] >= 0.95, final["fidelity"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 26's 90% shape target is not yet met by the default SBD")
+def test_default_preset_reaches_the_shape_target(default_run):
+    assert final_rows(default_run)["fidelity"]["fidelity_shape"] >= SHAPE_TARGET
