@@ -32,7 +32,7 @@ from torch import nn
 from sbvae.data import Continuous, Discrete, GroundTruthDataset, derive_seed, make_generator
 from sbvae.data.files import DataSpec
 from sbvae.data.rows import default_cache
-from sbvae.errors import first_line
+from sbvae.errors import UserError, first_line
 from sbvae.training.run_folder import atomic_write_bytes
 
 PROBE_VERSION = 1
@@ -369,14 +369,16 @@ def load_or_train_probe(
     steps = PROBE_STEPS if steps is None else steps
     folder = probe_folder(cache)
     path = probe_file(folder, identity, data.image_size, seed, steps)
-    probe = _LOADED.get(path) or _load(path, data)
+    if path in _LOADED:
+        return _LOADED[path]
+    probe = _load(path, data)
     if probe is None:
         log(f"training the fidelity probe of {data.name} at {data.image_size} px (once: it is kept in {folder})")
         probe = train_probe(data, seed, steps, log=log)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(path, lambda handle: torch.save(probe.net.state_dict(), handle))
-        except Exception as exc:
+        except (OSError, UserError) as exc:
             log(f"the fidelity probe is not kept on disk ({first_line(exc)})")
     while len(_LOADED) >= _KEEP:
         _LOADED.pop(next(iter(_LOADED)))
