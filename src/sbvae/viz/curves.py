@@ -4,6 +4,8 @@ accuracy, ...), MIG, and the fidelity of reconstructions when it was logged."""
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,7 +56,7 @@ def fidelity_panel(ax: Axes, runs: dict[str, list[dict[str, Any]]]) -> None:
         for j, name in enumerate(factors):
             steps, values = _series(rows, "fidelity", PREFIX + name)
             ax.plot(steps, values, STYLES[i % len(STYLES)], marker="o", color=colours(j % colours.N), markersize=2.5)
-            lowest = min([lowest, *values])
+            lowest = min([lowest, *(v for v in values if math.isfinite(v))])
     ax.set_ylim(max(lowest, -0.5) - 0.05, 1.05)  # an R^2 far below 0 would squash the rest
     handles = [Line2D([], [], color=colours(j % colours.N), label=name) for j, name in enumerate(factors)]
     if len(runs) > 1:
@@ -71,8 +73,9 @@ def _series(rows: list[dict[str, Any]], split: str, key: str) -> tuple[list[int]
 
 def settled_range(curves: list[list[float]]) -> tuple[float, float] | None:
     """A y-range over every curve without its first tenth, whose first steps are orders of
-    magnitude above the rest and would flatten everything after them on a shared axis."""
-    values = [v for curve in curves for v in curve[len(curve) // 10 :]]
+    magnitude above the rest and would flatten everything after them on a shared axis. Values
+    that are not finite (a diverged step's) are left out."""
+    values = [v for curve in curves for v in curve[len(curve) // 10 :] if math.isfinite(v)]
     if not values:
         return None
     low, high = min(values), max(values)
