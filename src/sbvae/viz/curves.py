@@ -5,7 +5,6 @@ accuracy, ...), MIG, and the fidelity of reconstructions when it was logged."""
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 from typing import Any, Literal
 
