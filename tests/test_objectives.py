@@ -179,7 +179,8 @@ def test_lr_warmup_scales_the_first_adam_steps(tmp_path):
     from sbvae.training.loop import Trainer
 
     def first_update(*overrides: str) -> float:
-        config = load_config("default", ["model.sbd_channels=8", "train.lr=1e-3", *overrides])
+        base = ["model.sbd_channels=8", "train.lr=1e-3", "train.lr_warmup=0", "train.lr_decay_steps=0"]
+        config = load_config("default", [*base, *overrides])
         trainer = Trainer(config, tmp_path / str(len(list(tmp_path.iterdir()))), torch.device("cpu"))
         before = [p.detach().clone() for p in trainer.model.parameters()]
         trainer.train_step()
@@ -188,7 +189,7 @@ def test_lr_warmup_scales_the_first_adam_steps(tmp_path):
     # Adam's first update moves a weight by about the learning rate: lr / 10 under a 10-step warm-up
     assert first_update() == pytest.approx(1e-3, rel=0.01)
     assert first_update("train.lr_warmup=10") == pytest.approx(1e-4, rel=0.01)
-    config = load_config("default", ["model.sbd_channels=8", "train.lr_warmup=10"])
+    config = load_config("default", ["model.sbd_channels=8", "train.lr_warmup=10", "train.lr_decay_steps=0"])
     trainer = Trainer(config, tmp_path / "schedule", torch.device("cpu"))
     rates = []
     for step in (0, 4, 9, 50):

@@ -508,7 +508,7 @@ def test_a_factor_vae_run_logs_every_term_and_saves_its_discriminator(factor_run
     state = torch.load(factor_run / "checkpoint.pt", weights_only=True)
     assert {"discriminator", "optimizer", "permute_rng"} <= set(state["objective"])
     assert (factor_run / "curves.png").is_file()
-    assert "factor_vae (gamma 10, gaussian likelihood, sigma 0.1)" in (factor_run / "report.html").read_text()
+    assert "factor_vae (gamma 10, gaussian likelihood, sigma 0.05)" in (factor_run / "report.html").read_text()
 
 
 def test_the_parameter_line_counts_the_discriminator(tmp_path):
@@ -573,8 +573,8 @@ def test_compare_shows_each_runs_objective(tmp_path, factor_run, trained_run, ru
     code, _, err = run_cli("compare", trained_run, factor_run, "--out", tmp_path / "cmp")
     assert code == 0, err
     page = (tmp_path / "cmp" / "compare.html").read_text()
-    assert "factor_vae (gamma 10, gaussian likelihood, sigma 0.1)" in page
-    assert "beta_vae (beta 1, kl_warmup 0, gaussian likelihood, sigma 0.1)" in page
+    assert "factor_vae (gamma 10, gaussian likelihood, sigma 0.05)" in page
+    assert "beta_vae (beta 1, kl_warmup 0, gaussian likelihood, sigma 0.05)" in page
     assert "objective.name=factor_vae" in page  # the groups are told apart by their objective
 
 
@@ -603,8 +603,9 @@ def test_evaluate_visualize_and_report_read_a_factor_vae_run(tmp_path, factor_ru
 
 
 def test_the_curves_add_a_panel_per_term_of_the_method(factor_run, trained_run):
-    from sbvae.viz.curves import PANELS, panels
+    from sbvae.viz.curves import FIDELITY_PANEL, PANELS, panels
 
-    assert panels({"beta": _rows(trained_run)}) == list(PANELS)  # beta-VAE's figure is unchanged
+    # beta-VAE's figure: the plain panels, then fidelity (the default preset logs it)
+    assert panels({"beta": _rows(trained_run)}) == [*PANELS, FIDELITY_PANEL]
     keys = [key for key, _ in panels({"factor": _rows(factor_run), "beta": _rows(trained_run)})]
-    assert keys == ["loss", "recon", "kl", "tc", "disc_loss", "disc_accuracy", "discrete_mig"]
+    assert keys == ["loss", "recon", "kl", "tc", "disc_loss", "disc_accuracy", "discrete_mig", "fidelity"]
