@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from conftest import TINY, snapshot
-from sbvae.config import load_config
 from sbvae.study.equal_time import logged_at, snapshot_specs
 from sbvae.study.experiments import experiment_names, load_experiment, plan
 from sbvae.study.invocations import PENDING_FILE
@@ -232,8 +231,8 @@ def test_paper_scale_is_the_papers_setting_with_each_experiments_data():
         assert paper.data.preset == cpu.data.preset and paper.objective.beta == cpu.objective.beta
 
 
-def test_cpu_scale_is_the_default_preset_with_protocol_3_changes():
-    default = load_config("default").to_dict()
+def test_cpu_scale_is_protocol_3():
+    """The old default preset (until issue 26) with protocol 3's four changes."""
     for name in experiment_names():
         cpu = plan(load_experiment(name))[0].config
         assert (cpu.objective.sigma, cpu.train.batch_size, cpu.train.steps, cpu.train.lr_warmup) == (
@@ -242,11 +241,8 @@ def test_cpu_scale_is_the_default_preset_with_protocol_3_changes():
             18_000,
             1000,
         )
-        assert (cpu.data.image_size, cpu.model.sbd_layers, cpu.train.lr) == (
-            default["data"]["image_size"],
-            default["model"]["sbd_layers"],
-            default["train"]["lr"],
-        )
+        assert (cpu.data.image_size, cpu.model.sbd_layers, cpu.model.sbd_channels) == (32, 2, 64)
+        assert (cpu.train.lr, cpu.train.lr_decay_steps) == (1e-3, 0)
 
 
 def test_paper_scale_runs_a_few_steps_here(tmp_path, run_cli):
