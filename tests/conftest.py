@@ -27,6 +27,7 @@ TINY = [
     "data.val_size=16",
     "train.threads=1",
     "train.mig_samples=200",
+    "train.fidelity_samples=200",
 ]
 
 
