@@ -13,7 +13,8 @@ side.
 
 Prints, per recipe and seed: seconds to leave the grey plateau (first validation squared error
 per image below ``--plateau``), seconds to a shape fidelity of 0.9 (from ``fidelity`` rows, when
-logged), and the final validation squared error, shape fidelity and MIG. ``--out`` draws the
+logged), and the final validation squared error, test squared error (from the run's
+``metrics.json``, when it has one), shape fidelity and MIG. ``--out`` draws the
 validation error and the shape fidelity against seconds, one colour per recipe.
 """
 
@@ -44,6 +45,8 @@ def run_summary(run: Path, rate: float, plateau: float) -> dict[str, Any]:
     val = [(r["step"] * batch / rate, r["sse"]) for r in rows if r["split"] == "val"]
     shape = [(r["step"] * batch / rate, r["fidelity_shape"]) for r in rows if "fidelity_shape" in r]
     mig = [r["discrete_mig"] for r in rows if r["split"] == "mig" and "discrete_mig" in r]
+    end = run / "metrics.json"  # what `sbvae train` evaluates at its end, on the test images
+    test_sse = json.loads(end.read_text())["reconstruction"]["sse"] if end.is_file() else None
     return {
         "run": str(run),
         "seed": config["train"]["seed"],
@@ -54,6 +57,7 @@ def run_summary(run: Path, rate: float, plateau: float) -> dict[str, Any]:
         "final_sse": val[-1][1] if val else None,
         "final_shape": shape[-1][1] if shape else None,
         "final_mig": mig[-1] if mig else None,
+        "test_sse": test_sse,
         "seconds": val[-1][0] if val else None,
     }
 
@@ -62,24 +66,29 @@ def _cell(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+MEDIANS = (("final_sse", ".2f"), ("test_sse", ".2f"), ("final_shape", ".3f"), ("final_mig", ".3f"))
+
+
+def _median(runs: list[dict[str, Any]], key: str, fmt: str) -> str:
+    values = [s[key] for s in runs if s[key] is not None]
+    return _cell(statistics.median(values) if values else None, fmt)
+
+
 def table(summaries: dict[str, list[dict[str, Any]]]) -> str:
     """One Markdown row per run, then the median per recipe."""
     lines = [
-        "| recipe | seed | training s | s to leave plateau | s to shape 0.9 | val SSE | shape fidelity | MIG |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| recipe | seed | training s | s to leave plateau | s to shape 0.9 | val SSE | test SSE | shape fidelity | MIG |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, runs in summaries.items():
         lines.extend(
             f"| {name} | {s['seed']} | {_cell(s['seconds'], '.0f')} | {_cell(s['plateau_s'], '.0f')} | "
-            f"{_cell(s['shape90_s'], '.0f')} | {_cell(s['final_sse'], '.2f')} | "
+            f"{_cell(s['shape90_s'], '.0f')} | {_cell(s['final_sse'], '.2f')} | {_cell(s['test_sse'], '.2f')} | "
             f"{_cell(s['final_shape'], '.3f')} | {_cell(s['final_mig'], '.3f')} |"
             for s in sorted(runs, key=lambda s: s["seed"])
         )
-        finals = [s["final_sse"] for s in runs if s["final_sse"] is not None]
-        shapes = [s["final_shape"] for s in runs if s["final_shape"] is not None]
-        median_sse = _cell(statistics.median(finals) if finals else None, ".2f")
-        median_shape = _cell(statistics.median(shapes) if shapes else None, ".3f")
-        lines.append(f"| **{name}, median** | {len(runs)} seeds | | | | {median_sse} | {median_shape} | |")
+        medians = [_median(runs, key, fmt) for key, fmt in MEDIANS]
+        lines.append(f"| **{name}, median** | {len(runs)} seeds | | | | " + " | ".join(medians) + " |")
     return "\n".join(lines)
 
 
