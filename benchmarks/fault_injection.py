@@ -143,7 +143,7 @@ class Faults:
             self.case(name[:40], lambda c=command, f=folder: (sbvae(*c), f))
         folder = self.out / "file-fortran"
         folder.mkdir()
-        source = write_fortran(folder / "fortran.npz", dsprites_arrays(folder))
+        source = write_fortran(folder / "fortran.npz", dsprites_arrays())
         command = ("data", source, "--out", folder / "samples.png", "--cache", folder / "cache")
         self.case("npz: every member in Fortran order", lambda: (sbvae(*command), folder))
 

@@ -8,7 +8,9 @@ but the one named.
 
 from __future__ import annotations
 
+import functools
 import struct
+import tempfile
 import tracemalloc
 import zipfile
 from collections.abc import Callable
@@ -30,22 +32,27 @@ DSPRITES_KEYS = ("imgs", "latents_classes", "latents_values")
 # -- writing files ---------------------------------------------------------------------------
 
 
-def dsprites_arrays(folder: Path) -> dict[str, np.ndarray]:
+@functools.cache
+def _rendered(kind: str) -> dict[str, np.ndarray]:
+    """The arrays of a small dSprites or 3D Shapes file, rendered once."""
+    with tempfile.TemporaryDirectory() as folder:
+        if kind == "dsprites":
+            write_dsprites(Path(folder) / "source.npz", compressed=False)
+            with np.load(Path(folder) / "source.npz") as archive:
+                return {key: archive[key] for key in DSPRITES_KEYS}
+        write_shapes3d(Path(folder) / "source.h5")
+        with h5py.File(Path(folder) / "source.h5") as f:
+            return {key: f[key][()] for key in ("images", "labels")}
+
+
+def dsprites_arrays() -> dict[str, np.ndarray]:
     """The arrays of a small dSprites file (see ``write_dsprites``), as a dict to change."""
-    write_dsprites(folder / "source.npz", compressed=False)
-    with np.load(folder / "source.npz") as archive:
-        arrays = {key: archive[key] for key in DSPRITES_KEYS}
-    (folder / "source.npz").unlink()
-    return arrays
+    return {key: array.copy() for key, array in _rendered("dsprites").items()}
 
 
-def shapes3d_arrays(folder: Path) -> dict[str, np.ndarray]:
-    """The arrays of a small 3D Shapes file (see ``write_shapes3d``)."""
-    write_shapes3d(folder / "source.h5")
-    with h5py.File(folder / "source.h5") as f:
-        arrays = {key: f[key][()] for key in ("images", "labels")}
-    (folder / "source.h5").unlink()
-    return arrays
+def shapes3d_arrays() -> dict[str, np.ndarray]:
+    """The arrays of a small 3D Shapes file (see ``write_shapes3d``), as a dict to change."""
+    return {key: array.copy() for key, array in _rendered("shapes3d").items()}
 
 
 def write_zip(path: Path, arrays: dict[str, np.ndarray], method: int = zipfile.ZIP_STORED, extra: bytes = b"") -> Path:
@@ -119,14 +126,14 @@ Source = tuple[Path, Path | None]
 
 
 def _wide_npz(folder: Path) -> Source:
-    arrays = dsprites_arrays(folder)
+    arrays = dsprites_arrays()
     arrays["imgs"] = arrays["imgs"].astype(">u2")
     np.savez(folder / "wide.npz", **arrays)
     return folder / "wide.npz", None
 
 
 def _wide_h5(folder: Path) -> Source:
-    arrays = shapes3d_arrays(folder)
+    arrays = shapes3d_arrays()
     arrays["images"] = arrays["images"].astype(np.uint16)
     return write_h5(folder / "wide.h5", arrays), None
 
@@ -139,7 +146,7 @@ def _outside(folder: Path, data: bytes) -> Path:
 
 
 def _external_storage(folder: Path, key: str = "images") -> Source:
-    arrays = shapes3d_arrays(folder)
+    arrays = shapes3d_arrays()
     outside = _outside(folder, arrays[key].tobytes())
 
     def external(f: h5py.File, name: str) -> None:
@@ -150,14 +157,14 @@ def _external_storage(folder: Path, key: str = "images") -> Source:
 
 
 def _external_link(folder: Path) -> Source:
-    arrays = shapes3d_arrays(folder)
+    arrays = shapes3d_arrays()
     write_h5(folder / "other.h5", arrays)
     link = lambda f, name: f.__setitem__(name, h5py.ExternalLink(str(folder / "other.h5"), "/images"))
     return write_h5(folder / "linked.h5", arrays, images=link), None
 
 
 def _soft_link_to_an_external_link(folder: Path) -> Source:
-    arrays = shapes3d_arrays(folder)
+    arrays = shapes3d_arrays()
     write_h5(folder / "other.h5", arrays)
 
     def links(f: h5py.File, name: str) -> None:
@@ -168,7 +175,7 @@ def _soft_link_to_an_external_link(folder: Path) -> Source:
 
 
 def _virtual_elsewhere(folder: Path) -> Source:
-    arrays = shapes3d_arrays(folder)
+    arrays = shapes3d_arrays()
     write_h5(folder / "other.h5", arrays)
 
     def virtual(f: h5py.File, name: str) -> None:
@@ -184,7 +191,7 @@ def _soft_link_loop(folder: Path) -> Source:
         f[name] = h5py.SoftLink("/again")
         f["again"] = h5py.SoftLink(f"/{name}")
 
-    return write_h5(folder / "loop.h5", shapes3d_arrays(folder), images=loop), None
+    return write_h5(folder / "loop.h5", shapes3d_arrays(), images=loop), None
 
 
 def _huge_npz(folder: Path) -> Source:
@@ -202,7 +209,7 @@ def _huge_h5(folder: Path) -> Source:
 
 
 def _long_member(folder: Path) -> Source:
-    arrays = dsprites_arrays(folder)
+    arrays = dsprites_arrays()
     return write_zip(folder / "long.npz", arrays, zipfile.ZIP_DEFLATED, extra=bytes(50 * 2**20)), None
 
 
@@ -216,19 +223,19 @@ def _huge_header(folder: Path) -> Source:
 
 
 def _damaged(folder: Path, method: int) -> Source:
-    path = write_zip(folder / "damaged.npz", dsprites_arrays(folder), method)
+    path = write_zip(folder / "damaged.npz", dsprites_arrays(), method)
     damage_middle(path, "imgs.npy")
     return path, None
 
 
 def _encrypted(folder: Path) -> Source:
-    path = write_zip(folder / "encrypted.npz", dsprites_arrays(folder), zipfile.ZIP_DEFLATED)
+    path = write_zip(folder / "encrypted.npz", dsprites_arrays(), zipfile.ZIP_DEFLATED)
     patch_central_entry(path, "imgs.npy", 8, 0x1)
     return path, None
 
 
 def _unknown_method(folder: Path) -> Source:
-    path = write_zip(folder / "method.npz", dsprites_arrays(folder), zipfile.ZIP_DEFLATED)
+    path = write_zip(folder / "method.npz", dsprites_arrays(), zipfile.ZIP_DEFLATED)
     patch_central_entry(path, "latents_values.npy", 10, 99)  # 99: AES encryption
     return path, None
 
@@ -246,14 +253,14 @@ def _dangling_cache(folder: Path) -> Source:
 
 
 def _nan_latents(folder: Path) -> Source:
-    arrays = dsprites_arrays(folder)
+    arrays = dsprites_arrays()
     arrays["latents_values"][0, 1] = np.nan
     np.savez(folder / "nan.npz", **arrays)
     return folder / "nan.npz", None
 
 
 def _nan_labels(folder: Path) -> Source:
-    arrays = shapes3d_arrays(folder)
+    arrays = shapes3d_arrays()
     arrays["labels"][5, 0] = np.nan
     return write_h5(folder / "nan.h5", arrays), None
 
@@ -299,7 +306,7 @@ def assert_refused(run_cli, folder: Path, name: str) -> None:
 @pytest.mark.parametrize("dtype", ["<u2", ">u2", "<u8"])
 @pytest.mark.parametrize("compressed", [False, True])
 def test_npz_images_wider_than_8_bits_are_refused(tmp_path, run_cli, dtype, compressed):
-    arrays = dsprites_arrays(tmp_path)
+    arrays = dsprites_arrays()
     arrays["imgs"] = arrays["imgs"].astype(dtype)
     (np.savez_compressed if compressed else np.savez)(tmp_path / "wide.npz", **arrays)
     before = snapshot(tmp_path)
@@ -311,7 +318,7 @@ def test_npz_images_wider_than_8_bits_are_refused(tmp_path, run_cli, dtype, comp
 @pytest.mark.parametrize("dtype", ["<u2", ">u2", "<u8"])
 @pytest.mark.parametrize("chunks", [None, (8, 64, 64, 3)])
 def test_h5_images_wider_than_8_bits_are_refused(tmp_path, dtype, chunks):
-    arrays = shapes3d_arrays(tmp_path)
+    arrays = shapes3d_arrays()
     wide = lambda f, name: f.create_dataset(name, data=arrays[name].astype(dtype), chunks=chunks)
     path = write_h5(tmp_path / "wide.h5", arrays, images=wide)
     with pytest.raises(UserError, match=f"wide.h5: images holds {np.dtype(dtype)}, expected uint8"):
@@ -342,7 +349,7 @@ def test_h5_data_outside_the_file_is_refused(tmp_path, run_cli, name):
 
 
 def test_h5_soft_links_and_virtual_datasets_inside_the_file_are_read(tmp_path):
-    arrays = shapes3d_arrays(tmp_path)
+    arrays = shapes3d_arrays()
 
     def soft(f: h5py.File, name: str) -> None:
         f.create_group("stored").create_dataset(name, data=arrays[name])
@@ -445,7 +452,7 @@ def test_non_finite_factor_values_are_refused_when_the_file_is_opened(tmp_path, 
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf])
 def test_infinite_factor_values_are_refused(tmp_path, value):
-    arrays = dsprites_arrays(tmp_path)
+    arrays = dsprites_arrays()
     arrays["latents_values"][3, 4] = value
     np.savez(tmp_path / "inf.npz", **arrays)
     with pytest.raises(UserError, match=r"inf\.npz: latents_values holds NaN or infinity \(row 3, x\)"):
@@ -458,7 +465,7 @@ def test_infinite_factor_values_are_refused(tmp_path, value):
 @pytest.mark.parametrize("fortran", [("latents_classes",), DSPRITES_KEYS])
 @pytest.mark.parametrize("compressed", [False, True])
 def test_members_in_fortran_order_are_read(tmp_path, fortran, compressed):
-    arrays = dsprites_arrays(tmp_path)
+    arrays = dsprites_arrays()
     write_fortran(tmp_path / "f.npz", arrays, fortran, compressed)
     with np.load(tmp_path / "f.npz") as archive:
         assert all(archive[key].flags.f_contiguous for key in fortran)
