@@ -28,6 +28,7 @@ import torch
 # the tests' tiny run and extreme values, not a copy of them
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import TINY
+from test_hardening_files import BAD_FILES, dsprites_arrays, write_fortran
 from test_resources import EXTREME
 
 
@@ -132,6 +133,20 @@ class Faults:
         finally:
             first.kill()
 
+    def dataset_files(self) -> None:
+        """Crafted dataset files (issue 27): `sbvae data` on each, then a valid file in Fortran order."""
+        for i, (name, (build, _words)) in enumerate(BAD_FILES.items()):
+            folder = self.out / f"file-{i}"
+            folder.mkdir()
+            source, cache = build(folder)
+            command = ("data", source, "--out", folder / "samples.png", "--cache", cache or folder / "cache")
+            self.case(name[:40], lambda c=command, f=folder: (sbvae(*c), f))
+        folder = self.out / "file-fortran"
+        folder.mkdir()
+        source = write_fortran(folder / "fortran.npz", dsprites_arrays())
+        command = ("data", source, "--out", folder / "samples.png", "--cache", folder / "cache")
+        self.case("npz: every member in Fortran order", lambda: (sbvae(*command), folder))
+
     def report(self) -> int:
         counts = {kind: sum(1 for _, seen in self.rows if seen == kind) for kind in {s for _, s in self.rows}}
         print(f"\n{len(self.rows)} cases: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
@@ -153,6 +168,7 @@ def main() -> int:
         faults.full_disk,
         faults.divergence,
         faults.two_writers,
+        faults.dataset_files,
     ):
         group()
     return faults.report()

@@ -20,10 +20,13 @@ values of each column make the grid (so a file with fewer values per factor than
 one is read the same way), and every row must sit at its grid index. Drawing factor values and
 reading the row at their index then gives the same dataset interface as a renderer's.
 
-Only the rows a batch needs are read (:mod:`sbvae.data.rows`); a compressed ``.npz`` (the
-published dSprites is one) is first copied once, uncompressed, to the cache folder
-``data.cache``. Images are scaled to ``data.image_size`` on the fly: by area averaging when
-smaller than the file's, by repeating pixels (nearest) when larger.
+Only the rows a batch needs are read (:mod:`sbvae.data.rows`); a compressed ``.npz`` member (the
+published dSprites is one), or one stored in Fortran order, is first copied once, uncompressed and
+in C order, to the cache folder ``data.cache``. Images must be uint8; factor tables must hold
+finite numbers; what a file declares is checked against what it holds and against the memory
+available before anything is allocated, and an HDF5 file's datasets are read only from it.
+Images are scaled to ``data.image_size`` on the fly: by area averaging when smaller than the
+file's, by repeating pixels (nearest) when larger.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from sbvae.data.factors import Discrete, Product
 from sbvae.data.folders import chairs_folder, image_folder, image_magic, is_chairs_folder
 from sbvae.data.memo import grid_index
 from sbvae.data.presets import make_dataset
-from sbvae.data.rows import Rows, h5_rows, load_member, member_rows, npz_members
+from sbvae.data.rows import Rows, check_memory, h5_dataset, h5_rows, load_member, member_rows, npz_members
 from sbvae.data.sprites import SHAPES
 from sbvae.errors import UserError
 
@@ -166,8 +169,15 @@ def _factors(columns: Sequence[tuple[str, np.ndarray, Sequence[str] | None]]) ->
     return Product(*(Discrete(name, values.tolist(), names) for name, values, names in columns))
 
 
-def _image_shape(source: str, key: str, shape: tuple[int, ...], channels: tuple[int, ...]) -> None:
-    """``[N, S, S]`` (``channels`` empty) or ``[N, S, S, C]`` with C in ``channels``, N > 0."""
+BATCH_ROWS = 64
+"""Images read at once that must fit in memory (raw and as floats) for a file to be opened."""
+
+
+def _check_images(source: str, key: str, dtype: np.dtype, shape: tuple[int, ...], channels: tuple[int, ...]) -> None:
+    """uint8 ``[N, S, S]`` (``channels`` empty) or ``[N, S, S, C]`` with C in ``channels``, N > 0,
+    of which :data:`BATCH_ROWS` images fit in memory."""
+    if dtype != np.uint8:
+        raise UserError(f"{source}: {key} holds {dtype}, expected uint8 (8-bit images): save them as uint8")
     ndim = 3 if not channels else 4
     ok = len(shape) == ndim and shape[0] > 0 and shape[1] == shape[2] and shape[1] > 0
     if ok and channels:
@@ -175,12 +185,30 @@ def _image_shape(source: str, key: str, shape: tuple[int, ...], channels: tuple[
     if not ok:
         expected = "[N, S, S]" if not channels else f"[N, S, S, {'|'.join(map(str, channels))}]"
         raise UserError(f"{source}: {key} has shape {list(shape)}, expected {expected} (square images)")
+    check_memory(source, f"{BATCH_ROWS} of its images", BATCH_ROWS * math.prod(shape[1:]) * 5)  # uint8 and float32
 
 
 def _check_dtype(source: str, key: str, dtype: np.dtype, kind: str) -> None:
     if dtype.kind not in kind:
-        expected = {"u": "uint8", "iu": "integer", "fiu": "numeric"}[kind]
+        expected = {"iu": "integer", "fiu": "numeric"}[kind]
         raise UserError(f"{source}: {key} holds {dtype}, expected {expected}")
+
+
+def _table_fits(source: str, what: str, rows: int, columns: int) -> None:
+    """Factor tables ``[rows, columns]`` are read whole, as 8-byte numbers, and sorted: about four
+    copies must fit in memory."""
+    check_memory(source, what, 4 * rows * columns * 8)
+
+
+def _check_finite(source: str, key: str, table: np.ndarray, columns: Sequence[str]) -> None:
+    """Every value of the factor table ``key`` must be a finite number."""
+    bad = np.argwhere(~np.isfinite(table))
+    if len(bad):
+        row, column = bad[0]
+        raise UserError(
+            f"{source}: {key} holds NaN or infinity (row {row}, {columns[column]}): every factor value must be "
+            f"a finite number"
+        )
 
 
 def _pixel_max(rows: Rows) -> int:
@@ -200,8 +228,7 @@ def dsprites_file(path: Path, image_size: int, cache: Path | None) -> GridFile:
             f"(found: {', '.join(members) or 'nothing'})"
         )
     imgs = members["imgs"]
-    _check_dtype(source, "imgs", imgs.dtype, "u")
-    _image_shape(source, "imgs", imgs.shape, ())
+    _check_images(source, "imgs", imgs.dtype, imgs.shape, ())
     for key, kind in (("latents_classes", "iu"), ("latents_values", "fiu")):
         member = members[key]
         _check_dtype(source, key, member.dtype, kind)
@@ -209,8 +236,10 @@ def dsprites_file(path: Path, image_size: int, cache: Path | None) -> GridFile:
             raise UserError(
                 f"{source}: {key} has shape {list(member.shape)}, expected [{imgs.shape[0]}, {len(DSPRITES_COLUMNS)}]"
             )
+    _table_fits(source, "its latents_classes and latents_values", 2 * imgs.shape[0], len(DSPRITES_COLUMNS))
     classes = load_member(path, "latents_classes").astype(np.int64)
     values = load_member(path, "latents_values").astype(np.float64)
+    _check_finite(source, "latents_values", values, DSPRITES_COLUMNS)
     if classes.min() < 0:
         raise UserError(f"{source}: latents_classes holds negative classes")
     sizes = [int(c) + 1 for c in classes.max(axis=0)]
@@ -250,27 +279,32 @@ def shapes3d_file(path: Path, image_size: int) -> GridFile:
     """A 3D Shapes ``.h5`` (see the module's docstring)."""
     source = str(path)
     with _h5(path) as f:
-        missing = [k for k in ("images", "labels") if k not in f]
+        images, labels = (h5_dataset(f, key, source) for key in ("images", "labels"))
+        missing = [k for k, found in (("images", images), ("labels", labels)) if found is None]
         if missing:
             raise UserError(
                 f"{source} has no {', '.join(missing)}: a 3D Shapes file holds images and labels "
                 f"(found: {', '.join(f.keys()) or 'nothing'})"
             )
-        images, labels = f["images"], f["labels"]
         if not hasattr(images, "dtype") or not hasattr(labels, "dtype"):
             raise UserError(f"{source}: images and labels must be datasets, not groups")
-        _check_dtype(source, "images", images.dtype, "u")
-        _image_shape(source, "images", tuple(images.shape), (1, 3))
+        _check_images(source, "images", images.dtype, tuple(images.shape), (1, 3))
         _check_dtype(source, "labels", labels.dtype, "fiu")
         if tuple(labels.shape) != (images.shape[0], len(SHAPES3D_COLUMNS)):
             raise UserError(
                 f"{source}: labels has shape {list(labels.shape)}, "
                 f"expected [{images.shape[0]}, {len(SHAPES3D_COLUMNS)}]"
             )
+        _table_fits(source, "its labels", images.shape[0], len(SHAPES3D_COLUMNS))
         try:
             table = np.asarray(labels[()], dtype=np.float64)
         except OSError as exc:
             raise UserError(f"{source}: cannot read its labels: {str(exc).splitlines()[0]}") from None
+        try:
+            rows = h5_rows(path, images, source)
+        except OSError as exc:
+            raise UserError(f"{source}: cannot read its images: {str(exc).splitlines()[0]}") from None
+    _check_finite(source, "labels", table, SHAPES3D_COLUMNS)
     grids = [np.unique(table[:, k]) for k in range(table.shape[1])]
     classes = np.stack([np.searchsorted(g, table[:, k]) for k, g in enumerate(grids)], axis=1)
     _check_grid(source, "labels", classes, [len(g) for g in grids])
@@ -282,10 +316,6 @@ def shapes3d_file(path: Path, image_size: int) -> GridFile:
             columns.append((name, grid, names))
     factors = _factors(columns)
     plane = ("orientation", "scale") if {"orientation", "scale"} <= set(factors.names) else _first_two(factors)
-    try:
-        rows = h5_rows(path, "images", source)
-    except OSError as exc:
-        raise UserError(f"{source}: cannot read its images: {str(exc).splitlines()[0]}") from None
     return GridFile(path.stem, factors, rows, image_size, 255, plane)
 
 
@@ -297,8 +327,7 @@ def mpi3d_file(path: Path, image_size: int, cache: Path | None) -> GridFile:
         found = ", ".join(members) or "nothing"
         raise UserError(f"{source} has no images: an MPI3D file holds images (found: {found})")
     images = members["images"]
-    _check_dtype(source, "images", images.dtype, "u")
-    _image_shape(source, "images", images.shape, (3,))
+    _check_images(source, "images", images.dtype, images.shape, (3,))
     grid = MPI3D_GRIDS.get(images.shape[0])
     if grid is None:
         known = "; ".join(f"{n:,} ({' x '.join(str(s) for _, s, _ in g)})" for n, g in MPI3D_GRIDS.items())

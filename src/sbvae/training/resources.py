@@ -10,11 +10,10 @@ line what cannot fit at all, before a minute of allocating ends in an out-of-mem
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from sbvae.config import Config
+from sbvae.data.rows import available_memory
 from sbvae.errors import ConfigError
 from sbvae.models import build_vae
 
@@ -58,18 +57,6 @@ def estimate(config: Config, channels: int = 3) -> dict[str, int]:
         # the factor values and the probe's outputs on reconstructions and ground truth
         "train.fidelity_samples": t.fidelity_samples * 64 * 8 if t.fidelity_every else 0,
     }
-
-
-def available_memory() -> int:
-    """Bytes the machine can still give (``MemAvailable``), or its physical memory."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def check_fits(config: Config, channels: int = 3, available: int | None = None) -> None:
