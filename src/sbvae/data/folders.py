@@ -255,9 +255,9 @@ def find_files(base: Path, pattern: Sequence[str]) -> list[Path]:
         for name in sorted(names):
             path = Path(folder, name)
             if _matches((*inside, name), pattern) and path.is_file():
-                key = _identity(str(path))
-                if key is not None:
-                    found.setdefault(key, path)
+                same = _identity(str(path))  # the file, whichever name reached it
+                if same is not None:
+                    found.setdefault(same, path)
     return sorted(found.values())
 
 
