@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 # the tests' tiny run and extreme values, not a copy of them
@@ -147,6 +148,38 @@ class Faults:
         command = ("data", source, "--out", folder / "samples.png", "--cache", folder / "cache")
         self.case("npz: every member in Fortran order", lambda: (sbvae(*command), folder))
 
+    def inputs(self) -> None:
+        """Image folders, control characters in a path, values no run can use, the held-out data."""
+        from PIL import Image
+
+        photos = self.out / "photos"
+        photos.mkdir()
+        Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(photos / "deep.png")
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(photos / "plain.jpg")
+        (photos / "notes.txt").write_text("not an image")
+        for name in ("up", "up-again"):  # a link cycle that doubles at every level when followed blindly
+            (photos / name).symlink_to(".")
+        fake = self.out / "fake"
+        fake.mkdir()
+        (fake / "image.png").write_text("a text file named .png")
+
+        def data(path: str | Path) -> tuple[subprocess.CompletedProcess, None]:
+            return sbvae("data", path, "--out", self.out / "grid.png", "--image-size", "16"), None
+
+        self.case("folder: 16-bit PNG, notes.txt, link cycle", lambda: data(photos))
+        self.case("glob **/*.png over a link cycle", lambda: data(f"{photos}/**/*.png"))
+        self.case("folder: a .png that is not one", lambda: data(fake))
+        odd = self.out / "bad\nsbvae: forged\x1b[31m" / "a.npz"
+        self.case("a newline and an escape in data.path", lambda: data(odd))
+        annealed = ["objective.name=annealed_vae", "objective.c_steps=1"]
+        for values in (["model.latent_dim=1"], ["train.lr=nan"], [*annealed, "objective.c_max=1e39"],
+                       [*annealed, "objective.c_max=1e38"]):  # fmt: skip
+            run = self.out / f"inputs-{len(self.rows)}"
+            train = ("train", "--set", *TINY, *values, "--out", run, "--quiet")
+            self.case(" ".join(values)[-40:], lambda t=train, r=run: (sbvae(*t), r))
+        held_out = ("reproduce", "held-out", "--out", self.out / "results", "--set", f"data.path={photos}")
+        self.case("reproduce held-out --set data.path", lambda: (sbvae(*held_out), None))
+
     def report(self) -> int:
         counts = {kind: sum(1 for _, seen in self.rows if seen == kind) for kind in {s for _, s in self.rows}}
         print(f"\n{len(self.rows)} cases: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
@@ -169,6 +202,7 @@ def main() -> int:
         faults.divergence,
         faults.two_writers,
         faults.dataset_files,
+        faults.inputs,
     ):
         group()
     return faults.report()

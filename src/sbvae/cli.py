@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from sbvae.errors import ConfigError, UserError, environment_fault
+from sbvae.errors import ConfigError, UserError, environment_fault, printable
 
 DATA_FORMATS = ("dsprites_npz", "shapes3d_h5", "mpi3d_npz", "chairs_folder", "image_folder")
 """``sbvae data --format``: the formats of ``sbvae.data.files.FORMATS`` (not imported: torch is slow to load)."""
@@ -29,7 +29,7 @@ def _figure_names() -> list[str]:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2, like every other user error
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
 
 
 def _default_run_dir(preset: str, decoder: str) -> Path:
@@ -365,7 +365,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         args.func(args)
     except UserError as exc:
-        print(f"sbvae: error: {exc}", file=sys.stderr)
+        print(f"sbvae: error: {printable(str(exc))}", file=sys.stderr)  # one line, whatever it quotes
         return 2
     except Terminated:
         print("sbvae: terminated (SIGTERM)", file=sys.stderr)
@@ -377,7 +377,7 @@ def _run(args: argparse.Namespace) -> int:
         fault = environment_fault(exc)
         if fault is None:
             raise
-        print(f"sbvae: error: {fault}", file=sys.stderr)
+        print(f"sbvae: error: {printable(fault)}", file=sys.stderr)
         return 2
     return 0
 

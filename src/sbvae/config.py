@@ -343,6 +343,27 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 """``1e-3``: PyYAML (YAML 1.1) reads a float without a dot as a string."""
+_NOT_FINITE = re.compile(r"[-+]?(nan|inf|infinity)", re.IGNORECASE)
+"""``nan``, ``-inf``: PyYAML reads these as strings (only ``.nan``, ``-.inf`` as floats)."""
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32: every float of a config becomes one in a tensor."""
+
+
+def _float(where: str, value: Any) -> Any:
+    """``value`` as a float when it is a number or spells one; a :class:`ConfigError` when that
+    number is not finite or past float32's range."""
+    if isinstance(value, str) and (_SCIENTIFIC.fullmatch(value.strip()) or _NOT_FINITE.fullmatch(value.strip())):
+        value = float(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return value
+    try:
+        number = float(value)
+    except OverflowError:  # an int past every float
+        number = math.inf
+    if not abs(number) <= FLOAT32_MAX:
+        within = f"within float32's range (at most {FLOAT32_MAX:.2g} in size)"
+        raise ConfigError(f"{where} must be a finite number {within}, not {number:g}")
+    return number
 
 
 def _coerce(where: str, value: Any, annotation: Any) -> Any:
@@ -363,12 +384,8 @@ def _coerce(where: str, value: Any, annotation: Any) -> Any:
     elif annotation is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif annotation is float:
-        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
-            value = float(value)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-        if ok and not math.isfinite(value):
-            raise ConfigError(f"{where} must be a finite number, not {value}")
+        value = _float(where, value)
+        ok = isinstance(value, float)
     elif annotation is str:
         ok = isinstance(value, str)
     else:  # pragma: no cover - every field type is listed above
@@ -426,13 +443,25 @@ MAX_SEED = 2**31
 MAX_THREADS = 1024
 MAX_STEPS = 10**12
 MAX_LATENTS = 1024  # every figure draws a row per latent
+MIN_LATENTS = 2  # the metrics compare latents (MIG: the gap between a factor's best two)
 MAX_LAYERS = 64
 MAX_SUPERSAMPLE = 16
+# Channels or units of a layer, pixels, kernel: with these, any model's weights and activations
+# stay far below 2**63 elements, so even the largest is built on the meta device and refused
+# by its memory estimate instead of overflowing.
+MAX_WIDTH = 2**16
+MAX_IMAGE_SIZE = 2**14
+MAX_KERNEL = 2**8
 
 
 def _positive(where: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(f"{where} must be positive, not {value}")
+
+
+def _at_most(where: str, value: int, most: int) -> None:
+    if value > most:
+        raise ConfigError(f"{where} must be at most {most:,}, not {value:,}")
 
 
 def _validate_objective(o: ObjectiveConfig) -> None:
@@ -471,6 +500,7 @@ def validate(config: Config) -> None:
     if d.format is not None and d.path is None:
         raise ConfigError("data.format says how to read data.path, which is not set")
     _positive("data.image_size", d.image_size)
+    _at_most("data.image_size", d.image_size, MAX_IMAGE_SIZE)
     if d.image_size % 16:
         raise ConfigError(f"data.image_size must be divisible by 16, not {d.image_size}")
     _positive("data.val_size", d.val_size)
@@ -478,11 +508,14 @@ def validate(config: Config) -> None:
     for key in ("latent_dim", "encoder_channels", "encoder_hidden", "sbd_layers", "sbd_channels", "deconv_channels"):
         _positive(f"model.{key}", getattr(m, key))
     _positive("model.sbd_kernel", m.sbd_kernel)
-    for key, most in (("latent_dim", MAX_LATENTS), ("sbd_layers", MAX_LAYERS)):
-        if getattr(m, key) > most:
-            raise ConfigError(f"model.{key} must be at most {most}, not {getattr(m, key)}")
-    if d.supersample > MAX_SUPERSAMPLE:
-        raise ConfigError(f"data.supersample must be at most {MAX_SUPERSAMPLE}, not {d.supersample}")
+    bounds = [("latent_dim", MAX_LATENTS), ("sbd_layers", MAX_LAYERS), ("sbd_kernel", MAX_KERNEL)]
+    bounds += [(key, MAX_WIDTH) for key in ("encoder_channels", "encoder_hidden", "sbd_channels", "deconv_channels")]
+    for key, most in bounds:
+        _at_most(f"model.{key}", getattr(m, key), most)
+    if m.latent_dim < MIN_LATENTS:
+        why = "the metrics and figures compare latents"
+        raise ConfigError(f"model.latent_dim must be at least {MIN_LATENTS} ({why}), not {m.latent_dim}")
+    _at_most("data.supersample", d.supersample, MAX_SUPERSAMPLE)
     if m.sbd_kernel > d.image_size:
         raise ConfigError(f"model.sbd_kernel must be at most data.image_size ({d.image_size}), not {m.sbd_kernel}")
     if m.broadcast == "same" and m.sbd_kernel % 2 == 0:

@@ -34,6 +34,13 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (a newline, a tab, a terminal escape, a
+    byte of a file name that did not decode) written as its Python escape (``\\n``, ``\\x1b``): a
+    message stays one line, and its own, whatever path or value it quotes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def environment_fault(exc: BaseException) -> str | None:
     """One line for an exception caused, directly or down its chain of causes, by the machine
     (see ``ENVIRONMENT_ERRNOS``): ``"FILE: No space left on device"``; None for anything else.

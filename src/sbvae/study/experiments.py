@@ -105,4 +105,23 @@ def plan(
                     sets.append(f"train.steps={steps}")
                 tag = "".join(f"-{k.split('.')[-1]}{v}" for k, v in variant.items())
                 specs.append(RunSpec(f"{decoder}{tag}-seed{seed}", decoder, seed, variant, load_config(base, sets)))
+    _check_own_data(experiment, specs[0].config)
     return specs
+
+
+def _check_own_data(experiment: Experiment, config: Config) -> None:
+    """A one-line :class:`UserError` when an experiment that names its data preset (its claims
+    are about that data, e.g. held-out's region never trained on) would train on other data."""
+    own = [item.split("=", 1)[1] for item in experiment.overrides if item.startswith("data.preset=")]
+    if not own:
+        return
+    if config.data.path is not None:
+        other = "data.path"
+    elif config.data.preset != own[-1]:
+        other = f"data.preset={config.data.preset}"
+    else:
+        return
+    raise UserError(
+        f"experiment {experiment.name} trains on data preset {own[-1]}, which its claims are about; "
+        f"{other} would replace it: leave it out"
+    )

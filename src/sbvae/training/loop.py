@@ -63,7 +63,9 @@ def parameter_report(
     """One line with the parameter counts of the encoder, of both decoders, and of the modules
     the objective trains beside the VAE (a FactorVAE discriminator)."""
     other = "deconv" if config.model.decoder == "sbd" else "sbd"
-    swapped = build_vae(type(config.model)(**{**vars(config.model), "decoder": other}), data.image_size, data.channels)
+    swapped_config = type(config.model)(**{**vars(config.model), "decoder": other})
+    with torch.device("meta"):  # counted, never allocated: it may be far wider than the one trained
+        swapped = build_vae(swapped_config, data.image_size, data.channels)
     counts = {config.model.decoder: count_parameters(model.decoder), other: count_parameters(swapped.decoder)}
     extra = "".join(f" | {name} {count_parameters(m):,}" for name, m in (objective_modules or {}).items())
     return (
@@ -207,22 +209,31 @@ class Trainer:
         return [*self.model.parameters(), *(p for m in self.objective.modules().values() for p in m.parameters())]
 
     def _stop_if_diverged(self, loss: torch.Tensor) -> None:
-        """A :class:`DivergenceError` before the update when any gradient (the VAE's or the
-        objective's modules') is not finite. Across processes the gradients are already
-        averaged, so every rank decides alike; the weights, and so every checkpoint, stay finite.
+        """A :class:`DivergenceError` before the update when the loss or any gradient (the VAE's
+        or the objective's modules') is not finite. Across processes the gradients are already
+        averaged and the loss is averaged here, so every rank decides alike; the weights, and so
+        every checkpoint, stay finite, and no infinite loss is logged.
 
         Each gradient is checked through its sum, which is not finite when an entry is NaN or
         infinite (and when the entries are so large that their sum overflows, a divergence too);
         a sum reads each entry once, several times faster than an elementwise test over the
         5M weights of a FactorVAE discriminator."""
+        loss = mean_over_ranks(self.world, loss.detach().float())
         grads = [p.grad for p in self.trained_parameters() if p.grad is not None]
-        if bool(torch.stack([g.sum() for g in grads]).isfinite().all()):
+        if bool(torch.stack([loss, *(g.sum() for g in grads)]).isfinite().all()):
             return
         t, o = self.config.train, self.config.objective
+        value = loss.item()
+        hint = f"a smaller train.lr (now {t.lr:g}) or a larger objective.sigma (now {o.sigma:g}) usually helps"
+        what = f"the loss is {value:.4g}"
+        if math.isfinite(value):
+            what += " and its gradient is not finite"
+        elif weights := {k: v for k, v in o.hyperparameters().items() if isinstance(v, float)}:
+            # a loss that overflows while its gradient is finite: the objective's own weights
+            hint += ", or smaller " + ", ".join(f"objective.{k} (now {v:g})" for k, v in weights.items())
         raise DivergenceError(
-            f"training diverged at step {self.step + 1}: the loss is {loss.item():.4g} and its gradient is not "
-            f"finite; this step was not applied and the last checkpoint, if any, is kept; "
-            f"a smaller train.lr (now {t.lr:g}) or a larger objective.sigma (now {o.sigma:g}) usually helps"
+            f"training diverged at step {self.step + 1}: {what}; this step was not applied and the last "
+            f"checkpoint, if any, is kept; {hint}"
         )
 
     # -- evaluation ----------------------------------------------------------------------

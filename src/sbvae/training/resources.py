@@ -1,7 +1,8 @@
 """The memory a config will need, estimated before anything is allocated.
 
-The model is built on PyTorch's ``meta`` device (shapes without storage) and one image is run
-through it to count the activations a training step keeps for the backward pass. The other
+The model, and the modules the objective trains beside it (a FactorVAE discriminator), are
+built on PyTorch's ``meta`` device (shapes without storage) and one image is run through the
+model to count the activations a training step keeps for the backward pass. The other
 parts are counted from the config: rendering buffers (at ``data.supersample`` times the image
 size), the fixed validation set, the samples of the MIG logged during training. The estimate
 is coarse (within a small factor of what the process really uses); it exists to refuse in one
@@ -15,14 +16,15 @@ import torch
 from sbvae.config import Config
 from sbvae.data.rows import available_memory
 from sbvae.errors import ConfigError
-from sbvae.models import build_vae
+from sbvae.models import build_vae, count_parameters
+from sbvae.objectives import Runtime, make_objective
 
 FLOAT = 4  # bytes
 
 
 def _activations_and_parameters(config: Config, channels: int) -> tuple[int, int]:
     """Elements of every module output for one image (what autograd keeps for the backward),
-    and the model's parameter count."""
+    and the parameter count of the model and of the objective's modules."""
     total = 0
 
     def count(_module: torch.nn.Module, _inputs: object, output: object) -> None:
@@ -36,9 +38,10 @@ def _activations_and_parameters(config: Config, channels: int) -> tuple[int, int
         hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
         size = config.data.image_size
         model(torch.empty(1, channels, size, size), torch.empty(1, config.model.latent_dim))
+        objective = make_objective(config.objective, Runtime(torch.device("meta"), config.model.latent_dim))
     for hook in hooks:
         hook.remove()
-    params = sum(p.numel() for p in model.parameters())
+    params = count_parameters(model) + sum(count_parameters(m) for m in objective.modules().values())
     return total, params
 
 
