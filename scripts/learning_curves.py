@@ -77,7 +77,8 @@ def _median(runs: list[dict[str, Any]], key: str, fmt: str) -> str:
 def table(summaries: dict[str, list[dict[str, Any]]]) -> str:
     """One Markdown row per run, then the median per recipe."""
     lines = [
-        "| recipe | seed | training s | s to leave plateau | s to shape 0.9 | val SSE | test SSE | shape fidelity | MIG |",
+        "| recipe | seed | training s | s to leave plateau | s to shape 0.9 | val SSE | test SSE | shape fidelity "
+        "| MIG |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, runs in summaries.items():

@@ -164,14 +164,30 @@ def test_kl_warmup_raises_the_kl_weight_linearly_to_beta(tmp_path):
 
     config = load_config("default", ["model.sbd_channels=8", "objective.beta=4", "objective.kl_warmup=10"])
     trainer = Trainer(config, tmp_path / "run", torch.device("cpu"))
-    weights = [trainer.objective.kl_weight(step) for step in (0, 4, 9, 50)]
-    assert weights == pytest.approx([0.4, 2.0, 4.0, 4.0])
+    weights = [trainer.objective.regulariser_weight(step) for step in (0, 4, 9, 50)]
+    assert weights == pytest.approx([0.1, 0.5, 1.0, 1.0])
     loss, recon, kl, *_ = trainer.train_step()  # the first step weighs the KL by beta / 10
     torch.testing.assert_close(loss, recon + 0.4 * kl)
     plain = Trainer(
-        load_config("default", ["model.sbd_channels=8", "objective.beta=4"]), tmp_path / "b", torch.device("cpu")
+        load_config("default", ["model.sbd_channels=8", "objective.beta=4", "objective.kl_warmup=0"]),
+        tmp_path / "b",
+        torch.device("cpu"),
     )
-    assert plain.objective.kl_weight(0) == 4.0
+    assert plain.objective.regulariser_weight(0) == 1.0
+
+
+def test_kl_warmup_weighs_every_methods_regulariser(tmp_path):
+    """Under another method the warm-up weighs its KL and penalty together: the first step
+    trains on recon + (KL + penalty) / 4, and its gradient is the warmed loss's."""
+    from sbvae.config import load_config
+    from sbvae.training.loop import Trainer
+
+    overrides = ["model.sbd_channels=8", "objective.name=dip_vae_i", "objective.kl_warmup=4", "train.micro_batch=0"]
+    trainer = Trainer(load_config("default", overrides), tmp_path / "run", torch.device("cpu"))
+    terms = trainer.train_step()
+    penalty = 10 * terms.extra["cov_off_diag"] + 100 * terms.extra["cov_diag"]  # lambda_od 10, lambda_d 10 x 10
+    torch.testing.assert_close(terms.loss, terms.recon + 0.25 * (terms.kl + penalty))
+    assert "kl_warmup 4" in trainer.config.objective.summary()
 
 
 def test_lr_warmup_scales_the_first_adam_steps(tmp_path):

@@ -441,7 +441,9 @@ def test_bad_objective_input_is_one_line_and_writes_nothing(case, tmp_path, run_
 
 def test_each_method_takes_the_defaults_of_disentanglement_lib():
     defaults = {name: load_config("default", [f"objective.name={name}"]).objective for name in NAMES}
-    assert (defaults["beta_vae"].beta, defaults["beta_vae"].kl_warmup) == (1.0, 0)
+    assert defaults["beta_vae"].beta == 1.0
+    assert {d.kl_warmup for d in defaults.values()} == {5000}  # the default preset's warm-up, for every method
+    assert ObjectiveConfig().kl_warmup == 0 and ObjectiveConfig(name="factor_vae").kl_warmup is None  # off
     assert defaults["factor_vae"].gamma == 10.0
     assert defaults["beta_tcvae"].beta == 10.0
     assert (defaults["dip_vae_i"].lambda_od, defaults["dip_vae_i"].lambda_d_factor) == (10.0, 10.0)
@@ -449,7 +451,7 @@ def test_each_method_takes_the_defaults_of_disentanglement_lib():
     annealed = defaults["annealed_vae"]
     assert (annealed.gamma, annealed.c_max, annealed.c_steps) == (1000.0, 25.0, 100_000)
     for name, config in defaults.items():  # every other method's key is unset
-        unused = {k for keys in OBJECTIVES.values() for k in keys} - set(OBJECTIVES[name])
+        unused = {k for keys in OBJECTIVES.values() for k in keys} - set(OBJECTIVES[name]) - {"kl_warmup"}
         assert all(getattr(config, key) is None for key in unused), name
 
 
@@ -478,7 +480,7 @@ def test_a_method_and_its_hyperparameter_are_a_sweep_axis():
 # -- a whole FactorVAE run: checkpoints, resume, processes, logs, pictures ------------------
 
 
-FACTOR = [*TINY, "objective.name=factor_vae"]
+FACTOR = [*TINY, "objective.name=factor_vae", "objective.kl_warmup=0"]  # the method's loss as it is
 
 
 @pytest.fixture(scope="module")
@@ -508,7 +510,8 @@ def test_a_factor_vae_run_logs_every_term_and_saves_its_discriminator(factor_run
     state = torch.load(factor_run / "checkpoint.pt", weights_only=True)
     assert {"discriminator", "optimizer", "permute_rng"} <= set(state["objective"])
     assert (factor_run / "curves.png").is_file()
-    assert "factor_vae (gamma 10, gaussian likelihood, sigma 0.05)" in (factor_run / "report.html").read_text()
+    report = (factor_run / "report.html").read_text()
+    assert "factor_vae (gamma 10, kl_warmup 0, gaussian likelihood, sigma 0.05)" in report
 
 
 def test_the_parameter_line_counts_the_discriminator(tmp_path):
@@ -573,8 +576,8 @@ def test_compare_shows_each_runs_objective(tmp_path, factor_run, trained_run, ru
     code, _, err = run_cli("compare", trained_run, factor_run, "--out", tmp_path / "cmp")
     assert code == 0, err
     page = (tmp_path / "cmp" / "compare.html").read_text()
-    assert "factor_vae (gamma 10, gaussian likelihood, sigma 0.05)" in page
-    assert "beta_vae (beta 1, kl_warmup 0, gaussian likelihood, sigma 0.05)" in page
+    assert "factor_vae (gamma 10, kl_warmup 0, gaussian likelihood, sigma 0.05)" in page
+    assert "beta_vae (beta 1, kl_warmup 5000, gaussian likelihood, sigma 0.05)" in page
     assert "objective.name=factor_vae" in page  # the groups are told apart by their objective
 
 

@@ -134,9 +134,11 @@ class ObjectiveConfig:
     method's default when not given. Setting one that belongs to another method is an error.
 
     * ``beta`` (beta_vae: the KL weight; beta_tcvae: the weight of the total correlation).
-    * ``kl_warmup`` (beta_vae): over the first so many steps the KL weight rises linearly from
-      0 to ``beta`` (0: ``beta`` from the start), the usual remedy for latents that collapse
-      before the decoder has learned to use them (Bowman et al. 2016, Sonderby et al. 2016).
+    * ``kl_warmup`` (every method; 0 by default for beta_vae, unset, i.e. off, for the others):
+      over the first so many steps the regulariser (all the loss adds to the reconstruction
+      NLL: beta-VAE's ``beta`` KL, another method's KL and penalty) is weighed by a factor
+      rising linearly from 0 to 1; the usual remedy for latents that collapse before the
+      decoder has learned to use them (Bowman et al. 2016, Sonderby et al. 2016).
     * ``gamma`` (factor_vae: the weight of the total correlation; annealed_vae: the weight of
       ``|KL - C|``).
     * ``lambda_od``, ``lambda_d_factor`` (dip_vae_i, dip_vae_ii): the weights of the squared
@@ -165,8 +167,10 @@ class ObjectiveConfig:
                 setattr(self, key, default)
 
     def hyperparameters(self) -> dict[str, Any]:
-        """The method's own hyperparameters and their values (``{"gamma": 10.0}``)."""
-        return {key: getattr(self, key) for key in OBJECTIVES.get(self.name, {})}
+        """The method's own hyperparameters and their values (``{"gamma": 10.0}``), and the KL
+        warm-up where set."""
+        own = {key: getattr(self, key) for key in OBJECTIVES.get(self.name, {})}
+        return own if self.kl_warmup is None else {**own, "kl_warmup": self.kl_warmup}
 
     def summary(self) -> str:
         """One line naming the method and every hyperparameter it uses."""
@@ -468,7 +472,7 @@ def _validate_objective(o: ObjectiveConfig) -> None:
     """Every hyperparameter set belongs to the chosen method; weights are >= 0; the capacity
     schedule has steps."""
     own = OBJECTIVES[o.name]
-    for key in sorted({k for keys in OBJECTIVES.values() for k in keys} - set(own)):
+    for key in sorted({k for keys in OBJECTIVES.values() for k in keys} - set(own) - {"kl_warmup"}):
         if getattr(o, key) is not None:
             owners = " and ".join(name for name, keys in OBJECTIVES.items() if key in keys)
             raise ConfigError(

@@ -43,6 +43,13 @@ class LossTerms(NamedTuple):
         """Every term by name, in the order they are logged: loss, recon, kl, kl_per_dim, extra."""
         return {"loss": self.loss, "recon": self.recon, "kl": self.kl, "kl_per_dim": self.kl_per_dim, **self.extra}
 
+    def warmed_up(self, weight: float) -> LossTerms:
+        """The same terms with the regulariser (everything the loss adds to the reconstruction
+        NLL) weighed by ``weight``: the loss the KL warm-up trains on (unchanged at 1)."""
+        if weight == 1.0:
+            return self
+        return self._replace(loss=self.recon + weight * (self.loss - self.recon))
+
     @classmethod
     def from_named(cls, terms: Mapping[str, torch.Tensor]) -> LossTerms:
         """The inverse of :meth:`named`."""
@@ -136,6 +143,13 @@ class Objective(ABC):
     def setup(self, runtime: Runtime) -> None:
         """Place the objective (and build any module it owns) for ``runtime``."""
         self.runtime = runtime
+
+    def regulariser_weight(self, step: int) -> float:
+        """The KL warm-up's weight of the regulariser at ``step`` (0 for the first):
+        ``(step + 1) / kl_warmup`` during the warm-up, then 1 (always 1 without one). The
+        Trainer applies it to every chunk's loss (:meth:`LossTerms.warmed_up`)."""
+        warmup = self.config.kl_warmup or 0
+        return min(1.0, (step + 1) / warmup) if warmup else 1.0
 
     def begin_batch(self, model: VAE, images: torch.Tensor, noise: torch.Tensor, step: int) -> None:
         """Before the first chunk of a step: this process's whole batch (nothing by default)."""

@@ -18,15 +18,11 @@ def vae_loss(
 
 
 class BetaVAE(Objective):
-    """beta-VAE, with the KL weight rising linearly from 0 to ``beta`` over ``kl_warmup`` steps."""
-
-    def kl_weight(self, step: int) -> float:
-        """Beta at ``step``: ``beta * (step + 1) / kl_warmup`` during the warm-up, then ``beta``."""
-        warmup, beta = int(hyperparameter(self.config, "kl_warmup")), hyperparameter(self.config, "beta")
-        return beta * min(1.0, (step + 1) / warmup) if warmup else beta
+    """beta-VAE (its KL weight rises from 0 to ``beta`` during a KL warm-up, as every method's
+    regulariser does: :meth:`Objective.regulariser_weight`)."""
 
     def loss(
         self, net: nn.Module, images: torch.Tensor, noise: torch.Tensor, step: int, rows: slice | None = None
     ) -> LossTerms:
         c = self.config
-        return vae_loss(images, net(images, noise), c.likelihood, c.sigma, self.kl_weight(step))
+        return vae_loss(images, net(images, noise), c.likelihood, c.sigma, hyperparameter(c, "beta"))

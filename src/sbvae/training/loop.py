@@ -184,13 +184,14 @@ class Trainer:
         chunk = min(self.config.train.micro_batch or len(images), len(images))
         self.optimizer.zero_grad(set_to_none=True)
         self.objective.begin_batch(self.model, images, noise, self.step)
+        warm = self.objective.regulariser_weight(self.step)
         totals: dict[str, torch.Tensor] = {}
         for first in range(0, len(images), chunk):
             part = slice(first, first + chunk)
             last = first + chunk >= len(images)
             sync = contextlib.nullcontext() if last or not self.world.active else cast(DDP, self.net).no_sync()
             with sync:  # across processes, gradients are averaged once, after the last chunk
-                terms = self.objective.loss(self.net, images[part], noise[part], self.step, part)
+                terms = self.objective.loss(self.net, images[part], noise[part], self.step, part).warmed_up(warm)
                 share = chunk / len(images)
                 (terms.loss * share).backward()
             for name, value in terms.named().items():
