@@ -6,7 +6,9 @@ probe reads the reconstructions; it also reads the ground-truth images themselve
 *control*: what the probe can read at all) on the same samples. Per factor:
 
 * a named category (sprites' shape): classification accuracy; *chance* is the accuracy of
-  always answering the samples' most common class.
+  always answering the samples' most common class. The probe reads blurred outlines, so a
+  category counts as kept when the picture tells it apart from the others (a square drawn as
+  a disc beside hearts drawn as ovals counts), not only when it is drawn as itself.
 * an angle over a whole turn (hue, sprites' orientation, chairs' azimuth): R^2 of the cosine
   and sine of the angle, over both; a symmetric shape looks the same turned (a square by a
   quarter turn, an ellipse by a half turn), so orientation is partly unreadable even on ground
