@@ -113,7 +113,9 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from sbvae.evaluation.evaluate import evaluate_run, format_table
+    from sbvae.training.run_folder import warn_if_training
 
+    warn_if_training(args.run_dir, "these scores are of")
     result = evaluate_run(
         args.run_dir,
         args.metrics,
@@ -135,17 +137,21 @@ def _factor_pair(text: str | None) -> list[str] | None:
 
 
 def cmd_visualize(args: argparse.Namespace) -> None:
+    from sbvae.training.run_folder import warn_if_training
     from sbvae.viz.run_figures import visualize_run
 
+    warn_if_training(args.run_dir, "these figures show")
     written = visualize_run(args.run_dir, args.only, _factor_pair(args.factors), args.device)
     for path in written.values():
         print(f"wrote {path}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from sbvae.training.run_folder import warn_if_training
     from sbvae.viz.report import run_report
     from sbvae.viz.run_figures import visualize_run
 
+    warn_if_training(args.run_dir, "this report shows")
     if not args.no_figures:
         visualize_run(args.run_dir, None, _factor_pair(args.factors), args.device)
     print(f"wrote {run_report(args.run_dir)}")
