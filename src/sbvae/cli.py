@@ -330,9 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=DATA_FORMATS, help="how to read a file (default: recognised from the file)")
     p.add_argument("--cache", help="folder for the uncompressed copy of a compressed .npz (default ~/.cache/sbvae)")
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument(
-        "--image-size", type=int, help="pixels per side (default: the default config's data.image_size)"
-    )
+    p.add_argument("--image-size", type=int, help="pixels per side (default: the default config's data.image_size)")
     p.add_argument("--count", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_data)

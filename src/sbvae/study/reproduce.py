@@ -108,18 +108,19 @@ versions, the experiment's description as it read then) is bookkeeping about who
 
 
 def _study_text(results: dict[str, Any]) -> str | None:
-    """The study a ``results.json`` reports, as canonical JSON: its :data:`STUDY_KEYS`, each run's
-    config with the defaults of keys added since it was written (a file from before snapshots
-    were listed has none). None when a run's config is not a valid config."""
+    """The study a ``results.json`` reports, as canonical JSON: its :data:`STUDY_KEYS`, with each
+    run's config given the defaults of keys added since it was written, and no snapshots when
+    the file is from before they were listed. None when its runs do not all hold valid configs."""
     runs = results.get("runs")
+    if not isinstance(runs, list):
+        return None
     try:
-        configs = [build_config(run["config"]).to_dict() for run in runs] if isinstance(runs, list) else None
+        runs = [{**run, "config": build_config(run["config"]).to_dict()} for run in runs]
     except (ConfigError, KeyError, TypeError, AttributeError):
         return None
     study = {key: results.get(key) for key in STUDY_KEYS}
     study["equal_time_snapshots"] = results.get("equal_time_snapshots", [])
-    if configs is not None:
-        study["runs"] = [{**run, "config": config} for run, config in zip(runs, configs)]
+    study["runs"] = runs
     return json.dumps(study, sort_keys=True)
 
 
@@ -134,6 +135,7 @@ def _already_reported(folder: Path, results: dict[str, Any]) -> bool:
 
 
 def _compare_page(records: list[RunRecord], folder: Path, device: torch.device, log: Callable[[str], None]) -> None:
+    """Draw ``OUT/NAME/compare/`` when the runs' checkpoints are at hand, else say why not."""
     if all(RunPaths(r.run).checkpoint.is_file() for r in records):
         compare_runs([r.run for r in records], folder / "compare", device=device)
     else:

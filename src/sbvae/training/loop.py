@@ -414,7 +414,8 @@ def _train_locked(trainer: Trainer, threads: int, resumed: bool, progress: bool,
         _truncate_metrics(paths.metrics, trainer.step)
     t = config.train
     if main:
-        atomic_write_bytes(paths.config, lambda handle: handle.write(config_yaml(config).encode()))  # readers see it whole
+        # renamed into place: a reader of config.yaml sees the old file or the new one, whole
+        atomic_write_bytes(paths.config, lambda handle: handle.write(config_yaml(config).encode()))
         print(parameter_report(config, trainer.model, trainer.data, trainer.objective.modules()))
         if device.type == "cpu" and (warning := busy_warning(threads)) is not None:
             print(warning)

@@ -289,7 +289,6 @@ class RunLock:
         self.release()
 
 
-
 def training_process(run_dir: Path) -> str | None:
     """The id of another process that holds ``run_dir``'s lock, i.e. trains it now; None when no
     other process does. Only looks: ``RUN/.lock`` is opened for reading (never created), and
