@@ -263,9 +263,13 @@ def test_a_malformed_body_gets_a_4xx_and_the_server_keeps_serving(server, raw, s
 
 
 def test_a_value_too_deep_to_print_is_refused_in_a_short_message(server):
-    """A body that parses but nests past what ``repr`` can print (the message names its type)."""
+    """A body that parses but nests deeply: the message quotes at most the start of the value."""
     answer = request(server, "POST", "/api/start", raw=b'{"mode": ' + b"[" * 900 + b"]" * 900 + b"}")
     assert answer[0] == 400 and "'mode' must be random, factors or prior" in json.loads(answer[2])["error"]
+    assert len(answer[2]) < 200
+    deep = b'{"a": ' * 900 + b"1" + b"}" * 900
+    answer = request(server, "POST", "/api/decode", raw=b'{"latents": [' + deep + b", null]}")
+    assert answer[0] == 400 and "takes 10 latent values" in json.loads(answer[2])["error"]
     assert len(answer[2]) < 200
 
 

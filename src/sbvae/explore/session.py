@@ -417,7 +417,7 @@ def _shown(value: Any, limit: int = 40) -> str:
 
 
 def _count(value: Any) -> str:
-    return f"{len(value)}" if isinstance(value, list) else repr(value)
+    return f"{len(value)}" if isinstance(value, list) else _shown(value)
 
 
 def _floats(z: torch.Tensor) -> list[float]:
