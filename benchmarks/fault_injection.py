@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -180,6 +182,70 @@ class Faults:
         held_out = ("reproduce", "held-out", "--out", self.out / "results", "--set", f"data.path={photos}")
         self.case("reproduce held-out --set data.path", lambda: (sbvae(*held_out), None))
 
+    def readers(self) -> None:
+        """Readers beside a writer (two `visualize` at once, `visualize` looping while `train`
+        runs), and requests the explorer must answer with a 4xx (issue 27)."""
+        run = self.copy("two-readers")
+        visualize = [sys.executable, "-m", "sbvae", "visualize", str(run)]
+        both = [
+            subprocess.Popen(visualize, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)
+        ]
+        for n, process in enumerate(both, start=1):
+            _, err = process.communicate(timeout=600)
+            done = subprocess.CompletedProcess(process.args, process.returncode, "", err)
+            self.case(f"visualize twice at once ({n} of 2)", lambda d=done: (d, run), codes=(0,))
+
+        trained = self.out / "visualized-while-training"
+        longer = [*TINY[:3], *TINY[4:], "train.steps=300"]
+        train = subprocess.Popen(
+            [sys.executable, "-m", "sbvae", "train", "--set", *longer, "--out", str(trained), "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        readers = []
+        while train.poll() is None and len(readers) < 20:
+            if (trained / "checkpoint.pt").is_file():
+                readers.append(sbvae("visualize", trained))
+            else:
+                time.sleep(0.2)
+        _, err = train.communicate(timeout=600)
+        done = subprocess.CompletedProcess(train.args, train.returncode, "", err)
+        self.case("train while visualize loops on it", lambda: (done, trained), codes=(0,))
+        unclean = [r for r in readers if verdict(r, (0,)) != "handled"]
+        shown = (unclean or readers or [subprocess.CompletedProcess([], 1, "", "no visualize ran during training")])[0]
+        self.case(f"visualize x{len(readers)} during train", lambda: (shown, trained), codes=(0,))
+
+        command = [sys.executable, "-m", "sbvae", "explore", str(self.trained), "--port", "0", "--device", "cpu"]
+        server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = server.stdout.readline() if server.stdout else ""
+            found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+            port = int(found.group(1)) if found else 0
+            bodies = {
+                "explore: a 401-digit latent": b'{"latents": [[' + b"9" * 401 + b", 0" * 9 + b"]]}",
+                "explore: a 4,400-digit number": b'{"latents": [[' + b"9" * 4400 + b"]]}",
+                "explore: 30,000 nested brackets": b"[" * 30_000 + b"]" * 30_000,
+                "explore: Content-Length in superscripts": b"",
+            }
+            for name, body in bodies.items():
+                length = str(len(body)).encode() if body else "\u00b9\u00b2".encode("latin-1")
+                request = b"POST /api/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + length
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+                        connection.sendall(request + b"\r\nContent-Type: application/json\r\n\r\n" + body)
+                        answer = b"".join(iter(lambda c=connection: c.recv(65536), b"")).decode("latin-1")
+                    status = int(answer.split(" ", 2)[1])
+                    message = answer.split("\r\n\r\n", 1)[-1]
+                except (OSError, ValueError, IndexError) as exc:
+                    status, message = 0, f"no answer ({exc})"
+                code = 2 if 400 <= status < 500 and '"error"' in message else 1
+                done = subprocess.CompletedProcess(command, code, "", f"sbvae: HTTP {status} {message}\n")
+                self.case(name, lambda d=done: (d, None))
+        finally:
+            server.kill()
+            server.wait()
+
     def report(self) -> int:
         counts = {kind: sum(1 for _, seen in self.rows if seen == kind) for kind in {s for _, s in self.rows}}
         print(f"\n{len(self.rows)} cases: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
@@ -203,6 +269,7 @@ def main() -> int:
         faults.two_writers,
         faults.dataset_files,
         faults.inputs,
+        faults.readers,
     ):
         group()
     return faults.report()

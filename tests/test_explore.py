@@ -226,6 +226,11 @@ BAD_REQUESTS = [
     ("POST", "/api/start", {"mode": "factors", "values": {"hue": -1}}, "factor hue must lie in"),
     ("POST", "/api/start", {"mode": "factors", "values": {"colour": 1}}, "unknown factor 'colour'"),
     ("POST", "/api/start", {"mode": "factors", "values": [1]}, "'values' must be an object"),
+    ("POST", "/api/decode", {"latents": [[10**400] + [0] * 9, None]}, "latent 0 must be a finite number"),
+    ("POST", "/api/decode", {"latents": [[-(10**400)] * 10, None]}, "latent 0 must be a finite number"),
+    ("POST", "/api/start", {"mode": "factors", "values": {"x": 10**400}}, "factor x must be a finite number"),
+    ("POST", "/api/start", {"mode": "random", "seed": 10**400}, "'seed' must be an integer"),
+    ("POST", "/api/start", {"mode": "x" * 60_000}, "'mode' must be random, factors or prior"),
     ("GET", "/api/start", None, "GET is not allowed"),
     ("POST", "/api/info", {}, "POST is not allowed"),
     ("DELETE", "/api/info", None, "DELETE is not allowed"),
@@ -246,6 +251,9 @@ def test_a_bad_request_gets_a_4xx_with_a_message_and_the_server_keeps_serving(se
         (b"{not json", 400, "not JSON"),
         (b"\xff\xfe", 400, "not JSON"),
         (b"x" * (64 * 1024 + 1), 413, "at most"),
+        (b'{"latents": [[' + b"7" * 4400 + b"]]}", 400, "not JSON"),  # past Python's 4300-digit limit
+        (b"[" * 30_000 + b"]" * 30_000, 400, "nested too deeply"),
+        (b'{"a": ' * 9_000 + b"1" + b"}" * 9_000, 400, "nested too deeply"),
     ],
 )
 def test_a_malformed_body_gets_a_4xx_and_the_server_keeps_serving(server, raw, status, message):
@@ -254,8 +262,22 @@ def test_a_malformed_body_gets_a_4xx_and_the_server_keeps_serving(server, raw, s
     assert request(server, "GET", "/api/info")[0] == 200
 
 
+def test_a_value_too_deep_to_print_is_refused_in_a_short_message(server):
+    """A body that parses but nests deeply: the message quotes at most the start of the value."""
+    answer = request(server, "POST", "/api/start", raw=b'{"mode": ' + b"[" * 900 + b"]" * 900 + b"}")
+    assert answer[0] == 400 and "'mode' must be random, factors or prior" in json.loads(answer[2])["error"]
+    assert len(answer[2]) < 200
+    deep = b'{"a": ' * 900 + b"1" + b"}" * 900
+    answer = request(server, "POST", "/api/decode", raw=b'{"latents": [' + deep + b", null]}")
+    assert answer[0] == 400 and "takes 10 latent values" in json.loads(answer[2])["error"]
+    assert len(answer[2]) < 200
+
+
 def test_a_request_without_a_length_or_from_a_foreign_host_is_refused(server):
     assert request(server, "POST", "/api/start")[0] == 411
+    for length in ("\u00b2", "\u00b9\u00b2", "1\u00b3", "+5", "0x10", "-1"):  # superscripts pass str.isdigit()
+        status, _, body = request(server, "POST", "/api/start", headers={"Content-Length": length})
+        assert status == 411 and "Content-Length" in json.loads(body)["error"], length
     status, _, body = request(server, "GET", "/api/info", headers={"Host": "attacker.example"})
     assert status == 403 and "localhost" in json.loads(body)["error"]
 
@@ -395,6 +417,24 @@ def test_the_demo_models_load():
             "colored_sprites",
         )
         assert sum(kl >= 0.1 for kl in run.kl) >= 5  # trained: several latents carry information
+
+
+def test_the_listen_backlog_holds_hundreds_of_waiting_clients(monkeypatch):
+    """Many clients connecting at once wait in the kernel's queue rather than retrying their
+    SYN for seconds: the server asks ``listen`` for a backlog of several hundred (not 5)."""
+    asked: list[int] = []
+    listen = socket.socket.listen
+
+    def spy(self: socket.socket, backlog: int = socket.SOMAXCONN) -> None:
+        asked.append(backlog)
+        listen(self, backlog)
+
+    monkeypatch.setattr(socket.socket, "listen", spy)
+    served = ExploreServer("127.0.0.1", 0)
+    try:
+        assert served.request_queue_size >= 512 and asked == [served.request_queue_size]
+    finally:
+        served.server_close()
 
 
 def test_busy_port_error_names_the_cause():

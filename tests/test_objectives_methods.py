@@ -226,6 +226,23 @@ def test_total_correlation_of_independent_posteriors_is_near_zero():
     assert abs(total_correlation(z, mean, torch.full_like(mean, 2 * math.log(0.5))).item()) < 0.03
 
 
+def test_beta_tcvae_loss_carries_the_constant_disentanglement_lib_drops():
+    """docs/model-and-data.md: the TC, and so the loss, is (k - 1) log M, times (beta - 1),
+    above disentanglement_lib's estimate (the same sums without the 1/M of each mixture)."""
+    m, k = 16, 5
+    gen = torch.Generator().manual_seed(2)
+    mean, logvar, noise = (torch.randn(m, k, generator=gen, dtype=torch.float64) for _ in range(3))
+    z = mean + torch.exp(0.5 * logvar) * noise
+    log_q = -0.5 * ((z[:, None] - mean[None]) ** 2 * torch.exp(-logvar[None]) + logvar[None] + math.log(2 * math.pi))
+    dlib = (torch.logsumexp(log_q.sum(2), 1) - torch.logsumexp(log_q, 1).sum(1)).mean()
+    tc = total_correlation(z, mean, logvar)
+    assert tc.item() == pytest.approx(dlib.item() + (k - 1) * math.log(m), abs=1e-9)
+    objective = _objective("beta_tcvae", "objective.beta=10", latent_dim=k)
+    penalty, logged = objective.penalty(z, mean, logvar, STEP)
+    assert logged["tc"].item() == tc.item()
+    assert penalty.item() == pytest.approx(9 * (dlib.item() + (k - 1) * math.log(m)), abs=1e-8)
+
+
 def _with_covariance(target: torch.Tensor, m: int = 50) -> torch.Tensor:
     """``m`` rows whose covariance (normalised by m) is exactly ``target``."""
     gen = torch.Generator().manual_seed(3)

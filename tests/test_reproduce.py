@@ -131,7 +131,7 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
         raw = yaml.safe_load(config.read_text())
         del raw["train"]["channels_last"], raw["train"]["compile"]
         config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    runs_before = snapshot(folder / "runs")
+    runs_before, summarised = snapshot(folder / "runs"), snapshot(folder)
 
     code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
     assert code == 0, err
@@ -140,22 +140,40 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     assert not (folder / "equal-time").exists()  # twins finish together under the step clock
     assert not any(line.startswith(("training ", "resuming ", "evaluating ")) for line in lines)
     assert snapshot(folder / "runs") == runs_before
+    assert snapshot(folder) == summarised  # nothing trained: nothing rewritten, not even the invocation count
+    assert "nothing changed" in out and "over the 1 invocation(s)" in out
     invocations = json.loads((folder / "results.json").read_text())["invocations"]
-    assert len(invocations) == 2 and all(i["finished"] and i["wall_seconds"] > 0 for i in invocations)
+    assert len(invocations) == 1 and all(i["finished"] and i["wall_seconds"] > 0 for i in invocations)
     assert "wall_seconds" not in json.loads((folder / "results.json").read_text())
-    assert "over the 2 invocation(s)" in (folder / "results.md").read_text()
     assert not (folder / PENDING_FILE).exists()  # a finished invocation leaves no pending entry
 
-    # a clone of committed results has no checkpoints: it is still summarised from the files
+    # a clone of committed results has no checkpoints, and a results.json written before run
+    # configs had some keys and before invocations were listed: re-summarising leaves it as it is
     assert all((run / "heldout.json").is_file() for run in (folder / "runs").iterdir())
     for checkpoint in (folder / "runs").glob("*/checkpoint.pt"):
         checkpoint.unlink()
     legacy = {k: v for k, v in json.loads((folder / "results.json").read_text()).items() if k != "invocations"}
+    del legacy["equal_time_snapshots"]
+    for run in legacy["runs"]:
+        del run["config"]["train"]["channels_last"], run["config"]["objective"]["gamma"]
     (folder / "results.json").write_text(json.dumps({**legacy, "wall_seconds": 1.0}))  # before invocations
+    legacy_files = snapshot(folder)
+    code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
+    assert code == 0, err
+    assert snapshot(folder) == legacy_files and "nothing changed" in out
+
+    # ... and when there is something to write (here results.md is gone), it is summarised from the files
+    (folder / "results.md").unlink()
     code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, *STUDY)
     assert code == 0, err
     assert "not at hand" in out and json.loads((folder / "results.json").read_text())["summary"] == results["summary"]
     assert "over the 1 invocation(s)" in out and "(1 earlier one(s) not recorded)" in out
+
+    # a summary of other runs (one seed of the two) is a change: written, and its invocation counted
+    code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path, "--seeds", "1", *STUDY[2:])
+    assert code == 0, err
+    assert "nothing changed" not in out and "over the 2 invocation(s)" in (folder / "results.md").read_text()
+    assert len(json.loads((folder / "results.json").read_text())["summary"][0]["sbd"]) == 1
 
 
 def test_held_out_scores_at_equal_time_come_from_a_retrained_snapshot(tmp_path, run_cli):

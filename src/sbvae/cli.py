@@ -91,6 +91,10 @@ def cmd_data(args: argparse.Namespace) -> None:
     looks_like_a_path = "/" in args.preset or any(c in args.preset for c in "*?[") or Path(args.preset).exists()
     if not is_preset and not looks_like_a_path:
         raise UserError(f"unknown data preset '{args.preset}' (known: {', '.join(PRESETS)}; or give a file or folder)")
+    if args.image_size is None:  # what `sbvae train` trains on unless told otherwise
+        from sbvae.config import load_config
+
+        args.image_size = load_config("default").data.image_size
     if args.image_size <= 0 or args.image_size % 16:
         raise UserError(f"--image-size must be a positive multiple of 16, not {args.image_size}")
     if args.count <= 0:
@@ -108,12 +112,14 @@ def cmd_data(args: argparse.Namespace) -> None:
         data = open_data(str(Path(args.preset).absolute()), args.image_size, args.format, cache)
     batch = data.sample(args.count, make_generator(args.seed, "preview"))
     data_figure(data, batch, out)
-    print(f"wrote {args.count} samples of {data.name} to {out}")
+    print(f"wrote {args.count} samples of {data.name} at {args.image_size} px to {out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from sbvae.evaluation.evaluate import evaluate_run, format_table
+    from sbvae.training.run_folder import warn_if_training
 
+    warn_if_training(args.run_dir, "these scores are of")
     result = evaluate_run(
         args.run_dir,
         args.metrics,
@@ -135,17 +141,21 @@ def _factor_pair(text: str | None) -> list[str] | None:
 
 
 def cmd_visualize(args: argparse.Namespace) -> None:
+    from sbvae.training.run_folder import warn_if_training
     from sbvae.viz.run_figures import visualize_run
 
+    warn_if_training(args.run_dir, "these figures show")
     written = visualize_run(args.run_dir, args.only, _factor_pair(args.factors), args.device)
     for path in written.values():
         print(f"wrote {path}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from sbvae.training.run_folder import warn_if_training
     from sbvae.viz.report import run_report
     from sbvae.viz.run_figures import visualize_run
 
+    warn_if_training(args.run_dir, "this report shows")
     if not args.no_figures:
         visualize_run(args.run_dir, None, _factor_pair(args.factors), args.device)
     print(f"wrote {run_report(args.run_dir)}")
@@ -320,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=DATA_FORMATS, help="how to read a file (default: recognised from the file)")
     p.add_argument("--cache", help="folder for the uncompressed copy of a compressed .npz (default ~/.cache/sbvae)")
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--image-size", type=int, help="pixels per side (default: the default config's data.image_size)")
     p.add_argument("--count", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_data)

@@ -120,7 +120,8 @@ OBJECTIVES: dict[str, dict[str, float | int]] = {
 
 beta-VAE keeps this package's defaults (beta 1: the plain VAE). The others take the one value
 google-research/disentanglement_lib binds for each method in its training test
-(``config/tests/methods/unsupervised/train_test.gin``); every one of them is also a point of the
+(``disentanglement_lib/methods/unsupervised/train_test.py``; its ``train_test.gin`` binds only
+``vae.beta``); every one of them is also a point of the
 sweep of its study (``config/unsupervised_study_v1/sweep.py``, Locatello et al. 2019).
 """
 
@@ -562,6 +563,11 @@ def validate(config: Config) -> None:
         )
 
 
+def config_yaml(config: Config) -> str:
+    """The resolved config as YAML (what a run folder's ``config.yaml`` holds)."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
 def save_config(config: Config, path: Path) -> None:
     """Write the resolved config as YAML."""
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    path.write_text(config_yaml(config))

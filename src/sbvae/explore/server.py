@@ -46,6 +46,9 @@ ASSETS = {
 }
 """URL path -> (file in the package's static folder, content type): the only files served."""
 MAX_BODY = 64 * 1024
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues before the server accepts them (the standard library's 5 made
+clients of a busy page retry their connection for seconds; Linux caps it at net.core.somaxconn)."""
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -98,7 +101,7 @@ class ExploreHandler(BaseHTTPRequestHandler):
 
     def _body(self) -> Any:
         length_text = self.headers.get("Content-Length")
-        if length_text is None or not length_text.isdigit():
+        if length_text is None or not (length_text.isascii() and length_text.isdigit()):
             raise _HttpError(HTTPStatus.LENGTH_REQUIRED, "a JSON body with a Content-Length is required")
         length = int(length_text)
         if length > MAX_BODY:
@@ -106,7 +109,9 @@ class ExploreHandler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         try:
             return json.loads(raw.decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError:
+            raise _HttpError(HTTPStatus.BAD_REQUEST, "the body is not JSON the app reads (nested too deeply)") from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a number past Python's digit limit
             raise _HttpError(HTTPStatus.BAD_REQUEST, f"the body is not JSON ({exc})") from None
 
     def _handle(self, method: str) -> None:
@@ -219,6 +224,7 @@ class ExploreServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = LISTEN_BACKLOG
 
     session: ExploreSession
     info: dict[str, Any]

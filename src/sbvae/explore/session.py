@@ -15,7 +15,9 @@ way. Data without ground truth pairs latents by KL rank instead.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -293,7 +295,7 @@ class ExploreSession:
             raise RequestError("'values' must be an object {factor: value}")
         unknown = [k for k in chosen if k not in data.factor_names]
         if unknown:
-            raise RequestError(f"unknown factor {unknown[0]!r} (factors: {', '.join(data.factor_names)})")
+            raise RequestError(f"unknown factor {_shown(unknown[0])} (factors: {', '.join(data.factor_names)})")
         values = data.centre_values(1)
         for column, name in enumerate(data.factor_names):
             if name not in chosen:
@@ -338,7 +340,7 @@ class ExploreSession:
                 assert isinstance(self.data, GroundTruthDataset)
                 images = self.data.render(factors)
             else:
-                raise RequestError(f"'mode' must be random, factors or prior, not {mode!r}")
+                raise RequestError(f"'mode' must be random, factors or prior, not {_shown(mode)}")
             runs = []
             for run in self.runs:
                 device = next(run.model.parameters()).device
@@ -357,7 +359,7 @@ class ExploreSession:
     def latents(self, run_index: Any, z: Any) -> tuple[ExploreRun, torch.Tensor]:
         """Validate a run index and a latent vector for it: ``[1, D]`` float32."""
         if not isinstance(run_index, int) or isinstance(run_index, bool) or not 0 <= run_index < len(self.runs):
-            raise RequestError(f"'run' must be an integer in [0, {len(self.runs) - 1}], not {run_index!r}")
+            raise RequestError(f"'run' must be an integer in [0, {len(self.runs) - 1}], not {_shown(run_index)}")
         run = self.runs[run_index]
         if not isinstance(z, list) or len(z) != run.latent_dim:
             raise RequestError(f"run {run_index} takes {run.latent_dim} latent values, not {_count(z)}")
@@ -390,18 +392,32 @@ class ExploreSession:
 
 def _seed(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:
-        raise RequestError(f"'seed' must be an integer in [0, {MAX_SEED}], not {value!r}")
+        raise RequestError(f"'seed' must be an integer in [0, {MAX_SEED}], not {_shown(value)}")
     return value
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise RequestError(f"{what} must be a finite number, not {value!r}")
-    return float(value)
+    """``value`` as a finite float: JSON numbers only (an integer too large for a float is refused)."""
+    number = float("nan")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):
+            number = float(value)
+    if not math.isfinite(number):
+        raise RequestError(f"{what} must be a finite number, not {_shown(value)}")
+    return number
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a request may send a 4,000-digit number)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # nested past the recursion limit, or an int past the digit limit
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _count(value: Any) -> str:
-    return f"{len(value)}" if isinstance(value, list) else repr(value)
+    return f"{len(value)}" if isinstance(value, list) else _shown(value)
 
 
 def _floats(z: torch.Tensor) -> list[float]:

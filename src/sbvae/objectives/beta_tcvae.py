@@ -2,7 +2,9 @@
 
 The KL of the ELBO splits into index-code mutual information, total correlation (TC) and
 dimension-wise KL; beta-TCVAE weighs the TC by ``beta``. With the other two weights at 1 (as
-disentanglement_lib trains it) the loss is the negative ELBO plus ``(beta - 1) * TC``.
+disentanglement_lib trains it) the loss is the negative ELBO plus ``(beta - 1) * TC``. The TC
+here keeps the constant ``(k - 1) log M`` (see :func:`total_correlation`), so the loss is
+``(beta - 1)(k - 1) log M`` above disentanglement_lib's, with the same gradient.
 """
 
 from __future__ import annotations

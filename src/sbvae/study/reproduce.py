@@ -7,7 +7,8 @@ run with the same config is reused, an interrupted one resumed, a shorter one ex
 same-config run of another experiment used where it is (:mod:`sbvae.study.runner`), so
 re-running the command finishes a study. The outcome is ``results.json`` (every number),
 ``results.md`` (the tables and the verdicts, :mod:`sbvae.study.markdown`) and a comparison page,
-all in ``OUT/NAME/``.
+all in ``OUT/NAME/``. Re-summarising a study that reports what its files already say writes
+nothing (and counts no invocation), so re-running over finished runs leaves a checkout clean.
 
 Two comparisons are reported (:mod:`sbvae.study.summary`). *Equal steps*: both decoders trained
 for the same steps. *Equal time*: each SBD run as it was when its *twin* (the DeConv run of the
@@ -26,6 +27,7 @@ from typing import Any
 
 import torch
 
+from sbvae.config import build_config
 from sbvae.errors import ConfigError, UserError
 from sbvae.evaluation.evaluate import library_versions
 from sbvae.study.equal_time import equal_time_snapshots
@@ -36,7 +38,7 @@ from sbvae.study.records import ClaimResult, RunRecord, Snapshot, record
 from sbvae.study.runner import ensure_runs, set_aside
 from sbvae.study.summary import summarize
 from sbvae.training.device import select_device
-from sbvae.training.run_folder import RunPaths, atomic_write_bytes
+from sbvae.training.run_folder import RunPaths, atomic_write_bytes, read_json_object
 from sbvae.viz.report import compare_runs
 
 __all__ = ["experiment_names", "regenerate_command", "reproduce", "reproduce_all"]
@@ -100,6 +102,46 @@ def _results_json(
     }
 
 
+STUDY_KEYS = ("experiment", "scale", "command", "claims", "summary", "runs", "equal_time_snapshots")
+"""What a ``results.json`` says about its study; the rest (invocations, git commit, library
+versions, the experiment's description as it read then) is bookkeeping about who wrote it."""
+
+
+def _study_text(results: dict[str, Any]) -> str | None:
+    """The study a ``results.json`` reports, as canonical JSON: its :data:`STUDY_KEYS`, with each
+    run's config given the defaults of keys added since it was written, and no snapshots when
+    the file is from before they were listed. None when its runs do not all hold valid configs."""
+    runs = results.get("runs")
+    if not isinstance(runs, list):
+        return None
+    try:
+        runs = [{**run, "config": build_config(run["config"]).to_dict()} for run in runs]
+    except (ConfigError, KeyError, TypeError, AttributeError):
+        return None
+    study = {key: results.get(key) for key in STUDY_KEYS}
+    study["equal_time_snapshots"] = results.get("equal_time_snapshots", [])
+    study["runs"] = runs
+    return json.dumps(study, sort_keys=True)
+
+
+def _already_reported(folder: Path, results: dict[str, Any]) -> bool:
+    """Whether ``folder``'s ``results.json`` and ``results.md`` already report the study
+    ``results`` describes (bookkeeping aside)."""
+    earlier = read_json_object(folder / "results.json")
+    if earlier is None or not (folder / "results.md").is_file():
+        return False
+    now = _study_text(results)
+    return now is not None and _study_text(earlier) == now
+
+
+def _compare_page(records: list[RunRecord], folder: Path, device: torch.device, log: Callable[[str], None]) -> None:
+    """Draw ``OUT/NAME/compare/`` when the runs' checkpoints are at hand, else say why not."""
+    if all(RunPaths(r.run).checkpoint.is_file() for r in records):
+        compare_runs([r.run for r in records], folder / "compare", device=device)
+    else:
+        log("checkpoints not at hand (not committed): the comparison page is left as it was")
+
+
 def reproduce(
     name: str,
     out: str | Path = "results",
@@ -141,17 +183,22 @@ def reproduce(
         clock.withdraw()
         raise
     summary = summarize(experiment, records, snapshots)
-    invocations = [*earlier_invocations(folder / "results.json"), *clock.finish()]
     command = regenerate_command(name, out, seeds, steps, scale, overrides)
-    results = _results_json(experiment, scale, command, summary, records, snapshots, invocations)
+    results = _results_json(experiment, scale, command, summary, records, snapshots, [])
+    if not fresh and _already_reported(folder, results):  # nothing trained: a clean checkout stays clean
+        clock.withdraw()
+        if not (folder / "compare" / "compare.html").is_file():
+            _compare_page(records, folder, device, log)
+        log(f"nothing changed since {folder / 'results.json'} was written: it and results.md are left as they are")
+        log((folder / "results.md").read_text())
+        return folder
+    invocations = [*earlier_invocations(folder / "results.json"), *clock.finish()]
+    results["invocations"] = invocations
     atomic_write_bytes(folder / "results.json", lambda h: h.write(json.dumps(results, indent=2).encode()))
     text = results_markdown(experiment, summary, records, invocations, command, snapshots)
     atomic_write_bytes(folder / "results.md", lambda h: h.write(text.encode()))
     clock.settled()
-    if all(RunPaths(r.run).checkpoint.is_file() for r in records):
-        compare_runs([r.run for r in records], folder / "compare", device=device)
-    else:
-        log("checkpoints not at hand (not committed): the comparison page is left as it was")
+    _compare_page(records, folder, device, log)
     log(text)
     return folder
 

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from sbvae.config import Config, save_config
+from sbvae.config import Config, config_yaml
 from sbvae.data import Batch, Dataset, build_dataset, make_dataset, make_generator
 from sbvae.errors import CheckpointError, DivergenceError, UserError, first_line
 from sbvae.models import VAE, build_vae, count_parameters
@@ -426,7 +426,8 @@ def _train_locked(trainer: Trainer, threads: int, resumed: bool, progress: bool,
         _truncate_metrics(paths.metrics, trainer.step)
     t = config.train
     if main:
-        save_config(config, paths.config)
+        # renamed into place: a reader of config.yaml sees the old file or the new one, whole
+        atomic_write_bytes(paths.config, lambda handle: handle.write(config_yaml(config).encode()))
         print(parameter_report(config, trainer.model, trainer.data, trainer.objective.modules()))
         if device.type == "cpu" and (warning := busy_warning(threads)) is not None:
             print(warning)

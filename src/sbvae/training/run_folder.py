@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import pickle
+import secrets
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -83,14 +84,21 @@ class RunPaths:
         return self.root / FIGURE_FILES[name]
 
 
+def temporary_sibling(path: Path) -> Path:
+    """``NAME.PID.RANDOM.tmp`` beside ``path``: a name no other writer of ``path`` (another
+    process, or another thread of this one) uses at the same time."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+
+
 def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write(file)`` on a temporary sibling of ``path``, then rename it into place, so
-    ``path`` holds either its old content or the whole new one (the temporary file is removed
-    if ``write`` fails). A fault of the machine (full disk, read-only folder, ...) is one
+    """Call ``write(file)`` on a temporary sibling of ``path`` of its own, then rename it into
+    place, so ``path`` holds either its old content or the whole new one, however many
+    processes write it at once (the last to finish wins; the temporary file is removed if
+    ``write`` fails). A fault of the machine (full disk, read-only folder, ...) is one
     :class:`UserError` naming ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_sibling(path)
     try:
-        with open(tmp, "wb") as handle:
+        with open(tmp, "xb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -279,3 +287,39 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def training_process(run_dir: Path) -> str | None:
+    """The id of another process that holds ``run_dir``'s lock, i.e. trains it now; None when no
+    other process does. Only looks: ``RUN/.lock`` is opened for reading (never created), and
+    tried with a shared lock, released at once, only when it names a process, so a writer
+    starting meanwhile is not refused."""
+    folder = Path(run_dir)
+    if folder.resolve() in _held:  # this process: training writes its own figures and report
+        return None
+    try:
+        with open(folder / LOCK_FILE) as handle:
+            holder = handle.read().strip()
+            if not holder:  # released (a holder writes its id as it takes the lock)
+                return None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return holder if holder.isascii() and holder.isdigit() else "another process"
+            fcntl.flock(handle, fcntl.LOCK_UN)  # left by a process that was killed
+    except (OSError, UnicodeDecodeError):  # no lock file, or one this user cannot read
+        return None
+    return None
+
+
+def warn_if_training(run_dir: str | Path, what: str) -> None:
+    """One ``warning:`` line on stderr when another process trains ``run_dir``: ``what`` this
+    reader writes there (e.g. "these figures show") comes from the checkpoint it reads now,
+    and training writes its own again when it ends."""
+    holder = training_process(Path(run_dir))
+    if holder is not None:
+        print(
+            f"warning: {run_dir} is being trained by process {holder}: {what} its latest checkpoint, "
+            "and training writes its own when it ends",
+            file=sys.stderr,
+        )
