@@ -49,6 +49,14 @@ def verdict(done: subprocess.CompletedProcess, codes: tuple[int, ...] = (2,)) ->
     return "TRACEBACK"
 
 
+def train_in_background(run: Path, steps: int) -> subprocess.Popen:
+    """`sbvae train` of the tiny run with ``steps`` steps into ``run``, started and left running."""
+    command = [sys.executable, "-m", "sbvae", "train", "--set", *TINY[:3], *TINY[4:], f"train.steps={steps}"]
+    return subprocess.Popen(
+        [*command, "--out", str(run), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
 def intact(run: Path) -> bool:
     """No temporary left; the checkpoint, if any, loads."""
     if list(run.rglob("*.tmp")):
@@ -118,13 +126,7 @@ class Faults:
 
     def two_writers(self) -> None:
         run = self.out / "locked"
-        long = [*TINY[:3], *TINY[4:], "train.steps=1000000"]
-        first = subprocess.Popen(
-            [sys.executable, "-m", "sbvae", "train", "--set", *long, "--out", str(run), "--quiet"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        first = train_in_background(run, steps=1_000_000)
         try:
             while not (run / "checkpoint.pt").is_file() and first.poll() is None:
                 time.sleep(0.2)
@@ -196,13 +198,7 @@ class Faults:
             self.case(f"visualize twice at once ({n} of 2)", lambda d=done: (d, run), codes=(0,))
 
         trained = self.out / "visualized-while-training"
-        longer = [*TINY[:3], *TINY[4:], "train.steps=300"]
-        train = subprocess.Popen(
-            [sys.executable, "-m", "sbvae", "train", "--set", *longer, "--out", str(trained), "--quiet"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        train = train_in_background(trained, steps=300)
         readers = []
         while train.poll() is None and len(readers) < 20:
             if (trained / "checkpoint.pt").is_file():
