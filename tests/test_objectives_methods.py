@@ -459,7 +459,7 @@ def test_bad_objective_input_is_one_line_and_writes_nothing(case, tmp_path, run_
 def test_each_method_takes_the_defaults_of_disentanglement_lib():
     defaults = {name: load_config("default", [f"objective.name={name}"]).objective for name in NAMES}
     assert defaults["beta_vae"].beta == 1.0
-    assert {d.kl_warmup for d in defaults.values()} == {5000}  # the default preset's warm-up, for every method
+    assert {d.kl_warmup for d in defaults.values()} == {10000}  # the default preset's warm-up, for every method
     assert ObjectiveConfig().kl_warmup == 0 and ObjectiveConfig(name="factor_vae").kl_warmup is None  # off
     assert defaults["factor_vae"].gamma == 10.0
     assert defaults["beta_tcvae"].beta == 10.0
@@ -594,7 +594,7 @@ def test_compare_shows_each_runs_objective(tmp_path, factor_run, trained_run, ru
     assert code == 0, err
     page = (tmp_path / "cmp" / "compare.html").read_text()
     assert "factor_vae (gamma 10, kl_warmup 0, gaussian likelihood, sigma 0.05)" in page
-    assert "beta_vae (beta 1, kl_warmup 5000, gaussian likelihood, sigma 0.05)" in page
+    assert "beta_vae (beta 1, kl_warmup 10000, gaussian likelihood, sigma 0.05)" in page
     assert "objective.name=factor_vae" in page  # the groups are told apart by their objective
 
 
