@@ -116,6 +116,8 @@ def test_the_probe_is_kept_in_the_cache_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(probe_module, "train_probe", _refuse_to_train)
     loaded = load_or_train_probe(data, "dsprites for a test", steps=4)
     assert all(torch.equal(v, loaded.net.state_dict()[k]) for k, v in trained.net.state_dict().items())
+    images = data.render(data.draw(64, make_generator(0, "reading")))  # and reads the same numbers, bit for bit
+    assert torch.equal(trained.read(images), loaded.read(images))
     with pytest.raises(RuntimeError, match="trained again"):  # another seed is another probe
         load_or_train_probe(data, "dsprites for a test", seed=1, steps=4)
 

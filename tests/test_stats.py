@@ -1,4 +1,4 @@
-"""Welch interval, p-value and the claim verdict on fixed numbers."""
+"""Welch interval, p-value and the claim verdict, and one group's t interval, on fixed numbers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import scipy.stats
 
-from sbvae.study.stats import compare, verdict
+from sbvae.study.stats import compare, describe, verdict
 
 
 def test_matches_scipy_welch_test():
@@ -34,3 +34,14 @@ def test_lower_is_better_flips_the_verdict():
 def test_one_seed_concludes_nothing():
     result = compare([0.3], [0.1])
     assert math.isnan(result.ci_low) and math.isnan(result.p_value) and verdict(result) == "inconclusive"
+
+
+def test_one_groups_interval_matches_scipy():
+    values = [0.31, 0.28, 0.35, 0.30, 0.33]
+    result = describe(values)
+    low, high = scipy.stats.t.interval(0.95, 4, loc=sum(values) / 5, scale=scipy.stats.sem(values))
+    assert (result.ci_low, result.ci_high) == (pytest.approx(low, rel=1e-12), pytest.approx(high, rel=1e-12))
+    assert result.n == 5 and result.sd == pytest.approx(scipy.stats.tstd(values))
+    one = describe([0.5])
+    assert one.mean == 0.5 and math.isnan(one.sd) and math.isnan(one.ci_low) and math.isnan(one.ci_high)
+    assert describe([2.0, 2.0]).ci_low == describe([2.0, 2.0]).ci_high == 2.0  # no spread: the point

@@ -13,9 +13,12 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from sbvae.errors import ConfigError, UserError, environment_fault, printable
+
+if TYPE_CHECKING:
+    from sbvae.study.runner import Backend
 
 DATA_FORMATS = ("dsprites_npz", "shapes3d_h5", "mpi3d_npz", "chairs_folder", "image_folder")
 """``sbvae data --format``: the formats of ``sbvae.data.files.FORMATS`` (not imported: torch is slow to load)."""
@@ -193,25 +196,96 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(f"wrote {json_path}")
 
 
-def cmd_reproduce(args: argparse.Namespace) -> None:
+def _backend(args: argparse.Namespace) -> Backend:
+    from sbvae.study.backends import make_backend
+
+    return make_backend(args.backend, args.jobs, args.address)
+
+
+def _failed_runs(failed: int) -> int:
+    """Exit code 1 when runs failed (the results say which and why), 0 otherwise."""
+    if failed:
+        print(
+            f"sbvae: {failed} run(s) failed, listed in results.md; run the same command again to retry them",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
     from sbvae.study.reproduce import experiment_names, reproduce
 
     names = experiment_names() if args.experiment == "all" else [args.experiment]
-    for name in names:
-        folder = reproduce(
-            name,
+    failed = 0
+    with _backend(args) as backend:
+        for name in names:
+            failed += reproduce(
+                name,
+                args.out,
+                args.seeds,
+                args.steps,
+                args.scale,
+                args.fresh,
+                args.set,
+                args.device,
+                log=lambda line: print(line, flush=True),
+                num_train=args.num_train,
+                backend=backend,
+            )
+            print(f"wrote {Path(args.out) / name / 'results.md'}")
+    return _failed_runs(failed)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sbvae.study.sweep import summarise, sweep
+
+    log = lambda line: print(line, flush=True)
+    if args.summarise is not None:
+        given = [flag for flag, value in SWEEP_PLAN_OPTIONS.items() if getattr(args, value)]
+        if given:
+            raise UserError(f"--summarise takes the sweep's own settings from its folder: drop {', '.join(given)}")
+        summarise(args.summarise, args.device, log)
+        print(f"wrote {Path(args.summarise) / 'results.md'}")
+        return 0
+    if args.out is None:
+        raise UserError("--out is needed: the folder for the sweep's runs and results (e.g. --out sweeps/beta)")
+    with _backend(args) as backend:
+        failed = sweep(
+            args.grid,
             args.out,
             args.seeds,
-            args.steps,
-            args.scale,
-            args.fresh,
+            args.config,
             args.set,
+            args.metrics,
+            args.num_train,
+            args.fresh,
             args.device,
-            log=lambda line: print(line, flush=True),
-            num_train=args.num_train,
-            jobs=args.jobs,
+            log,
+            backend,
         )
-        print(f"wrote {folder / 'results.md'}")
+    print(f"wrote {Path(args.out) / 'results.md'}")
+    return _failed_runs(failed)
+
+
+SWEEP_PLAN_OPTIONS = {"--grid": "grid", "--config": "config", "--set": "set", "--out": "out", "--fresh": "fresh"}
+"""The options of ``sbvae sweep`` that plan a study (``--summarise`` reads the plan instead)."""
+
+
+def _backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        default="local",
+        help="where runs are made: local (this machine, default) or ray (a Ray cluster; pip install 'sbvae[ray]')",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        help="local: runs trained at once, each on its share of the cores (default 1; see docs/performance.md)",
+    )
+    p.add_argument(
+        "--address",
+        help="ray: the cluster's head, HOST:PORT, or auto (default: the cluster this machine is part of)",
+    )
 
 
 def cmd_explore(args: argparse.Namespace) -> None:
@@ -303,13 +377,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra overrides for every run")
     p.add_argument("--num-train", type=int, default=10_000, help="evaluation samples per run (test: half)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="runs trained at once, each on its share of the cores (default 1; see docs/performance.md)",
-    )
+    _backend_options(p)
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("sweep", help="a grid over config keys x seeds, each an ordinary run; results per cell")
+    p.add_argument(
+        "--grid",
+        nargs="+",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="config keys and their values, e.g. objective.name=beta_vae,factor_vae model.decoder=sbd,deconv",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="seeds per cell, 1 to N (default 3)")
+    p.add_argument("--config", help="the fixed part: a preset name or a YAML file (default: default)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="the fixed part: overrides for every run")
+    p.add_argument("--metrics", default="mig", help="comma-separated, as sbvae evaluate takes them (default mig)")
+    p.add_argument("--num-train", type=int, default=10_000, help="evaluation samples per run (test: half)")
+    p.add_argument("--out", help="the sweep's folder: runs/, sweep.json, results.json, results.md, compare/")
+    p.add_argument("--summarise", metavar="DIR", help="only summarise the sweep in DIR from the runs finished so far")
+    p.add_argument("--fresh", action="store_true", help="set earlier runs aside and train again")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    _backend_options(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("bench", help="training, rendering and encoding speed of this machine, side by side")
     p.add_argument("--quick", action="store_true", help="32 px only, 3 repeats")
@@ -373,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        args.func(args)
+        code = args.func(args) or 0
     except UserError as exc:
         print(f"sbvae: error: {printable(str(exc))}", file=sys.stderr)  # one line, whatever it quotes
         return 2
@@ -389,7 +478,7 @@ def _run(args: argparse.Namespace) -> int:
             raise
         print(f"sbvae: error: {printable(fault)}", file=sys.stderr)
         return 2
-    return 0
+    return int(code)
 
 
 if __name__ == "__main__":

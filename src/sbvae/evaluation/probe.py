@@ -313,7 +313,8 @@ def train_probe(
     finally:
         torch.set_num_threads(threads)
     log(f"trained the fidelity probe of {data.name} at {data.image_size} px in {time.perf_counter() - tick:.0f} s")
-    return Probe(readings, net)
+    # in the memory order of a probe loaded from the cache, so that it reads the same numbers
+    return Probe(readings, net.to(memory_format=torch.contiguous_format))
 
 
 def data_identity(spec: DataSpec) -> str:

@@ -16,11 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
 from sbvae.study.experiments import Experiment, RunSpec
-from sbvae.study.records import Row, RunRecord, Snapshot, record, twins, variant_key
-from sbvae.study.runner import ensure_runs
+from sbvae.study.records import Row, RunRecord, Snapshot, twins, variant_key
+from sbvae.study.runner import Backend, Outcome, ensure_runs
 from sbvae.training.run_folder import split_rows
 
 # Claimed scores that need a checkpoint: at equal time they come from equal-time snapshots.
@@ -63,14 +61,14 @@ def logged_at(rows: list[Row], budget: float) -> LoggedAt:
 
 def snapshot_specs(specs: Sequence[RunSpec], records: list[RunRecord]) -> list[tuple[str, RunSpec]]:
     """Each SBD run again (with the name of the run it repeats), trained only to the step it
-    had logged when its twin finished training; none for an SBD run that had finished by then
-    or had logged no step yet."""
+    had logged when its twin finished training; none for an SBD run that had finished by then,
+    had logged no step yet, or has no record (it failed)."""
     by_name = {r.name: r for r in records}
     twin_of = twins(records)
     out = []
     for spec in specs:
         twin = twin_of.get((variant_key(spec.variant), spec.seed))
-        if spec.decoder != "sbd" or twin is None:
+        if spec.decoder != "sbd" or twin is None or spec.name not in by_name:
             continue
         step = logged_at(by_name[spec.name].rows, twin.training_seconds).step
         if step is None or step >= spec.config.train.steps:
@@ -107,19 +105,23 @@ def equal_time_snapshots(
     specs: Sequence[RunSpec],
     records: list[RunRecord],
     folder: Path,
-    device: torch.device,
+    device: str,
     log: Callable[[str], None],
     num_train: int,
-    jobs: int,
-) -> list[Snapshot]:
+    backend: Backend,
+) -> tuple[list[Snapshot], list[Outcome]]:
     """Train and score the equal-time snapshots an experiment's claims need (none for claims
-    whose scores are logged during training)."""
+    whose scores are logged during training) on ``backend``; with every snapshot run's outcome
+    (a failed one has no snapshot)."""
     if not any(c.metric in CHECKPOINT_METRICS for c in experiment.claims):
-        return []
+        return [], []
     pairs = snapshot_specs(specs, records)
     if not pairs:
-        return []
+        return [], []
     folder.mkdir(exist_ok=True)
-    runs = ensure_runs([s for _, s in pairs], folder, SNAPSHOT_METRICS, device, log, num_train, jobs)
+    outcomes = ensure_runs(
+        [s for _, s in pairs], folder, SNAPSHOT_METRICS, device, log, backend, num_train, folder.parent.parent
+    )
     full = {r.name: r for r in records}
-    return [snapshot_check(record(spec, run, device), full[name]) for (name, spec), run in zip(pairs, runs)]
+    snapshots = [snapshot_check(o.record, full[name]) for (name, _), o in zip(pairs, outcomes) if o.record is not None]
+    return snapshots, outcomes

@@ -1,4 +1,4 @@
-"""The wall time of the ``sbvae reproduce`` invocations that built a results folder.
+"""The wall time of the ``sbvae reproduce`` (or ``sbvae sweep``) invocations that built a results folder.
 
 A finished invocation is listed in ``results.json``. One that is interrupted (Ctrl-C, a killed
 session) never writes ``results.json``, so while it runs it keeps its own entry up to date in
@@ -100,7 +100,7 @@ class InvocationClock:
                 self.path.unlink(missing_ok=True)
 
 
-def wall_time_text(invocations: list[dict[str, Any]]) -> str:
+def wall_time_text(invocations: list[dict[str, Any]], command: str = "sbvae reproduce") -> str:
     """One sentence for results.md: the wall time in all, saying which parts are estimates."""
     known = [i["wall_seconds"] for i in invocations if i.get("wall_seconds") is not None]
     unknown = len(invocations) - len(known)
@@ -111,6 +111,6 @@ def wall_time_text(invocations: list[dict[str, Any]]) -> str:
     if unknown:
         notes.append(f"{unknown} earlier one(s) not recorded")
     return (
-        f"wall time {sum(known) / 60:.0f} min over the {len(known)} invocation(s) of `sbvae reproduce` "
+        f"wall time {sum(known) / 60:.0f} min over the {len(known)} invocation(s) of `{command}` "
         f"that built this folder" + (f" ({'; '.join(notes)})" if notes else "")
     )

@@ -1,4 +1,6 @@
-"""``results.md``: what was run, the claims table, the runs table and the snapshots table."""
+"""``results.md`` of a reproduction (what was run, the claims table, the runs table, the
+snapshots table) and of a sweep (what was run, the cells table, the runs table); both list
+the runs that did not finish."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from typing import Any
 from sbvae.study.equal_time import CHECKPOINT_METRICS
 from sbvae.study.experiments import DECODERS, Experiment
 from sbvae.study.invocations import wall_time_text
-from sbvae.study.records import ClaimResult, RunRecord, Snapshot
-from sbvae.study.stats import Comparison
+from sbvae.study.records import CellResult, ClaimResult, RunRecord, Snapshot
+from sbvae.study.stats import Comparison, Interval
 
 # Shown per run beside the claimed metrics, to read them against (in-distribution error and geometry).
 CONTEXT_METRICS = ("test_sse", "discrete_mig", "position_r2", "last_layer_live")
@@ -29,6 +31,14 @@ SNAPSHOTS = (
     "Each SBD run trained again from scratch, same config and seed, to the step it had logged when its "
     "DeConv twin finished training (`equal-time/`), for the scores that need the model at that time. "
     "Its last validation error beside the full run's at the same step shows that it is the same run."
+)
+UNFINISHED = (
+    "Runs with no result here: the last line of the error that stopped each, or *not finished yet* for a run "
+    "still to train or being trained. Running the same command again retries them, each from its last checkpoint."
+)
+CELLS = (
+    "Each score's mean over the cell's finished seeds with its 95% t interval [low, high] (n/a with one seed); "
+    "*runs*: finished of planned."
 )
 NO_EQUAL_TIME_VALUE = "no SBD value was logged before its DeConv twin finished"
 
@@ -57,16 +67,69 @@ def results_markdown(
     invocations: list[dict[str, Any]],
     command: str,
     snapshots: Sequence[Snapshot] = (),
+    unfinished: Sequence[dict[str, Any]] = (),
 ) -> str:
-    """The human-readable outcome: what was run, the table per claim, the runs, the snapshots."""
+    """The human-readable outcome: what was run, the table per claim, the runs, the snapshots,
+    the runs that did not finish."""
+    claimed = list(dict.fromkeys(c.metric for c in experiment.claims))
     lines = [
         *overview(experiment, records, invocations, command),
         *claims_table(summary),
-        *_section("Per run", LATE_DROP, runs_table(experiment, records)),
+        *_section("Per run", LATE_DROP, runs_table(records, claimed)),
     ]
     if snapshots:
         lines += _section("Equal-time snapshots", SNAPSHOTS, snapshots_table(snapshots))
+    return "\n".join([*lines, *unfinished_section(unfinished)]) + "\n"
+
+
+def unfinished_section(unfinished: Sequence[dict[str, Any]]) -> list[str]:
+    """The runs without a result (see :func:`sbvae.study.results_folder.unfinished`); none when
+    every run finished."""
+    if not unfinished:
+        return []
+    rows = [[u["name"], u["error"] or "not finished yet"] for u in unfinished]
+    return _section("Not finished", UNFINISHED, _table(["run", "last error"], rows))
+
+
+def sweep_markdown(
+    command: str,
+    cells: Sequence[CellResult],
+    records: Sequence[RunRecord],
+    invocations: list[dict[str, Any]],
+    unfinished: Sequence[dict[str, Any]] = (),
+) -> str:
+    """A sweep's outcome: what was run, each cell's scores over seeds, the runs, the runs that
+    did not finish."""
+    keys = list(dict.fromkeys(k for c in cells for k in c.variant))
+    scores = list(dict.fromkeys(k for c in cells for k in c.scores))
+    planned = sum(c.planned for c in cells)
+    minutes = sum(r.training_seconds for r in records) / 60
+    rows = [
+        [
+            *(str(c.variant[k]) for k in keys),
+            f"{c.finished}/{c.planned}",
+            *(_interval(c.scores[m]) if m in c.scores else "n/a" for m in scores),
+        ]
+        for c in cells
+    ]
+    lines = [
+        "# Sweep",
+        "",
+        f"Command: `{command}` (the runs' config.yaml files hold every setting).",
+        "",
+        (
+            f"Runs: {len(records)} finished of {planned} ({len(cells)} cells x seeds); training time "
+            f"{minutes:.0f} min in all (as logged by each run); {wall_time_text(invocations, 'sbvae sweep')}."
+        ),
+        *_section("Per cell", CELLS, _table([*keys, "runs", *scores], rows)),
+        *_section("Per run", LATE_DROP, runs_table(records, scores)),
+        *unfinished_section(unfinished),
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _interval(result: Interval) -> str:
+    return f"{fmt(result.mean)} [{fmt(result.ci_low)}, {fmt(result.ci_high)}]"
 
 
 def overview(
@@ -87,7 +150,7 @@ def overview(
         "",
         (
             f"Runs: {len(records)} ({', '.join(DECODERS)} x seeds{sweep}); training time {minutes:.0f} min in "
-            f"all (as logged by each run); {wall_time_text(invocations)}. Metrics: "
+            f"all (as logged by each run); {wall_time_text(invocations, 'sbvae reproduce')}. Metrics: "
             f"{', '.join(experiment.metrics)} (posterior means; see metrics.json in each run)."
         ),
         "",
@@ -142,12 +205,11 @@ def claims_table(summary: Sequence[ClaimResult]) -> list[str]:
     )
 
 
-def runs_table(experiment: Experiment, records: Sequence[RunRecord]) -> list[str]:
-    """A row per run: its training minutes, its late drop, the claimed metrics and the context
+def runs_table(records: Sequence[RunRecord], first: Sequence[str]) -> list[str]:
+    """A row per run: its training minutes, its late drop, the scores ``first`` and the context
     metrics any run has."""
-    claimed = list(dict.fromkeys(c.metric for c in experiment.claims))
-    context = [m for m in CONTEXT_METRICS if m not in claimed and any(m in r.values for r in records)]
-    columns = claimed + context
+    context = [m for m in CONTEXT_METRICS if m not in first and any(m in r.values for r in records)]
+    columns = [*first, *context]
     rows = [
         [
             r.name,

@@ -1,4 +1,5 @@
-"""What a study keeps: a run's record, an equal-time snapshot, a claim's result.
+"""What a study keeps: a run's record, an equal-time snapshot, a claim's result, a sweep cell's
+result.
 
 Each record's ``to_json`` writes exactly the keys ``results.json`` holds for it. The *twin* of
 an SBD run is the DeConv run of the same seed and variant (:func:`twins`).
@@ -18,7 +19,7 @@ from sbvae.evaluation.heldout import heldout_statistics
 from sbvae.evaluation.live_units import unit_statistics
 from sbvae.evaluation.position import position_statistics
 from sbvae.study.experiments import Claim, RunSpec
-from sbvae.study.stats import Comparison
+from sbvae.study.stats import Comparison, Interval
 from sbvae.training.run_folder import RunPaths, read_metrics, read_scores, split_rows
 
 Row = dict[str, Any]  # a row of metrics.jsonl
@@ -152,6 +153,25 @@ class ClaimResult:
         if self.equal_time is not None:
             entry["equal_time"] = self.equal_time.to_json()
         return entry
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One cell of a sweep (one value of each grid key): how many runs it planned and
+    finished, and each score's mean with its interval over the finished seeds."""
+
+    variant: dict[str, Any]
+    planned: int
+    finished: int
+    scores: dict[str, Interval]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "planned": self.planned,
+            "finished": self.finished,
+            "scores": {name: interval.to_dict() for name, interval in self.scores.items()},
+        }
 
 
 def twins(records: list[RunRecord]) -> dict[tuple[str, int], RunRecord]:

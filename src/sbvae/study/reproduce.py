@@ -7,8 +7,8 @@ run with the same config is reused, an interrupted one resumed, a shorter one ex
 same-config run of another experiment used where it is (:mod:`sbvae.study.runner`), so
 re-running the command finishes a study. The outcome is ``results.json`` (every number),
 ``results.md`` (the tables and the verdicts, :mod:`sbvae.study.markdown`) and a comparison page,
-all in ``OUT/NAME/``. Re-summarising a study that reports what its files already say writes
-nothing (and counts no invocation), so re-running over finished runs leaves a checkout clean.
+all in ``OUT/NAME/`` (:mod:`sbvae.study.results_folder`). The runs are made on a backend
+(:mod:`sbvae.study.backends`): this machine, or a Ray cluster.
 
 Two comparisons are reported (:mod:`sbvae.study.summary`). *Equal steps*: both decoders trained
 for the same steps. *Equal time*: each SBD run as it was when its *twin* (the DeConv run of the
@@ -18,52 +18,30 @@ same seed and variant) finished, read from its logged rows or from an equal-time
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from sbvae.config import build_config
 from sbvae.errors import ConfigError, UserError
-from sbvae.evaluation.evaluate import library_versions
+from sbvae.study.backends import LocalBackend
 from sbvae.study.equal_time import equal_time_snapshots
 from sbvae.study.experiments import Experiment, experiment_names, load_experiment, plan
-from sbvae.study.invocations import InvocationClock, earlier_invocations
+from sbvae.study.invocations import InvocationClock
 from sbvae.study.markdown import results_markdown
-from sbvae.study.records import ClaimResult, RunRecord, Snapshot, record
-from sbvae.study.runner import ensure_runs, set_aside
+from sbvae.study.records import ClaimResult, RunRecord, Snapshot
+from sbvae.study.results_folder import publish, unfinished
+from sbvae.study.runner import Backend, check_runs, ensure_runs, set_aside
 from sbvae.study.summary import summarize
-from sbvae.training.device import select_device
-from sbvae.training.run_folder import RunPaths, atomic_write_bytes, read_json_object
-from sbvae.viz.report import compare_runs
 
 __all__ = ["experiment_names", "regenerate_command", "reproduce", "reproduce_all"]
-
-
-def _git_commit() -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).parent,
-        )
-        return done.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def regenerate_command(
     name: str, out: str | Path, seeds: int | None, steps: int | None, scale: str, overrides: Sequence[str]
 ) -> str:
     """The ``sbvae reproduce`` call that rebuilds a folder with the same settings (execution
-    options such as ``--jobs`` left out: they change no number)."""
+    options such as ``--jobs`` and ``--backend`` left out: they change no number)."""
     parts = ["sbvae reproduce", name]
     if Path(out) != Path("results"):
         parts.append(f"--out {out}")
@@ -85,7 +63,7 @@ def _results_json(
     summary: list[ClaimResult],
     records: list[RunRecord],
     snapshots: list[Snapshot],
-    invocations: list[dict[str, Any]],
+    failed: list[dict[str, Any]],
 ) -> dict[str, Any]:
     return {
         "experiment": experiment.name,
@@ -96,50 +74,15 @@ def _results_json(
         "summary": [e.to_json() for e in summary],
         "runs": [r.to_json() for r in records],
         "equal_time_snapshots": [s.to_json() for s in snapshots],
-        "invocations": invocations,
-        "git_commit": _git_commit(),
-        "versions": library_versions(),
+        "unfinished": failed,
     }
 
 
-STUDY_KEYS = ("experiment", "scale", "command", "claims", "summary", "runs", "equal_time_snapshots")
+STUDY_KEYS = ("experiment", "scale", "command", "claims", "summary", "runs", "equal_time_snapshots", "unfinished")
 """What a ``results.json`` says about its study; the rest (invocations, git commit, library
 versions, the experiment's description as it read then) is bookkeeping about who wrote it."""
-
-
-def _study_text(results: dict[str, Any]) -> str | None:
-    """The study a ``results.json`` reports, as canonical JSON: its :data:`STUDY_KEYS`, with each
-    run's config given the defaults of keys added since it was written, and no snapshots when
-    the file is from before they were listed. None when its runs do not all hold valid configs."""
-    runs = results.get("runs")
-    if not isinstance(runs, list):
-        return None
-    try:
-        runs = [{**run, "config": build_config(run["config"]).to_dict()} for run in runs]
-    except (ConfigError, KeyError, TypeError, AttributeError):
-        return None
-    study = {key: results.get(key) for key in STUDY_KEYS}
-    study["equal_time_snapshots"] = results.get("equal_time_snapshots", [])
-    study["runs"] = runs
-    return json.dumps(study, sort_keys=True)
-
-
-def _already_reported(folder: Path, results: dict[str, Any]) -> bool:
-    """Whether ``folder``'s ``results.json`` and ``results.md`` already report the study
-    ``results`` describes (bookkeeping aside)."""
-    earlier = read_json_object(folder / "results.json")
-    if earlier is None or not (folder / "results.md").is_file():
-        return False
-    now = _study_text(results)
-    return now is not None and _study_text(earlier) == now
-
-
-def _compare_page(records: list[RunRecord], folder: Path, device: torch.device, log: Callable[[str], None]) -> None:
-    """Draw ``OUT/NAME/compare/`` when the runs' checkpoints are at hand, else say why not."""
-    if all(RunPaths(r.run).checkpoint.is_file() for r in records):
-        compare_runs([r.run for r in records], folder / "compare", device=device)
-    else:
-        log("checkpoints not at hand (not committed): the comparison page is left as it was")
+OLDER_FILES: dict[str, Any] = {"equal_time_snapshots": [], "unfinished": []}
+"""The study keys of a file written before they were listed, as they were then."""
 
 
 def reproduce(
@@ -150,59 +93,61 @@ def reproduce(
     scale: str = "cpu",
     fresh: bool = False,
     overrides: Sequence[str] = (),
-    device: str | torch.device | None = None,
+    device: str | None = None,
     log: Callable[[str], None] = print,
     num_train: int = 10_000,
-    jobs: int = 1,
-) -> Path:
-    """Run (or finish) one experiment and write its results folder; returns the folder.
+    backend: Backend | None = None,
+) -> int:
+    """Run (or finish) one experiment and write its results folder ``OUT/NAME``; returns how
+    many of its runs failed (each reported with its last error line; the others go on).
     ``num_train``: evaluation samples per run (disentanglement_lib's 10,000; half as many test);
-    ``jobs``: runs trained at once (see :func:`sbvae.study.runner.ensure_runs`)."""
-    if jobs <= 0:
-        raise UserError(f"--jobs must be positive, not {jobs}")
+    ``backend``: where the runs are made (:mod:`sbvae.study.backends`; default: in turn, here).
+    """
+    backend = LocalBackend() if backend is None else backend
     experiment = load_experiment(name)
     try:
         specs = plan(experiment, seeds, steps, scale, overrides)
     except ConfigError as exc:
         raise UserError(f"experiment {name}: {exc}") from None
-    device = device if isinstance(device, torch.device) else select_device(device)
+    driver, runs_device = backend.devices(device)
     folder = Path(out) / name
     runs_dir = folder / "runs"
-    for earlier in (runs_dir, folder / "equal-time"):
-        if fresh and earlier.exists():
-            log(f"--fresh: earlier runs set aside in {set_aside(earlier)}")
+    if fresh:
+        backend.check(specs)
+        for earlier in (runs_dir, folder / "equal-time"):
+            if earlier.exists():
+                log(f"--fresh: earlier runs set aside in {set_aside(earlier)}")
+    check_runs(specs, runs_dir, backend)  # a study that would be refused writes nothing
     runs_dir.mkdir(parents=True, exist_ok=True)
     clock = InvocationClock(folder)
     try:
-        runs = ensure_runs(specs, runs_dir, experiment.metrics, device, log, num_train, jobs)
-        records = [record(spec, run, device) for spec, run in zip(specs, runs)]
-        snapshots = equal_time_snapshots(
-            experiment, specs, records, folder / "equal-time", device, log, num_train, jobs
+        outcomes = ensure_runs(specs, runs_dir, experiment.metrics, runs_device, log, backend, num_train, Path(out))
+        records = [o.record for o in outcomes if o.record is not None]
+        snapshots, snapshot_outcomes = equal_time_snapshots(
+            experiment, specs, records, folder / "equal-time", runs_device, log, num_train, backend
         )
     except UserError:
         clock.withdraw()
         raise
+    failed = unfinished([*outcomes, *snapshot_outcomes])
     summary = summarize(experiment, records, snapshots)
     command = regenerate_command(name, out, seeds, steps, scale, overrides)
-    results = _results_json(experiment, scale, command, summary, records, snapshots, [])
-    if not fresh and _already_reported(folder, results):  # nothing trained: a clean checkout stays clean
-        clock.withdraw()
-        if not (folder / "compare" / "compare.html").is_file():
-            _compare_page(records, folder, device, log)
-        log(f"nothing changed since {folder / 'results.json'} was written: it and results.md are left as they are")
-        log((folder / "results.md").read_text())
-        return folder
-    invocations = [*earlier_invocations(folder / "results.json"), *clock.finish()]
-    results["invocations"] = invocations
-    atomic_write_bytes(folder / "results.json", lambda h: h.write(json.dumps(results, indent=2).encode()))
-    text = results_markdown(experiment, summary, records, invocations, command, snapshots)
-    atomic_write_bytes(folder / "results.md", lambda h: h.write(text.encode()))
-    clock.settled()
-    _compare_page(records, folder, device, log)
-    log(text)
-    return folder
+    publish(
+        folder,
+        _results_json(experiment, scale, command, summary, records, snapshots, failed),
+        lambda invocations: results_markdown(experiment, summary, records, invocations, command, snapshots, failed),
+        STUDY_KEYS,
+        OLDER_FILES,
+        records,
+        clock,
+        driver,
+        log,
+        fresh,
+    )
+    return len(failed)
 
 
-def reproduce_all(out: str | Path = "results", **options: Any) -> list[Path]:
-    """:func:`reproduce` for every packaged experiment, in name order."""
-    return [reproduce(name, out, **options) for name in experiment_names()]
+def reproduce_all(out: str | Path = "results", **options: Any) -> int:
+    """:func:`reproduce` for every packaged experiment, in name order; returns how many runs
+    failed in all."""
+    return sum(reproduce(name, out, **options) for name in experiment_names())

@@ -6,35 +6,39 @@ A finished run with the same identity is reused; asking for more steps extends i
 *same-config run* (a finished run of another experiment with exactly this run's config and
 length, e.g. beta 1 of the beta sweep, which is the colored-sprites experiment's run) is used
 where it is rather than trained again.
+
+A study hands its runs to a backend (:class:`Backend`; :mod:`sbvae.study.backends`) as
+:class:`Job` s and gets an :class:`Outcome` per run: its record, or the last line of the error
+that stopped it. Every run is checked first (:func:`check_runs`), so a study that would be
+refused writes nothing.
 """
 
 from __future__ import annotations
 
 import copy
-import multiprocessing
-import os
-import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import yaml
 
 from sbvae.config import BOOKKEEPING, EXECUTION, Config, build_config, field_roles, run_identity
-from sbvae.errors import ConfigError, UserError
+from sbvae.errors import ConfigError, UserError, first_line
 from sbvae.evaluation.evaluate import evaluate_run
 from sbvae.study.experiments import RunSpec
-from sbvae.training.device import available_cores
+from sbvae.study.records import RunRecord, record
 from sbvae.training.loop import resume_config, train
 from sbvae.training.run_folder import RunPaths, load_checkpoint, read_scores
 from sbvae.viz.outputs import standard_callbacks
 
 
-def _finished(paths: RunPaths, config: Config, metrics: list[str]) -> bool:
+def is_finished(paths: RunPaths, config: Config, metrics: list[str]) -> bool:
+    """Whether the run in ``paths`` was trained for ``config``'s steps and evaluated on
+    ``metrics`` at that step."""
     scores = read_scores(paths.root)
     return (
         scores is not None
@@ -63,7 +67,7 @@ def _same_config_run(out: Path, spec: RunSpec, metrics: list[str]) -> Path | Non
             saved is not None
             and run_identity(saved) == wanted
             and saved["train"]["steps"] == spec.config.train.steps
-            and _finished(paths, spec.config, metrics)
+            and is_finished(paths, spec.config, metrics)
         ):
             return config.parent
     return None
@@ -78,6 +82,28 @@ def _with_settings_asked_now(config: Config, asked: Config) -> Config:
     return config
 
 
+def check_run(spec: RunSpec, runs_dir: Path) -> None:
+    """A one-line :class:`UserError` when ``runs_dir`` already holds, under this run's name, a
+    run with another identity or with more steps than asked for; checked for every run of a
+    study before any starts, so a refused study writes nothing."""
+    run = runs_dir / spec.name
+    paths = RunPaths(run)
+    if not paths.config.is_file():
+        return
+    saved = _saved_config(paths)
+    if saved is None or run_identity(saved) != run_identity(spec.config.to_dict()):
+        raise UserError(
+            f"{run} holds a run with a different config; use --fresh to set the old "
+            f"runs aside (nothing is deleted) or another --out"
+        )
+    if saved["train"]["steps"] > spec.config.train.steps:
+        raise UserError(
+            f"{run} was trained for {saved['train']['steps']} steps, more than the "
+            f"{spec.config.train.steps} asked for; ask for --steps {saved['train']['steps']}, "
+            f"or use --fresh to set the old runs aside (nothing is deleted)"
+        )
+
+
 def ensure_run(
     spec: RunSpec,
     runs_dir: Path,
@@ -85,30 +111,23 @@ def ensure_run(
     device: torch.device,
     log: Callable[[str], None],
     num_train: int = 10_000,
+    reuse_from: Path | None = None,
 ) -> Path:
     """Train (or resume, or extend) and evaluate one run unless a finished one with its config
-    exists; returns its folder (a same-config run's, when one is used)."""
+    exists; returns its folder (a same-config run's under ``reuse_from/*/runs/``, when one is
+    used)."""
     run = runs_dir / spec.name
     paths = RunPaths(run)
-    if not paths.config.is_file():
-        same = _same_config_run(runs_dir.parent.parent, spec, metrics)
+    if not paths.config.is_file() and reuse_from is not None:
+        same = _same_config_run(reuse_from, spec, metrics)
         if same is not None:
             log(f"reusing {same} (the same run)")
             return same
     if paths.config.is_file():
+        check_run(spec, runs_dir)
         saved = _saved_config(paths)
-        if saved is None or run_identity(saved) != run_identity(spec.config.to_dict()):
-            raise UserError(
-                f"{run} holds a run with a different config; use --fresh to set the old "
-                f"runs aside (nothing is deleted) or another --out"
-            )
-        if saved["train"]["steps"] > spec.config.train.steps:
-            raise UserError(
-                f"{run} was trained for {saved['train']['steps']} steps, more than the "
-                f"{spec.config.train.steps} asked for; ask for --steps {saved['train']['steps']}, "
-                f"or use --fresh to set the old runs aside (nothing is deleted)"
-            )
-        if _finished(paths, spec.config, metrics):
+        assert saved is not None  # check_run refuses a folder without a valid config
+        if is_finished(paths, spec.config, metrics):
             log(f"reusing {run}")
             return run
         if paths.checkpoint.is_file():
@@ -137,51 +156,145 @@ def ensure_run(
     return run
 
 
-def _ensure_job(spec: RunSpec, runs_dir: Path, metrics: list[str], device: str, num_train: int) -> Path:
-    return ensure_run(spec, runs_dir, metrics, torch.device(device), lambda line: print(line, flush=True), num_train)
+@dataclass(frozen=True)
+class Job:
+    """One run of a study as a backend receives it: everything :func:`ensure_run` needs, with
+    the device by name (a worker, perhaps on another machine, resolves it)."""
+
+    spec: RunSpec
+    runs_dir: Path
+    metrics: list[str]
+    device: str
+    num_train: int
+    reuse_from: Path | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came of a :class:`Job`: the run's record, or the last line of the error that stopped
+    it; and the lines it logged."""
+
+    spec: RunSpec
+    record: RunRecord | None
+    error: str | None = None
+    lines: tuple[str, ...] = ()
+
+
+def failed(spec: RunSpec, exc: BaseException) -> Outcome:
+    """The outcome of a run stopped by ``exc``: its type and the first line of its message."""
+    return Outcome(spec, None, f"{type(exc).__name__}: {first_line(exc)}")
+
+
+def run_job(job: Job, log: Callable[[str], None]) -> Outcome:
+    """Make one run (:func:`ensure_run`) and read its record; an error becomes a failed outcome
+    (with its traceback on stderr, unless it is one a user can cause) so the study goes on."""
+    lines: list[str] = []
+
+    def keep(line: str) -> None:
+        lines.append(line)
+        log(line)
+
+    device = torch.device(job.device)
+    try:
+        run = ensure_run(job.spec, job.runs_dir, job.metrics, device, keep, job.num_train, job.reuse_from)
+        outcome = Outcome(job.spec, record(job.spec, run, device))
+    except Exception as exc:
+        if not isinstance(exc, UserError):
+            traceback.print_exc()
+        outcome = failed(job.spec, exc)
+    return replace(outcome, lines=tuple(lines))
+
+
+class Backend(Protocol):
+    """Where a study's runs are made (:mod:`sbvae.study.backends`). Used as a context manager
+    around the study (a cluster is joined on entry and left on exit)."""
+
+    def __enter__(self) -> Backend: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def check(self, specs: Sequence[RunSpec]) -> None:
+        """A one-line :class:`UserError` when it cannot make some run (e.g. no node has the CPUs
+        it asks for)."""
+        ...
+
+    def devices(self, asked: str | None) -> tuple[torch.device, str]:
+        """The device of the driver's own work (summaries, the comparison page) and the name of
+        the runs' device, for ``--device`` (None: the default)."""
+        ...
+
+    def run(self, jobs: Sequence[Job], log: Callable[[str], None]) -> list[Outcome]:
+        """Every job's outcome, in order; a live count of the runs goes to ``log``."""
+        ...
+
+
+def check_runs(specs: Sequence[RunSpec], runs_dir: Path, backend: Backend) -> None:
+    """:func:`check_run` for every spec, then whether ``backend`` can make them all: a study
+    that would be refused is refused before it writes anything."""
+    for spec in specs:
+        check_run(spec, runs_dir)
+    backend.check(specs)
 
 
 def ensure_runs(
     specs: Sequence[RunSpec],
     runs_dir: Path,
     metrics: list[str],
-    device: torch.device,
+    device: str,
     log: Callable[[str], None],
+    backend: Backend,
     num_train: int = 10_000,
-    jobs: int = 1,
-) -> list[Path]:
-    """:func:`ensure_run` for every spec, ``jobs`` of them at once in separate processes, each
-    with its share of the cores unless ``train.threads`` says otherwise (small models use
-    several cores poorly, so runs side by side finish sooner than in turn)."""
-    if jobs == 1:
-        return [ensure_run(spec, runs_dir, metrics, device, log, num_train) for spec in specs]
-    specs = [replace(s, config=_with_threads(s.config, jobs)) for s in specs]
-    with ProcessPoolExecutor(
-        jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent, initargs=(os.getpid(),)
-    ) as pool:
-        futures = [pool.submit(_ensure_job, s, runs_dir, metrics, str(device), num_train) for s in specs]
-        return [f.result() for f in futures]
+    reuse_from: Path | None = None,
+) -> list[Outcome]:
+    """:func:`ensure_run` for every spec on ``backend`` (after :func:`check_runs`); one outcome
+    per spec, in order."""
+    check_runs(specs, runs_dir, backend)
+    jobs = [Job(spec, runs_dir, metrics, device, num_train, reuse_from) for spec in specs]
+    return backend.run(jobs, log)
 
 
-def _exit_with_parent(parent: int, every: float = 1.0) -> None:
-    """Make a pool worker end when the ``sbvae reproduce`` that started it is gone: a killed
-    parent otherwise leaves its workers training on, into folders nobody summarises. The run
-    resumes from its last checkpoint next time."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(every)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _with_threads(config: Config, jobs: int) -> Config:
+def with_threads(config: Config, threads: int) -> Config:
+    """``config`` with ``train.threads`` set to ``threads`` where it is 0 (automatic: one per
+    core, too many for a run beside others)."""
     if config.train.threads:
         return config
     config = copy.deepcopy(config)
-    config.train.threads = max(1, available_cores() // jobs)
+    config.train.threads = threads
     return config
+
+
+def echo(line: str) -> None:
+    """A worker's log: its standard output, at once."""
+    print(line, flush=True)
+
+
+class Tally:
+    """A study's runs as they end, and their live count: a line ``runs: F finished, R running,
+    W waiting, X failed`` each time it changes; a run that fails is reported at once with its
+    last error line."""
+
+    def __init__(self, total: int, log: Callable[[str], None]) -> None:
+        self.total, self.log, self.last = total, log, ""
+        self.ended: dict[int, Outcome] = {}
+
+    def end(self, k: int, outcome: Outcome) -> None:
+        """Run ``k`` (in the study's order) ended with ``outcome``."""
+        self.ended[k] = outcome
+        if outcome.error is not None:
+            self.log(f"failed: {outcome.spec.name}: {outcome.error}")
+
+    def show(self, running: int) -> None:
+        finished = sum(o.record is not None for o in self.ended.values())
+        failures = len(self.ended) - finished
+        waiting = self.total - len(self.ended) - running
+        text = f"runs: {finished} finished, {running} running, {waiting} waiting, {failures} failed"
+        if text != self.last:
+            self.log(text)
+            self.last = text
+
+    def outcomes(self) -> list[Outcome]:
+        """Every run's outcome, in the study's order (once all have ended)."""
+        return [self.ended[k] for k in range(self.total)]
 
 
 def set_aside(folder: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Comparing two groups of runs (e.g. SBD and DeConv over seeds): Welch's t interval and test."""
+"""Groups of runs over seeds: one group's mean with its t interval (:func:`describe`); two
+groups compared (e.g. SBD and DeConv) with Welch's t interval and test (:func:`compare`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,33 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A group's mean over its per-seed values, their sample sd and the t interval of the mean."""
+
+    mean: float
+    sd: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def describe(values: list[float], confidence: float = 0.95) -> Interval:
+    """The mean of ``values`` with its Student t confidence interval; with fewer than two values
+    the sd and the interval are NaN."""
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean()) if len(x) else math.nan
+    sd = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+    low = high = math.nan
+    if len(x) > 1:
+        half = scipy.stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * sd / math.sqrt(len(x))
+        low, high = mean - half, mean + half
+    return Interval(mean, sd, low, high, len(x))
 
 
 def compare(a: list[float], b: list[float], confidence: float = 0.95) -> Comparison:

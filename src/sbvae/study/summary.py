@@ -1,4 +1,5 @@
-"""Per variant and claim: SBD against DeConv over seeds, at equal steps and at equal time."""
+"""A reproduction per variant and claim: SBD against DeConv over seeds, at equal steps and at
+equal time (:func:`summarize`). A sweep per cell: each score over seeds (:func:`cells`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from sbvae.study.equal_time import CHECKPOINT_METRICS, logged_at
-from sbvae.study.experiments import Claim, Experiment
-from sbvae.study.records import ClaimResult, EqualTimeResult, RunRecord, Snapshot, twins
-from sbvae.study.stats import compare, verdict
+from sbvae.study.experiments import Claim, Experiment, RunSpec
+from sbvae.study.records import CellResult, ClaimResult, EqualTimeResult, RunRecord, Snapshot, twins, variant_key
+from sbvae.study.stats import compare, describe, verdict
+
+# A sweep's scores in this order first (MIG, test error), then the others as the runs have them.
+FIRST_SCORES = ("discrete_mig", "test_sse")
 
 # The claimed metrics logged during training, and the field of LoggedAt that holds each.
 LOGGED = {"discrete_mig": "discrete_mig", "test_sse": "val_sse"}
@@ -83,3 +87,19 @@ def equal_time_pairs(
             sbd_at.append(mine)
             deconv_at.append(theirs)
     return (LOGGED.get(metric, metric), sbd_at, deconv_at)
+
+
+def cells(specs: Sequence[RunSpec], records: Sequence[RunRecord]) -> list[CellResult]:
+    """Per cell of a sweep (in the order the specs first show them): its planned and finished
+    runs, and the mean with its 95% t interval over seeds of every score its runs have
+    (:data:`FIRST_SCORES` first)."""
+    variants = list(dict.fromkeys(variant_key(s.variant) for s in specs))
+    results = []
+    for key in variants:
+        group = [r for r in records if r.variant_key == key]
+        names = [m for m in FIRST_SCORES if any(m in r.values for r in group)]
+        names += [m for r in group for m in r.values if m not in names]
+        scores = {m: describe(_values(group, m)) for m in dict.fromkeys(names) if _values(group, m)}
+        planned = sum(variant_key(s.variant) == key for s in specs)
+        results.append(CellResult(json.loads(key), planned, len(group), scores))
+    return results
