@@ -361,26 +361,6 @@ def test_every_shape_stays_within_the_render_window_reach():
         assert mask.any() and torch.sqrt(u**2 + v**2)[mask].max() <= sprites.REACH
 
 
-@pytest.mark.parametrize("preset, size", [("colored_sprites", 32), ("dsprites", 64), ("colored_sprites", 16)])
-def test_windowed_rendering_equals_sampling_the_whole_image(preset, size, monkeypatch):
-    """Sampling only a window around each sprite gives exactly the whole-image render,
-    including sprites at the image's edges (x, y at 0 and 1, largest scale)."""
-    from sbvae.data import sprites
-
-    data = make_dataset(preset, size)
-    values = data.factors.sample(200, make_generator(4, "window"))
-    corners = values[:8].clone()
-    corners[:, data.factor_names.index("x")] = torch.tensor([0.0, 1.0] * 4, dtype=torch.float64)
-    corners[:, data.factor_names.index("y")] = torch.tensor([0.0, 0.0, 1.0, 1.0] * 2, dtype=torch.float64)
-    corners[:, data.factor_names.index("scale")] = 1.0
-    values = torch.cat([values, corners])
-    windowed = data.render(values)
-    assert data.renderer.window(torch.ones(1)) < size  # the window really is smaller
-    monkeypatch.setattr(sprites, "REACH", 100.0)  # window = whole image
-    assert data.renderer.window(torch.ones(1)) == size
-    assert torch.equal(windowed, data.render(values))
-
-
 def _column(data, values, name):
     return values[:, data.factor_names.index(name)]
 
