@@ -8,18 +8,11 @@ import math
 import pytest
 import torch
 
-from sbvae.data import SHAPES, SpriteRenderer, make_dataset, make_generator
+from sbvae.data import PRESETS, SHAPES, SpriteRenderer, make_dataset, make_generator
 from sbvae.data import sprites as S
 from sbvae.data.dataset import SpriteDataset
 
-SPRITE_PRESETS = [
-    "dsprites",
-    "colored_sprites",
-    "colored_sprites_heldout",
-    "small_sprites",
-    "small_dsprites",
-    "dependent_sprites",
-]
+SPRITE_PRESETS = [name for name in PRESETS if isinstance(make_dataset(name, 8), SpriteDataset)]
 
 
 def columns(data: SpriteDataset, values: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -117,17 +110,18 @@ def centre_of_mass(cover: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("preset, size, n", [(p, 32, 250) for p in SPRITE_PRESETS] + [("colored_sprites", 64, 100)])
 def test_antialiasing_within_its_bounds_of_16x16_supersampling(preset, size, n):
-    """The bounds docs/performance.md states (measured on 2,000 sprites a preset by
-    benchmarks/sprite_renderer.py): per pixel, mean absolute error under 0.001 and none over
-    0.25; each sprite's area within 10% and its centre of mass within 0.25 px."""
+    """The bounds docs/performance.md states (measured on 5,000 sprites a preset by
+    benchmarks/sprite_renderer.py): per pixel, a mean absolute error under 0.001 and none over
+    0.25; each sprite's area within 10% (20% for sprites under half the dSprites scale, whose
+    4 x 4 samples set each side to a quarter pixel) and its centre of mass within 0.2 px."""
     data, factors = sample(preset, size, n)
     cover = data.renderer.coverage(factors, "cpu")
     reference = SpriteRenderer(size, 1, 16, sample_all=True).coverage(factors, "cpu")
     error = (cover - reference).abs()
     assert error.mean() < 1e-3 and error.max() < 0.25
     area = cover.sum((1, 2)) / reference.sum((1, 2))
-    assert (area - 1).abs().max() < 0.1
-    assert (centre_of_mass(cover) - centre_of_mass(reference)).norm(dim=1).max() < 0.25
+    assert (area - 1).abs().max() < (0.2 if factors["scale"].max() < 0.5 else 0.1)
+    assert (centre_of_mass(cover) - centre_of_mass(reference)).norm(dim=1).max() < 0.2
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
