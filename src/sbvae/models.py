@@ -180,6 +180,10 @@ class DeconvDecoder(nn.Module):
         return self.deconvs(h)
 
 
+DECODE_BATCH = 64
+"""Rows the decoder takes at once outside training (:meth:`VAE.decode`)."""
+
+
 class VAEOutput(NamedTuple):
     """What one forward pass gives: posterior parameters, the sample, decoder output."""
 
@@ -205,8 +209,13 @@ class VAE(nn.Module):
         z = mean + torch.exp(0.5 * logvar) * noise
         return VAEOutput(mean, logvar, z, self.decoder(z))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+    def decode(self, z: torch.Tensor, batch_size: int = DECODE_BATCH) -> torch.Tensor:
+        """The decoder's output for ``z`` ``[N, k]``, computed ``batch_size`` rows at a time: its
+        activations (``width`` channels at full resolution for the SBD) then take the memory of
+        one batch however many rows there are."""
+        if len(z) <= batch_size:
+            return self.decoder(z)
+        return torch.cat([self.decoder(part) for part in z.split(batch_size)])
 
 
 def count_parameters(module: nn.Module) -> int:

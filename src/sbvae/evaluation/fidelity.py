@@ -109,7 +109,7 @@ def fidelity_scores(
 def reconstruct(model: VAE, images: torch.Tensor, likelihood: str) -> torch.Tensor:
     """The decoded posterior means of ``images``, as images in [0, 1]."""
     mean, _ = model.encoder(images)
-    return to_image(model.decoder(mean), likelihood)
+    return to_image(model.decode(mean), likelihood)
 
 
 def model_fidelity(

@@ -8,8 +8,17 @@ import torch
 
 from sbvae.config import ObjectiveConfig
 from sbvae.data import make_generator
-from sbvae.models import VAE
+from sbvae.models import DECODE_BATCH, VAE, VAEOutput
 from sbvae.objectives import ACTIVE_KL, to_image, vae_loss, validation_kl_weight
+
+
+def forward_in_batches(
+    model: VAE, images: torch.Tensor, noise: torch.Tensor, batch_size: int = DECODE_BATCH
+) -> VAEOutput:
+    """``model(images, noise)`` computed ``batch_size`` rows at a time, so that the decoder's
+    activations take the memory of one batch (see :meth:`VAE.decode`)."""
+    outputs = [model(part, eps) for part, eps in zip(images.split(batch_size), noise.split(batch_size))]
+    return VAEOutput(*(torch.cat(field) for field in zip(*outputs)))
 
 
 @torch.no_grad()
@@ -30,7 +39,7 @@ def elbo_statistics(
     for start in range(0, len(images), chunk):
         part = images[start : start + chunk]
         noise = torch.randn(len(part), model.encoder.latent_dim, generator=noise_rng).to(part.device)
-        out = model(part, noise)
+        out = forward_in_batches(model, part, noise)
         terms = vae_loss(part, out, objective.likelihood, objective.sigma, beta)
         sse = ((to_image(out.decoded, objective.likelihood) - part) ** 2).flatten(1).sum(1).mean()
         scalars = torch.stack([sse, terms.loss, terms.recon, terms.kl])
