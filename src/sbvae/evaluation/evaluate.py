@@ -5,7 +5,8 @@ written to ``RUN_DIR/metrics.json``.
 Sample counts default to disentanglement_lib's study defaults: 10,000 training and 5,000
 test points for the array metrics; for the FactorVAE score 10,000 samples for the global
 variances and 10,000 + 5,000 votes; for the BetaVAE score 10,000 + 5,000 points. The one
-``num_train`` / ``num_test`` pair sets all of them.
+``num_train`` / ``num_test`` pair sets all of them unless ``votes`` sets the votes and points
+of the two sampler scores apart (``sbvae reproduce`` uses fewer).
 """
 
 from __future__ import annotations
@@ -73,16 +74,23 @@ def _needs_test(names: Sequence[str]) -> bool:
     return any(n in ("dci", "sap", "modularity") for n in names)
 
 
-def images_encoded(names: Sequence[str], num_train: int, num_test: int) -> dict[str, int]:
+def images_encoded(
+    names: Sequence[str], num_train: int, num_test: int, votes: tuple[int, int] | None = None
+) -> dict[str, int]:
     """Images each stage of ``compute_metrics`` renders and encodes (see the metric modules)."""
     counts = {}
     if any(n in ARRAY_METRICS for n in names):
         counts["encode"] = num_train + (num_test if _needs_test(names) else 0)
+    all_votes = sum(votes or (num_train, num_test))
     if "factor_vae" in names:
-        counts["factor_vae"] = num_train + (num_train + num_test) * VOTE_BATCH
+        counts["factor_vae"] = num_train + all_votes * VOTE_BATCH
     if "beta_vae" in names:
-        counts["beta_vae"] = (num_train + num_test) * 2 * VOTE_BATCH
+        counts["beta_vae"] = all_votes * 2 * VOTE_BATCH
     return counts
+
+
+def _quiet(_: str) -> None:
+    """The log of a caller that gave none."""
 
 
 def _duration(seconds: float) -> str:
@@ -136,11 +144,12 @@ def estimate_seconds(
     num_test: int,
     images_per_second: float,
     train: tuple[np.ndarray, np.ndarray] | None = None,
+    votes: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """Seconds each long stage of ``compute_metrics`` should take: its images at
     ``images_per_second`` (rendered and encoded) and, given the train codes and labels, DCI's
     trees on every core (from a short timed fit)."""
-    counts = images_encoded(names, num_train, num_test)
+    counts = images_encoded(names, num_train, num_test, votes)
     estimate = {name: counts[name] / images_per_second for name in SAMPLER_METRICS if name in names}
     if "dci" in names and train is not None:
         estimate["dci"] = metrics.estimate_fit_seconds(*train, n_jobs=-1)
@@ -153,14 +162,19 @@ def compute_metrics(
     seed: int = 0,
     num_train: int = 10_000,
     num_test: int = 5_000,
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] | None = None,
+    votes: tuple[int, int] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Run the named metrics on fresh ground-truth samples; returns (scores, seconds per stage).
+    """Run the named metrics on fresh ground-truth samples; returns (scores, seconds per stage;
+    ``dci_trees``: the seconds of DCI's fits added up, inside the ``dci`` stage).
 
     Sampler-based scores are prefixed (``factor_vae_eval_accuracy``); the array metrics keep
-    disentanglement_lib's names (``discrete_mig``, ``dci_disentanglement``, ...). With a long
-    metric among ``names`` it logs an estimate of their time first, then their progress.
+    disentanglement_lib's names (``discrete_mig``, ``dci_disentanglement``, ...). Given a
+    ``log`` and a long metric among ``names``, it logs an estimate of their time first (from a
+    short measurement), then their progress. ``votes``: the training and evaluation votes of the
+    FactorVAE score and points of the BetaVAE score (default ``num_train`` and ``num_test``).
     """
+    log = log or _quiet
     scores: dict[str, Any] = {}
     timings: dict[str, float] = {}
     generator = make_generator(seed, "metrics")
@@ -173,9 +187,9 @@ def compute_metrics(
         test = sampler.codes_and_labels(num_test, generator) if _needs_test(array_names) else train
         timings["encode"] = time.perf_counter() - tick
         log(f"encoded {num_train:,} + {num_test:,} samples in {timings['encode']:.1f} s")
-    if any(n in LONG_METRICS for n in names):
+    if log is not _quiet and any(n in LONG_METRICS for n in names):
         rate = sampler.images_per_second(make_generator(seed, "estimate"))
-        estimate = estimate_seconds(names, num_train, num_test, rate, train)
+        estimate = estimate_seconds(names, num_train, num_test, rate, train, votes)
         parts = ", ".join(f"{name} {_duration(seconds)}" for name, seconds in estimate.items())
         log(f"estimated time: about {_duration(sum(estimate.values()))} ({parts}; {rate:,.0f} images/s)")
     for name in array_names:
@@ -189,17 +203,18 @@ def compute_metrics(
         scores.update(result)
         timings.update(extra)
         log(f"{name} done in {timings[name]:.1f} s")
-    counts = images_encoded(names, num_train, num_test)
+    counts = images_encoded(names, num_train, num_test, votes)
+    train_votes, eval_votes = votes or (num_train, num_test)
     for name in (n for n in names if n in SAMPLER_METRICS):
         tick = time.perf_counter()
         encode = _with_progress(sampler.encode_values, name, counts[name], log)
         common = (sampler.sample_values, encode, generator, num_factors)
         if name == "factor_vae":
             result = metrics.factor_vae_score(
-                *common, VOTE_BATCH, num_train=num_train, num_eval=num_test, num_variance_estimate=num_train
+                *common, VOTE_BATCH, num_train=train_votes, num_eval=eval_votes, num_variance_estimate=num_train
             )
         else:
-            result = metrics.beta_vae_score(*common, VOTE_BATCH, num_train=num_train, num_eval=num_test, seed=seed)
+            result = metrics.beta_vae_score(*common, VOTE_BATCH, num_train=train_votes, num_eval=eval_votes, seed=seed)
         scores.update({f"{name}_{k}": v for k, v in result.items()})
         timings[name] = time.perf_counter() - tick
         log(f"{name} done in {timings[name]:.1f} s")
@@ -216,12 +231,14 @@ def evaluate_model(
     num_train: int = 10_000,
     num_test: int = 5_000,
     num_test_images: int = 2_000,
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] | None = None,
     fidelity_samples: int = FIDELITY_SAMPLES,
     fidelity_factors: Sequence[str] | None = None,
+    votes: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Everything ``metrics.json`` holds, for an in-memory model. With the ``fidelity`` metric
-    it also holds ``fidelity``: its samples, its probe, and each factor's measure."""
+    it also holds ``fidelity``: its samples, its probe, and each factor's measure. ``log`` and
+    ``votes``: as for ``compute_metrics``."""
     names = parse_metric_names(names)
     data = build_dataset(config.data)
     tick = time.perf_counter()
@@ -231,9 +248,10 @@ def evaluate_model(
     extra: dict[str, Any] = {}
     if isinstance(data, GroundTruthDataset):
         sampler = GroundTruthSampler(data, model, device, representation, noise_seed=seed)
-        scores, metric_timings = compute_metrics(sampler, names, seed, num_train, num_test, log)
+        scores, metric_timings = compute_metrics(sampler, names, seed, num_train, num_test, log, votes)
         factor_names = list(data.factor_names)
         if "fidelity" in names:
+            log = log or _quiet
             tick = time.perf_counter()
             fidelity, measures = run_fidelity(config, model, device, fidelity_samples, seed, fidelity_factors, log)
             scores.update(fidelity)
@@ -253,6 +271,7 @@ def evaluate_model(
         "seed": seed,
         "num_train": num_train,
         "num_test": num_test,
+        "votes": list(votes or (num_train, num_test)),
         "timings": {**timings, **metric_timings},
         "versions": library_versions(),
     }
@@ -266,13 +285,14 @@ def evaluate_run(
     num_train: int = 10_000,
     num_test: int = 5_000,
     device: str | torch.device | None = None,
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] | None = None,
     fidelity_samples: int | None = None,
     fidelity_factors: str | Sequence[str] | None = None,
+    votes: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the run's checkpoint and write ``RUN_DIR/metrics.json``; returns its content.
     ``fidelity_samples``: default :data:`FIDELITY_SAMPLES`; ``fidelity_factors`` (``"shape,x"``)
-    restricts the fidelity scores to those factors."""
+    restricts the fidelity scores to those factors; ``votes``: as for ``compute_metrics``."""
     fidelity_samples = FIDELITY_SAMPLES if fidelity_samples is None else fidelity_samples
     names = parse_metric_names(names)
     if representation not in ("mean", "sampled"):
@@ -300,6 +320,7 @@ def evaluate_run(
         log=log,
         fidelity_samples=fidelity_samples,
         fidelity_factors=factors,
+        votes=votes,
     )
     result = {"run": str(run_dir), "step": int(state["step"]), **result}
     atomic_write_json(RunPaths(Path(run_dir)).scores, result)
