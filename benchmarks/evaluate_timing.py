@@ -18,7 +18,6 @@ import os
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -55,7 +54,7 @@ def median_seconds(runs: dict[str, Callable[[], object]], rounds: int = 5) -> di
 
 def forward_rates(sampler: GroundTruthSampler, count: int = 2048) -> dict[str, float]:
     """Images/s, side by side: the encoder's forward pass alone at each of ``BATCH_SIZES``, the
-    renderer alone, and the sampler's render-and-encode with and without overlap."""
+    renderer alone, and the sampler's render-and-encode."""
     values = sampler.sample_values(count, make_generator(0, "benchmark"))
     images = sampler.dataset.render(values, sampler.device)
 
@@ -65,9 +64,7 @@ def forward_rates(sampler: GroundTruthSampler, count: int = 2048) -> dict[str, f
     size = sampler.batch_size
     runs = {f"forward {b}": forward(b) for b in BATCH_SIZES}
     runs[f"render {size}"] = lambda: [sampler.dataset.render(values[s : s + size]) for s in range(0, count, size)]
-    in_turn, overlapped = replace(sampler, overlap=False), replace(sampler, overlap=True)
-    runs["render+encode in turn"] = lambda: in_turn.encode_values(values)
-    runs["render+encode overlapped"] = lambda: overlapped.encode_values(values)
+    runs[f"render+encode {size}"] = lambda: sampler.encode_values(values)
     with torch.inference_mode():
         return {name: count / seconds for name, seconds in median_seconds(runs).items()}
 

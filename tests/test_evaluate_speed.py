@@ -1,5 +1,5 @@
-"""The evaluation's speed-ups keep its numbers: overlapped rendering, the image counts behind its
-floor and estimate, its progress lines, and the same scores on a GPU."""
+"""What the evaluation's speed work added keeps its numbers: the rate it measures, the image
+counts behind its floor and estimate, its progress lines, and the same codes on a GPU."""
 
 from __future__ import annotations
 
@@ -21,14 +21,6 @@ def sampler(device: str = "cpu", **options) -> GroundTruthSampler:
     torch.manual_seed(0)
     model = build_vae(load_config("default").model, 32, 3).eval().to(device)
     return GroundTruthSampler(DATA, model, torch.device(device), batch_size=64, **options)
-
-
-@pytest.mark.parametrize("representation", ["mean", "sampled"])
-def test_overlapped_rendering_gives_the_codes_of_rendering_in_turn(representation):
-    values = DATA.factors.sample(300, make_generator(0, "test"))  # four full batches and a part
-    in_turn = sampler(representation=representation, overlap=False).encode_values(values)
-    overlapped = sampler(representation=representation, overlap=True).encode_values(values)
-    assert in_turn.shape == (300, 10) and np.array_equal(in_turn, overlapped)
 
 
 def test_measuring_the_rate_draws_no_posterior_noise():
@@ -76,7 +68,6 @@ def test_long_metrics_log_an_estimate_then_their_progress():
 def test_encoding_and_the_sampler_scores_run_on_cuda():
     values = DATA.factors.sample(200, make_generator(0, "test"))
     cpu, cuda = sampler("cpu"), sampler("cuda")
-    assert not cuda.overlap
     assert np.abs(cpu.encode_values(values) - cuda.encode_values(values)).max() < 1e-4
     scores, _ = compute_metrics(cuda, ["mig", "factor_vae", "beta_vae"], num_train=64, num_test=32)
     assert 0 <= scores["factor_vae_eval_accuracy"] <= 1 and 0 <= scores["beta_vae_eval_accuracy"] <= 1

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -32,9 +31,7 @@ class GroundTruthSampler:
     """Draws factors from ``dataset``, renders them on ``device`` and encodes them with ``model``.
 
     ``representation`` is the posterior mean (what papers report, the default) or one sample
-    ``mean + exp(logvar / 2) * eps`` with ``eps`` from ``noise_seed``. With ``overlap`` a
-    background thread renders the next batch while the model encodes this one (the same codes);
-    by default it does on a CPU when torch may use more than one thread.
+    ``mean + exp(logvar / 2) * eps`` with ``eps`` from ``noise_seed``.
     """
 
     dataset: GroundTruthDataset
@@ -43,17 +40,12 @@ class GroundTruthSampler:
     representation: Representation = "mean"
     batch_size: int = 256
     noise_seed: int = 0
-    overlap: bool | None = None
-    _renderer: ThreadPoolExecutor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         require_ground_truth(self.dataset, "the disentanglement metrics")
         if self.representation not in ("mean", "sampled"):
             raise ValueError(f"representation must be 'mean' or 'sampled', not {self.representation!r}")
         self._noise = torch.Generator().manual_seed(self.noise_seed)
-        if self.overlap is None:
-            self.overlap = self.device.type == "cpu" and torch.get_num_threads() > 1
-        self._renderer = ThreadPoolExecutor(1, thread_name_prefix="sbvae-render")
 
     def sample_values(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.dataset.factors.sample(n, generator)
@@ -71,23 +63,10 @@ class GroundTruthSampler:
         return np.concatenate(chunks) if chunks else np.zeros((0, 0))
 
     def _posteriors(self, values: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(mean, logvar)`` of ``values``, batch by batch."""
-        for images in self._images(values):
-            mean, logvar = self.model.encoder(images)
+        """``(mean, logvar)`` of the images of ``values``, rendered and encoded batch by batch."""
+        for start in range(0, len(values), self.batch_size):
+            mean, logvar = self.model.encoder(self.dataset.render(values[start : start + self.batch_size], self.device))
             yield mean, logvar
-
-    def _images(self, values: torch.Tensor) -> Iterator[torch.Tensor]:
-        """Images of ``values`` in batches of ``batch_size``; with ``overlap`` the next batch is
-        being rendered while the caller holds this one."""
-        batches = [values[s : s + self.batch_size] for s in range(0, len(values), self.batch_size)]
-        if not self.overlap:
-            yield from (self.dataset.render(batch, self.device) for batch in batches)
-            return
-        pending = [self._renderer.submit(self.dataset.render, batch, self.device) for batch in batches[:1]]
-        for batch in batches[1:]:
-            pending.append(self._renderer.submit(self.dataset.render, batch, self.device))
-            yield pending.pop(0).result()
-        yield from (future.result() for future in pending)
 
     @torch.inference_mode()
     def images_per_second(self, generator: torch.Generator, batches: int = 4) -> float:
