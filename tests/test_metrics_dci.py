@@ -11,7 +11,11 @@ from sbvae.evaluation.metrics import (
     completeness_from_importance,
     dci,
     disentanglement_from_importance,
+    estimate_fit_seconds,
+    fit_factors,
+    importance_matrix,
 )
+from sbvae.evaluation.metrics.dci import trees_per_stage
 
 
 def test_diagonal_importance_is_perfect():
@@ -131,3 +135,21 @@ def test_parallel_factors_give_the_same_scores(factors):
     c_train = train + 0.5 * rng.normal(size=train.shape)
     c_test = test + 0.5 * rng.normal(size=test.shape)
     assert dci(c_train, train, c_test, test, seed=1, n_jobs=2) == dci(c_train, train, c_test, test, seed=1)
+
+
+def test_parallel_fits_start_with_the_most_trees_and_equal_the_serial_ones():
+    """Factors of 2, 6 and 3 classes are fitted largest first on two processes; the importance
+    matrix and accuracies come back in factor order, bit for bit those of one process."""
+    rng = np.random.default_rng(7)
+    classes = [2, 6, 3]
+    train = np.stack([rng.integers(0, c, 200) for c in classes], axis=1)
+    test = np.stack([rng.integers(0, c, 100) for c in classes], axis=1)
+    c_train, c_test = train + 0.7 * rng.normal(size=train.shape), test + 0.7 * rng.normal(size=test.shape)
+    done: list[int] = []
+    fits = fit_factors(c_train, train, c_test, test, seed=3, n_jobs=2, on_fit=done.append)
+    assert done == [1, 2, 3] and all(f.seconds > 0 for f in fits)
+    importance, *accuracies = importance_matrix(fits)
+    serial, *serial_accuracies = importance_matrix(fit_factors(c_train, train, c_test, test, seed=3))
+    assert np.array_equal(importance, serial) and accuracies == serial_accuracies
+    assert [trees_per_stage(train[:, k]) for k in range(3)] == [1, 6, 3]
+    assert estimate_fit_seconds(c_train, train) > 0

@@ -124,6 +124,10 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     text = (folder / "results.md").read_text()
     assert "heldout_sse" in text and "95% CI" in text and "sbd-seed2" in text and "deconv-seed1" in text
     assert all(0 < r["values"]["last_layer_live"] <= 1 for r in results["runs"]) and "last_layer_live" in text
+    assert all(0 <= r["values"]["factor_vae_eval_accuracy"] <= 1 for r in results["runs"])
+    assert "factor_vae_eval_accuracy" in text
+    for scores in (folder / "runs").glob("*/metrics.json"):  # a study's votes: a tenth of --num-train and half that
+        assert json.loads(scores.read_text())["votes"] == [30, 15]
     command = f"sbvae reproduce held-out --out {tmp_path} --seeds 2 --steps 6 --set {' '.join(STUDY[7:])}"
     assert results["command"] == command and f"`{command}`" in text
     assert (folder / "compare" / "compare.html").is_file()
@@ -147,11 +151,16 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     assert "wall_seconds" not in json.loads((folder / "results.json").read_text())
     assert not (folder / PENDING_FILE).exists()  # a finished invocation leaves no pending entry
 
-    # a clone of committed results has no checkpoints, and a results.json written before run
-    # configs had some keys and before invocations were listed: re-summarising leaves it as it is
+    # a clone of committed results has no checkpoints, runs evaluated before factor_vae was among
+    # the experiment's metrics, and a results.json written before run configs had some keys and
+    # before invocations were listed: re-summarising leaves it as it is
     assert all((run / "heldout.json").is_file() for run in (folder / "runs").iterdir())
     for checkpoint in (folder / "runs").glob("*/checkpoint.pt"):
         checkpoint.unlink()
+    for scores in (folder / "runs").glob("*/metrics.json"):
+        evaluated = json.loads(scores.read_text())
+        evaluated["metrics"].remove("factor_vae")
+        scores.write_text(json.dumps(evaluated))
     legacy = {k: v for k, v in json.loads((folder / "results.json").read_text()).items() if k != "invocations"}
     del legacy["equal_time_snapshots"]
     for run in legacy["runs"]:

@@ -8,7 +8,8 @@ one that renders and encodes them. Encoding streams in fixed-size batches under
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,14 +55,30 @@ class GroundTruthSampler:
         """Render and encode ``[n, K]`` factor values in batches; returns ``[n, D]`` float32
         (disentanglement_lib's dtype, which its histogram bin edges depend on)."""
         chunks = []
-        for start in range(0, len(values), self.batch_size):
-            images = self.dataset.render(values[start : start + self.batch_size], self.device)
-            mean, logvar = self.model.encoder(images)
+        for mean, logvar in self._posteriors(values):
             if self.representation == "sampled":
                 eps = torch.randn(mean.shape, generator=self._noise).to(mean.device)
                 mean = mean + torch.exp(0.5 * logvar) * eps
             chunks.append(mean.float().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 0))
+
+    def _posteriors(self, values: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(mean, logvar)`` of the images of ``values``, rendered and encoded batch by batch."""
+        for start in range(0, len(values), self.batch_size):
+            mean, logvar = self.model.encoder(self.dataset.render(values[start : start + self.batch_size], self.device))
+            yield mean, logvar
+
+    @torch.inference_mode()
+    def images_per_second(self, generator: torch.Generator, batches: int = 4) -> float:
+        """How fast ``encode_values`` renders and encodes: ``batches`` batches of fresh samples
+        from ``generator``, timed after one to warm up (the posterior noise is not drawn from)."""
+        values = self.sample_values((batches + 1) * self.batch_size, generator)
+        for _ in self._posteriors(values[: self.batch_size]):
+            pass
+        tick = time.perf_counter()
+        for mean, _ in self._posteriors(values[self.batch_size :]):
+            mean.cpu()
+        return batches * self.batch_size / (time.perf_counter() - tick)
 
     def codes_and_labels(self, n: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` fresh samples: codes ``[n, D]`` and integer factor labels ``[n, K]``."""

@@ -15,7 +15,7 @@ from sbvae.study.records import CellResult, ClaimResult, RunRecord, Snapshot
 from sbvae.study.stats import Comparison, Interval
 
 # Shown per run beside the claimed metrics, to read them against (in-distribution error and geometry).
-CONTEXT_METRICS = ("test_sse", "discrete_mig", "position_r2", "last_layer_live")
+CONTEXT_METRICS = ("test_sse", "discrete_mig", "factor_vae_eval_accuracy", "position_r2", "last_layer_live")
 
 VERDICTS = (
     "Verdicts: *reproduced* when the 95% Welch interval of SBD - DeConv excludes 0 on the claimed side, "

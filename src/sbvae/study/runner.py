@@ -36,15 +36,21 @@ from sbvae.training.run_folder import RunPaths, load_checkpoint, read_scores
 from sbvae.viz.outputs import standard_callbacks
 
 
+def study_votes(num_train: int) -> tuple[int, int]:
+    """The training and evaluation votes (points) of a study's FactorVAE (BetaVAE) score: a tenth
+    and a twentieth of ``num_train``. disentanglement_lib's 10,000 + 5,000 would add about a
+    fifth to an experiment's time at the ``cpu`` preset (docs/reproduction.md)."""
+    return max(2, num_train // 10), max(1, num_train // 20)
+
+
 def is_finished(paths: RunPaths, config: Config, metrics: list[str]) -> bool:
     """Whether the run in ``paths`` was trained for ``config``'s steps and evaluated on
-    ``metrics`` at that step."""
+    ``metrics`` at that step. Without its checkpoint (committed results keep none) it cannot be
+    evaluated again, so a run evaluated at that step on fewer metrics counts as finished too."""
     scores = read_scores(paths.root)
-    return (
-        scores is not None
-        and scores.get("step") == config.train.steps
-        and set(metrics) <= set(scores.get("metrics", []))
-    )
+    if scores is None or scores.get("step") != config.train.steps:
+        return False
+    return set(metrics) <= set(scores.get("metrics", [])) or not paths.checkpoint.is_file()
 
 
 def _saved_config(paths: RunPaths) -> dict[str, Any] | None:
@@ -152,7 +158,8 @@ def ensure_run(
         log(f"training {run}")
         train(spec.config, run, device, progress=False, callbacks=standard_callbacks())
     log(f"evaluating {run}")
-    evaluate_run(run, metrics, num_train=num_train, num_test=max(2, num_train // 2), device=device)
+    num_test, votes = max(2, num_train // 2), study_votes(num_train)
+    evaluate_run(run, metrics, num_train=num_train, num_test=num_test, device=device, votes=votes)
     return run
 
 

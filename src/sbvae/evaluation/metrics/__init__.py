@@ -7,10 +7,14 @@ plain Python floats. ``beta_vae_score`` and ``factor_vae_score`` need a sampler 
 
 from sbvae.evaluation.metrics.beta_vae import beta_vae_score
 from sbvae.evaluation.metrics.dci import (
+    FactorFit,
     completeness_from_importance,
     dci,
+    dci_from_fits,
     disentanglement_from_importance,
-    importance_matrix_gbt,
+    estimate_fit_seconds,
+    fit_factors,
+    importance_matrix,
 )
 from sbvae.evaluation.metrics.factor_vae import factor_vae_score
 from sbvae.evaluation.metrics.mig import mig, mig_from_mutual_info
@@ -36,21 +40,25 @@ from sbvae.evaluation.metrics.utils import (
 )
 
 __all__ = [
+    "FactorFit",
     "beta_vae_score",
     "check_codes",
     "check_codes_labels",
     "check_labels",
     "completeness_from_importance",
     "dci",
+    "dci_from_fits",
     "discrete_entropy",
     "discrete_mutual_info",
     "discretize",
     "disentanglement_from_importance",
+    "estimate_fit_seconds",
     "explicitness_per_factor",
     "factor_vae_score",
+    "fit_factors",
     "gaussian_total_correlation",
     "gaussian_wasserstein_correlation",
-    "importance_matrix_gbt",
+    "importance_matrix",
     "mig",
     "mig_chen",
     "mig_from_mutual_info",
