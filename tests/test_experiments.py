@@ -5,13 +5,14 @@ seeds, and bad input."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import TINY, snapshot, study_metrics
+from conftest import snapshot
 from sbvae.config import run_identity, save_config
 from sbvae.study.experiments import Experiment, RunSpec, experiment_names, load_experiment, plan
 from sbvae.study.markdown import results_markdown
@@ -20,18 +21,8 @@ from sbvae.study.results_folder import compare_folders
 from sbvae.study.stats import compare
 from sbvae.study.summary import ablation_results, ablation_verdict, summarize, traversal_runs
 from sbvae.training.run_folder import RunPaths, atomic_write_json
+from test_reproduce import STUDY as TINY_STUDY  # two seeds, a few steps
 
-# Two seeds, a few steps: the study options of test_reproduce.py.
-TINY_STUDY = [
-    "--seeds",
-    "2",
-    "--steps",
-    "6",
-    "--num-train",
-    "300",
-    "--set",
-    *[t for t in TINY if not t.startswith("train.steps")],
-]
 NEW = ("no-position", "factor-vae", "sbd-capacity")
 
 
@@ -193,6 +184,7 @@ def counted_training(monkeypatch) -> list[str]:
         run.mkdir(parents=True)
         save_config(config, RunPaths(run).config)
         RunPaths(run).metrics.write_text("")
+        RunPaths(run).figure("traversals").write_text(run.name)
 
     def evaluate_run(run, metrics, **_):
         steps = yaml.safe_load(RunPaths(run).config.read_text())["train"]["steps"]
@@ -221,6 +213,30 @@ def test_extending_a_study_from_3_to_5_seeds_trains_only_the_new_seeds(tmp_path,
     assert {k: v for k, v in snapshot(runs).items() if k in before} == before  # seeds 1-3 untouched
     results = json.loads((tmp_path / "colored-sprites" / "results.json").read_text())
     assert len(results["runs"]) == 10 and all(len(e["sbd"]) == 5 for e in results["summary"])
+    # every run has the same test error: the median run is the middle seed (seed 2 of 3, then
+    # seed 3 of 5), its traversals copied and linked
+    traversals = tmp_path / "colored-sprites" / "traversals"
+    assert {p.name: p.read_text() for p in traversals.iterdir()} == {
+        "sbd-seed3.png": "sbd-seed3",
+        "deconv-seed3.png": "deconv-seed3",
+    }
+    assert "[sbd-seed3](traversals/sbd-seed3.png)" in (tmp_path / "colored-sprites" / "results.md").read_text()
+
+
+def test_factor_vae_and_sbd_capacity_use_the_colored_sprites_runs_where_they_lie(tmp_path, run_cli, counted_training):
+    one_seed = ["--out", tmp_path, "--seeds", "1"]
+    assert run_cli("reproduce", "colored-sprites", *one_seed)[0] == 0
+    for name, new_runs in [
+        ("factor-vae", ["deconv-factor_vae-seed1", "sbd-factor_vae-seed1"]),
+        ("sbd-capacity", ["sbd-sbd_channels64-seed1"]),
+    ]:
+        counted_training.clear()
+        code, out, err = run_cli("reproduce", name, *one_seed)
+        assert code == 0, err
+        assert sorted(counted_training) == new_runs
+        assert sum(line.startswith(f"reusing {tmp_path / 'colored-sprites'}") for line in out.splitlines()) == 2
+        results = json.loads((tmp_path / name / "results.json").read_text())
+        assert len(results["runs"]) == 4 and {e["verdict"] for e in results["summary"]} == {"inconclusive"}
 
 
 # -- bad input -------------------------------------------------------------------------------
@@ -265,46 +281,30 @@ def test_protocol_3_results_beside_the_new_ones_are_left_alone(tmp_path, run_cli
 # -- tiny studies ----------------------------------------------------------------------------
 
 
-def test_a_tiny_capacity_study_shares_its_deconv_and_links_each_decoders_traversals(
-    tmp_path, run_cli, quick_probe, monkeypatch
-):
-    study_metrics(monkeypatch, ["mig", "fidelity"])  # the array metrics are tested elsewhere
-    one_seed = ["--seeds", "1", *TINY_STUDY[2:]]
-    study = [t for t in one_seed if not t.startswith("model.sbd_channels")]  # the key it sweeps
-    code, out, err = run_cli("reproduce", "sbd-capacity", "--out", tmp_path, *study)
-    assert code == 0, err
-    folder = tmp_path / "sbd-capacity"
-    trained = sorted(line.split("/")[-1] for line in out.splitlines() if line.startswith("training "))
-    assert trained == ["deconv-seed1", "sbd-sbd_channels32-seed1", "sbd-sbd_channels64-seed1"]
-    results = json.loads((folder / "results.json").read_text())
-    assert [a["verdict"] for a in results["ablation"]] in (
-        [v] for v in ("no gap at the baseline", "stays", "widens", "narrows", "closes")
-    )
-    assert all(0 <= r["values"]["fidelity_shape"] <= 1 for r in results["runs"])
-    text = (folder / "results.md").read_text()
-    for name in trained:
-        assert f"[{name}](traversals/{name}.png)" in text and (folder / "traversals" / f"{name}.png").is_file()
-    assert "fidelity_shape" in text and (folder / "compare" / "compare.html").is_file()
-
-    summarised = snapshot(folder)
-    code, out, err = run_cli("reproduce", "sbd-capacity", "--out", tmp_path, *study)
-    assert code == 0, err
-    assert "nothing changed" in out and snapshot(folder) == summarised
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NEW)
 def test_a_tiny_version_of_each_new_experiment_writes_its_results(name, tmp_path, run_cli, quick_probe):
-    study = TINY_STUDY if name != "sbd-capacity" else [t for t in TINY_STUDY if not t.startswith("model.sbd_channels")]
-    code, _, err = run_cli("reproduce", name, "--out", tmp_path, *study)
+    study = [t for t in TINY_STUDY if not t.startswith("model.sbd_channels")]  # a key sbd-capacity sweeps
+    code, out, err = run_cli("reproduce", name, "--out", tmp_path, *study)
     assert code == 0, err
     folder = tmp_path / name
+    trained = [line.split("/")[-1] for line in out.splitlines() if line.startswith(f"training {folder}")]
+    assert sorted(trained) == sorted({s.name for s in plan(load_experiment(name), seeds=2)})  # each run once
     results = json.loads((folder / "results.json").read_text())
     assert all(len(e["sbd"]) == len(e["deconv"]) == 2 for e in results["summary"])
+    assert len(results["ablation"]) == (name == "sbd-capacity")
     text = (folder / "results.md").read_text()
-    assert "## Per decoder" in text and "## Traversals" in text and "Expected wall time" in text
-    assert "fidelity_shape" in text or "fidelity_armrests" in text
+    assert "## Per decoder" in text and "Expected wall time" in text
+    assert "| fidelity_shape |" in text or "| fidelity_armrests |" in text
+    links = re.findall(r"\]\(traversals/([^)]+)\.png\)", text)  # a run per decoder and variant
+    assert len(links) == 2 * len({json.dumps(r["variant"]) for r in results["runs"]})
+    assert all((folder / "traversals" / f"{link}.png").is_file() for link in links)
     pages = (
         [folder / "compare" / p for p in ("objects_room", "chairs")] if name == "no-position" else [folder / "compare"]
     )
     assert all((page / "compare.html").is_file() for page in pages)
+
+    summarised = snapshot(folder)
+    code, out, err = run_cli("reproduce", name, "--out", tmp_path, *study)
+    assert code == 0, err
+    assert "nothing changed" in out and snapshot(folder) == summarised

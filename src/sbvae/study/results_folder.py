@@ -120,15 +120,23 @@ def copy_traversals(
 ) -> None:
     """Copy the traversals of the runs a study shows (:func:`sbvae.study.summary.traversal_runs`)
     into ``traversals/RUN.png`` when their run folders hold them (run figures are not
-    committed); ``only_missing``: only those not copied yet."""
+    committed); ``only_missing``: only those not copied yet. Once every one is copied, a copy of
+    another run (shown before the study had more seeds) goes: the folder holds what
+    ``results.md`` links."""
+    shown, copied = set(), 0
     for r in traversal_runs(records):
         source, target = RunPaths(r.run).figure("traversals"), folder / "traversals" / f"{r.name}.png"
+        shown.add(target)
         if only_missing and target.is_file():
-            continue
-        if source.is_file():
+            copied += 1
+        elif source.is_file():
             _copy(source, target)
+            copied += 1
         else:
             log(f"{source} is not at hand (run figures are not committed): {target} is left as it was")
+    if copied == len(shown):
+        for stale in set((folder / "traversals").glob("*.png")) - shown:
+            stale.unlink()
 
 
 def _copy(source: Path, target: Path) -> None:
