@@ -142,7 +142,7 @@ def test_the_capacity_study_shows_each_decoder_shape_fidelity_traversals_and_the
     ]
     text = results_markdown(experiment, summarize(experiment, records), records, [], "cmd", ablations=ablations)
     assert "Runs: 6 (" in text  # the DeConv runs once, though both widths compare with them
-    assert "Expected wall time with `--jobs 2`" in text
+    assert "Expected wall time as packaged (5 seeds per decoder, `--scale cpu`) with `--jobs 2`" in text
     per_decoder = text.split("## Per decoder")[1].split("##")[0]
     assert "| variant | decoder | runs | discrete_mig | test_sse | fidelity_shape |" in per_decoder
     assert "| model.sbd_channels=64 | sbd | 2 | 0.15 ± 0.07071 | 2.65 ± 0.07071 | 0.915 ± 0.007071 |" in per_decoder

@@ -195,10 +195,11 @@ def wall_time_lines(experiment: Experiment) -> list[str]:
     """The wall time the experiment is expected to take, and why (none if it does not say)."""
     if experiment.wall_time is None:
         return []
-    expected = experiment.wall_time
+    expected, packaged = experiment.wall_time, f"{experiment.seeds} seeds per decoder, `--scale cpu`"
     return [
         "",
-        f"Expected wall time with `--jobs 2` on the 2-core machine: about {expected.minutes} min. {expected.why}",
+        f"Expected wall time as packaged ({packaged}) with `--jobs 2` on the 2-core machine: "
+        f"about {expected.minutes} min. {expected.why}",
     ]
 
 
