@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 import types
@@ -56,6 +57,21 @@ def step_clock(monkeypatch) -> None:
     then finish at the same logged time."""
     readings = itertools.count(0.0, 0.5)
     monkeypatch.setattr("sbvae.training.loop.time", types.SimpleNamespace(perf_counter=lambda: next(readings)))
+
+
+@pytest.fixture
+def quick_probe(monkeypatch) -> None:
+    """Fidelity probes trained for a few steps, for tests that do not check what they read."""
+    monkeypatch.setattr("sbvae.evaluation.probe.PROBE_STEPS", 5)
+
+
+def study_metrics(monkeypatch, metrics: list[str]) -> None:
+    """`sbvae reproduce` in this process evaluates its runs on ``metrics`` alone, whatever its
+    experiment lists (worker processes too: a study hands each run its metrics)."""
+    from sbvae.study import reproduce
+
+    load = reproduce.load_experiment
+    monkeypatch.setattr(reproduce, "load_experiment", lambda name: dataclasses.replace(load(name), metrics=metrics))
 
 
 @pytest.fixture

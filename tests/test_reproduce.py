@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY, snapshot
+from conftest import TINY, snapshot, study_metrics
+from sbvae.config import load_config, run_identity
 from sbvae.study.equal_time import logged_at, snapshot_specs
-from sbvae.study.experiments import experiment_names, load_experiment, plan
+from sbvae.study.experiments import DECODER_KEYS, experiment_names, load_experiment, plan
 from sbvae.study.invocations import PENDING_FILE
 from sbvae.study.records import RunRecord
 from sbvae.study.runner import set_aside
@@ -23,7 +24,9 @@ from sbvae.training.device import available_cores
 
 # Every study here logs training time by the step clock (see conftest): which equal-time
 # snapshots a study trains then never depends on how fast this machine happened to run.
-pytestmark = pytest.mark.usefixtures("step_clock")
+# Fidelity probes are trained for a few steps: what they read is not what is tested here.
+pytestmark = pytest.mark.usefixtures("step_clock", "quick_probe")
+
 
 STUDY = [
     "--seeds",
@@ -44,7 +47,11 @@ def test_every_experiment_plans_identical_pairs():
         "small-objects",
         "dependent-factors",
         "beta-sweep",
+        "no-position",
+        "factor-vae",
+        "sbd-capacity",
     }
+    sbd_only = [key.split(".")[1] for key in DECODER_KEYS["sbd"]]
     for name in experiment_names():
         specs = plan(load_experiment(name))
         sbd = {(s.seed, str(s.variant)): s.config.to_dict() for s in specs if s.decoder == "sbd"}
@@ -52,10 +59,10 @@ def test_every_experiment_plans_identical_pairs():
             twin = sbd[(s.seed, str(s.variant))]
             config = s.config.to_dict()
             assert config["model"]["decoder"] == "deconv" and twin["model"]["decoder"] == "sbd"
-            config["model"]["decoder"] = "sbd"
-            assert config == twin  # everything else identical
+            config["model"] |= {"decoder": "sbd", **{key: twin["model"][key] for key in sbd_only}}
+            assert config == twin  # everything else identical (the DeConv reads no SBD key)
     assert len(plan(load_experiment("colored-sprites"))) == 10  # 5 seeds per decoder
-    assert len(plan(load_experiment("beta-sweep"))) == 12
+    assert len(plan(load_experiment("beta-sweep"))) == 20
 
 
 def _log(seconds_per_step: float, steps: int = 6) -> list[dict]:
@@ -258,18 +265,21 @@ def test_paper_scale_is_the_papers_setting_with_each_experiments_data():
         assert paper.data.preset == cpu.data.preset and paper.objective.beta == cpu.objective.beta
 
 
-def test_cpu_scale_is_protocol_3():
-    """The old default preset (until issue 26) with protocol 3's four changes."""
+def test_cpu_scale_is_protocol_4():
+    """The default preset's recipe at its budget (issue 26), MIG and fidelity logged along the way."""
+    cpu, default = load_config("cpu"), load_config("default")
+    assert run_identity(cpu.to_dict()) == run_identity(default.to_dict()) and cpu.train.steps == default.train.steps
+    assert (cpu.train.mig_every, cpu.train.fidelity_every) == (1000, 2000)
     for name in experiment_names():
-        cpu = plan(load_experiment(name))[0].config
-        assert (cpu.objective.sigma, cpu.train.batch_size, cpu.train.steps, cpu.train.lr_warmup) == (
+        config = plan(load_experiment(name))[0].config
+        assert (config.objective.sigma, config.objective.kl_warmup, config.train.batch_size, config.train.steps) == (
             0.05,
-            16,
-            18_000,
-            1000,
+            10_000,
+            32,
+            14_000,
         )
-        assert (cpu.data.image_size, cpu.model.sbd_layers, cpu.model.sbd_channels) == (32, 2, 64)
-        assert (cpu.train.lr, cpu.train.lr_decay_steps) == (1e-3, 0)
+        assert (config.data.image_size, config.model.sbd_layers, config.model.sbd_channels) == (32, 2, 32)
+        assert (config.train.lr, config.train.lr_warmup, config.train.lr_decay_steps) == (2e-3, 300, 14_000)
 
 
 def test_paper_scale_runs_a_few_steps_here(tmp_path, run_cli):
@@ -368,10 +378,12 @@ def test_a_run_of_another_experiment_with_the_same_config_is_used_in_place(tmp_p
     assert not list((tmp_path / "beta-sweep" / "runs").glob("*beta1.0*"))
 
 
-def test_runs_trained_side_by_side_match_runs_trained_in_turn(tmp_path, run_cli):
-    code, _, err = run_cli("reproduce", "held-out", "--out", tmp_path / "turns", *STUDY, "train.threads=1")
+def test_runs_trained_side_by_side_match_runs_trained_in_turn(tmp_path, run_cli, monkeypatch):
+    study_metrics(monkeypatch, ["mig"])  # no fidelity: the workers would train full-length probes
+    quiet = [*STUDY, "train.fidelity_every=0"]
+    code, _, err = run_cli("reproduce", "held-out", "--out", tmp_path / "turns", *quiet, "train.threads=1")
     assert code == 0, err
-    code, _out, err = run_cli("reproduce", "held-out", "--out", tmp_path / "jobs", *STUDY, "--jobs", "2")
+    code, _out, err = run_cli("reproduce", "held-out", "--out", tmp_path / "jobs", *quiet, "--jobs", "2")
     assert code == 0, err
     turns, jobs = (json.loads((tmp_path / f / "held-out" / "results.json").read_text()) for f in ("turns", "jobs"))
     assert [r["name"] for r in jobs["runs"]] == [r["name"] for r in turns["runs"]]

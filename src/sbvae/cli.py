@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("reproduce", help="SBD against DeConv over seeds for one of the paper's claims")
-    p.add_argument("experiment", help="colored-sprites, held-out, small-objects, dependent-factors, beta-sweep or all")
+    p.add_argument("experiment", help="an experiment of configs/experiments (colored-sprites, held-out, ...) or all")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--seeds", type=int, help="seeds per decoder (default: the experiment's)")
     p.add_argument("--steps", type=int, help="training steps per run (default: the experiment's)")

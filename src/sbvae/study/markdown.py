@@ -1,6 +1,6 @@
-"""``results.md`` of a reproduction (what was run, the claims table, the runs table, the
-snapshots table) and of a sweep (what was run, the cells table, the runs table); both list
-the runs that did not finish."""
+"""``results.md`` of a reproduction (what was run, the claims table, the decoders table, the
+ablation table, the traversals, the runs table, the snapshots table) and of a sweep (what was
+run, the cells table, the runs table); both list the runs that did not finish."""
 
 from __future__ import annotations
 
@@ -11,11 +11,18 @@ from typing import Any
 from sbvae.study.equal_time import CHECKPOINT_METRICS
 from sbvae.study.experiments import DECODERS, Experiment
 from sbvae.study.invocations import wall_time_text
-from sbvae.study.records import CellResult, ClaimResult, RunRecord, Snapshot
-from sbvae.study.stats import Comparison, Interval
+from sbvae.study.records import AblationResult, CellResult, ClaimResult, RunRecord, Snapshot
+from sbvae.study.stats import Comparison, Interval, describe
+from sbvae.study.summary import traversal_runs
 
-# Shown per run beside the claimed metrics, to read them against (in-distribution error and geometry).
-CONTEXT_METRICS = ("test_sse", "discrete_mig", "factor_vae_eval_accuracy", "position_r2", "last_layer_live")
+SHAPE_FIDELITY = ("fidelity_shape", "fidelity_armrests", "fidelity_leg_length")
+"""The fidelity of reconstructions shown beside MIG and test error: the shape of sprites and of
+objects_room's object; chairs have no shape factor, so their armrests and leg length (issue
+26's targets there). A run without one of them shows n/a."""
+# Shown per run beside the claimed metrics, to read them against (in-distribution error,
+# shape fidelity and geometry).
+CONTEXT_METRICS = ("test_sse", "discrete_mig", *SHAPE_FIDELITY, "factor_vae_eval_accuracy", "position_r2", "last_layer_live")
+DECODER_SCORES = ("discrete_mig", "test_sse", *SHAPE_FIDELITY)
 
 VERDICTS = (
     "Verdicts: *reproduced* when the 95% Welch interval of SBD - DeConv excludes 0 on the claimed side, "
@@ -41,6 +48,23 @@ CELLS = (
     "*runs*: finished of planned."
 )
 NO_EQUAL_TIME_VALUE = "no SBD value was logged before its DeConv twin finished"
+DECODERS_INTRO = (
+    "Mean ± sd over each decoder's finished seeds of MIG, test squared error per image and the fidelity of the "
+    "reconstructions (the probe's accuracy on sprites' and objects_room's shape; on chairs, which have no "
+    "shape, its accuracy on armrests and R^2 on leg length; n/a where the data has no such factor)."
+)
+ABLATION = (
+    "SBD - DeConv at the baseline and at each other value, and the SBD there against the SBD at the baseline, "
+    "each with its 95% Welch interval. The verdict, a rule fixed before any run: *no gap at the baseline* "
+    "unless the DeConv is better there; else *stays* unless the SBD here is better than at the baseline "
+    "(*widens* when it is worse); a better SBD *narrows* the gap while the DeConv is still better, and "
+    "*closes* it when it no longer is."
+)
+TRAVERSALS = (
+    "One run per decoder and variant, chosen by a rule fixed before any result: the one with the median test "
+    "error (the lower middle one of an even count). Each row moves one latent from -2 to +2 around a validation "
+    "image's posterior mean, the highest KL first (the run's own traversals.png, copied into `traversals/`)."
+)
 
 
 def fmt(value: float | None) -> str:
@@ -68,15 +92,21 @@ def results_markdown(
     command: str,
     snapshots: Sequence[Snapshot] = (),
     unfinished: Sequence[dict[str, Any]] = (),
+    ablations: Sequence[AblationResult] = (),
 ) -> str:
-    """The human-readable outcome: what was run, the table per claim, the runs, the snapshots,
-    the runs that did not finish."""
+    """The human-readable outcome: what was run, the table per claim, the decoders' scores, the
+    ablation, the traversals, the runs, the snapshots, the runs that did not finish."""
     claimed = list(dict.fromkeys(c.metric for c in experiment.claims))
     lines = [
         *overview(experiment, records, invocations, command),
         *claims_table(summary),
-        *_section("Per run", LATE_DROP, runs_table(records, claimed)),
+        *_section("Per decoder", DECODERS_INTRO, decoders_table(records)),
     ]
+    if ablations:
+        ablation = ablations[0].ablation
+        lines += _section(f"Claim {ablation.number} ablation: {ablation.text}", ABLATION, ablation_table(ablations))
+    lines += _section("Traversals", TRAVERSALS, traversals_table(records))
+    lines += _section("Per run", LATE_DROP, runs_table(records, claimed))
     if snapshots:
         lines += _section("Equal-time snapshots", SNAPSHOTS, snapshots_table(snapshots))
     return "\n".join([*lines, *unfinished_section(unfinished)]) + "\n"
@@ -137,6 +167,7 @@ def overview(
 ) -> list[str]:
     """The title, the description, the command, the runs and their time, how verdicts are given."""
     sweep = " x " + ", ".join(experiment.sweep) if experiment.sweep else ""
+    records = distinct(records)
     minutes = sum(r.training_seconds for r in records) / 60
     return [
         f"# {experiment.name}",
@@ -153,9 +184,22 @@ def overview(
             f"all (as logged by each run); {wall_time_text(invocations, 'sbvae reproduce')}. Metrics: "
             f"{', '.join(experiment.metrics)} (posterior means; see metrics.json in each run)."
         ),
+        *wall_time_lines(experiment),
         "",
         VERDICTS,
         "",
+    ]
+
+
+def wall_time_lines(experiment: Experiment) -> list[str]:
+    """The wall time the experiment is expected to take, and why (none if it does not say)."""
+    if experiment.wall_time is None:
+        return []
+    expected, packaged = experiment.wall_time, f"{experiment.seeds} seeds per decoder, `--scale cpu`"
+    return [
+        "",
+        f"Expected wall time as packaged ({packaged}) with `--jobs 2` on the 2-core machine: "
+        f"about {expected.minutes} min. {expected.why}",
     ]
 
 
@@ -177,7 +221,7 @@ def claims_table(summary: Sequence[ClaimResult]) -> list[str]:
     rows = []
     for entry in summary:
         claim = entry.claim
-        variant = ", ".join(f"{k}={v}" for k, v in entry.variant.items()) or "-"
+        variant = _variant_text(entry.variant)
         rows.append(
             _comparison_row(
                 f"{claim.number}: {claim.text}",
@@ -205,9 +249,81 @@ def claims_table(summary: Sequence[ClaimResult]) -> list[str]:
     )
 
 
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    result = describe(values)
+    return fmt(result.mean) if result.n == 1 else f"{fmt(result.mean)} ± {fmt(result.sd)}"
+
+
+def _variant_text(variant: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in variant.items()) or "-"
+
+
+def distinct(records: Sequence[RunRecord]) -> list[RunRecord]:
+    """Each run once (a run shared by several values of a sweep is listed under each)."""
+    once: dict[str, RunRecord] = {}
+    for r in records:
+        once.setdefault(r.name, r)
+    return list(once.values())
+
+
+def decoders_table(records: Sequence[RunRecord]) -> list[str]:
+    """A row per variant and decoder: its finished runs and the mean ± sd of MIG, test error and
+    shape fidelity (:data:`DECODER_SCORES`, those any run has)."""
+    scores = [m for m in DECODER_SCORES if any(r.values.get(m) is not None for r in records)]
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault((r.variant_key, r.decoder), []).append(r)
+    rows = [
+        [
+            _variant_text(group[0].variant),
+            decoder,
+            str(len(group)),
+            *(_mean_sd([r.values[m] for r in group if r.values.get(m) is not None]) for m in scores),
+        ]
+        for (_, decoder), group in groups.items()
+    ]
+    return _table(["variant", "decoder", "runs", *scores], rows)
+
+
+def ablation_table(ablations: Sequence[AblationResult]) -> list[str]:
+    """A row per value of the ablation's key other than the baseline."""
+
+    def interval(result: Comparison) -> str:
+        return f"{fmt(result.difference)} [{fmt(result.ci_low)}, {fmt(result.ci_high)}]"
+
+    first = ablations[0].ablation
+    rows = [
+        [
+            _variant_text(a.variant),
+            first.metric,
+            interval(a.baseline),
+            interval(a.here),
+            f"{interval(a.change)}, p {fmt(a.change.p_value)}",
+            a.verdict,
+        ]
+        for a in ablations
+    ]
+    base = f"{first.key}={first.baseline}"
+    header = ["variant", "metric", f"SBD - DeConv at {base}", "SBD - DeConv here", f"SBD here - SBD at {base}"]
+    return _table([*header, "verdict"], rows)
+
+
+def traversals_table(records: Sequence[RunRecord]) -> list[str]:
+    """A row per variant: a link to the traversals of each decoder's run (:func:`traversal_runs`)."""
+    links: dict[str, dict[str, str]] = {}
+    for r in traversal_runs(records):
+        row = links.setdefault(_variant_text(r.variant), {})
+        row[r.decoder] = f"[{r.name}](traversals/{r.name}.png)"
+    rows = [[variant, *(row.get(d, "n/a") for d in DECODERS)] for variant, row in links.items()]
+    return _table(["variant", *DECODERS], rows)
+
+
 def runs_table(records: Sequence[RunRecord], first: Sequence[str]) -> list[str]:
-    """A row per run: its training minutes, its late drop, the scores ``first`` and the context
-    metrics any run has."""
+    """A row per run (a run shared by several variants once): its training minutes, its late
+    drop, the scores ``first`` and the context metrics any run has."""
+    records = distinct(records)
     context = [m for m in CONTEXT_METRICS if m not in first and any(m in r.values for r in records)]
     columns = [*first, *context]
     rows = [

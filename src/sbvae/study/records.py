@@ -18,7 +18,7 @@ from sbvae.config import Config
 from sbvae.evaluation.heldout import heldout_statistics
 from sbvae.evaluation.live_units import unit_statistics
 from sbvae.evaluation.position import position_statistics
-from sbvae.study.experiments import Claim, RunSpec
+from sbvae.study.experiments import Ablation, Claim, RunSpec
 from sbvae.study.stats import Comparison, Interval
 from sbvae.training.run_folder import RunPaths, read_metrics, read_scores, split_rows
 
@@ -153,6 +153,33 @@ class ClaimResult:
         if self.equal_time is not None:
             entry["equal_time"] = self.equal_time.to_json()
         return entry
+
+
+@dataclass(frozen=True)
+class AblationResult:
+    """An ablation at one value of its key (``variant``): SBD - DeConv at the baseline value
+    and here, the SBD here against the SBD at the baseline (``change``), and the verdict."""
+
+    ablation: Ablation
+    variant: dict[str, Any]
+    baseline: Comparison
+    here: Comparison
+    change: Comparison
+    verdict: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "claim": self.ablation.number,
+            "text": self.ablation.text,
+            "metric": self.ablation.metric,
+            "key": self.ablation.key,
+            "baseline_value": self.ablation.baseline,
+            "baseline": self.baseline.to_dict(),
+            "here": self.here.to_dict(),
+            "change": self.change.to_dict(),
+            "verdict": self.verdict,
+        }
 
 
 @dataclass(frozen=True)

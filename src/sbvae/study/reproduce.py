@@ -29,10 +29,10 @@ from sbvae.study.equal_time import equal_time_snapshots
 from sbvae.study.experiments import Experiment, experiment_names, load_experiment, plan
 from sbvae.study.invocations import InvocationClock
 from sbvae.study.markdown import results_markdown
-from sbvae.study.records import ClaimResult, RunRecord, Snapshot
+from sbvae.study.records import AblationResult, ClaimResult, RunRecord, Snapshot
 from sbvae.study.results_folder import publish, unfinished
 from sbvae.study.runner import Backend, check_runs, ensure_runs, set_aside
-from sbvae.study.summary import summarize
+from sbvae.study.summary import ablation_results, summarize
 
 __all__ = ["experiment_names", "regenerate_command", "reproduce", "reproduce_all"]
 
@@ -64,6 +64,7 @@ def _results_json(
     records: list[RunRecord],
     snapshots: list[Snapshot],
     failed: list[dict[str, Any]],
+    ablations: list[AblationResult],
 ) -> dict[str, Any]:
     return {
         "experiment": experiment.name,
@@ -72,16 +73,27 @@ def _results_json(
         "command": command,
         "claims": [asdict(c) for c in experiment.claims],
         "summary": [e.to_json() for e in summary],
+        "ablation": [a.to_json() for a in ablations],
         "runs": [r.to_json() for r in records],
         "equal_time_snapshots": [s.to_json() for s in snapshots],
         "unfinished": failed,
     }
 
 
-STUDY_KEYS = ("experiment", "scale", "command", "claims", "summary", "runs", "equal_time_snapshots", "unfinished")
+STUDY_KEYS = (
+    "experiment",
+    "scale",
+    "command",
+    "claims",
+    "summary",
+    "ablation",
+    "runs",
+    "equal_time_snapshots",
+    "unfinished",
+)
 """What a ``results.json`` says about its study; the rest (invocations, git commit, library
 versions, the experiment's description as it read then) is bookkeeping about who wrote it."""
-OLDER_FILES: dict[str, Any] = {"equal_time_snapshots": [], "unfinished": []}
+OLDER_FILES: dict[str, Any] = {"equal_time_snapshots": [], "unfinished": [], "ablation": []}
 """The study keys of a file written before they were listed, as they were then."""
 
 
@@ -131,11 +143,14 @@ def reproduce(
         raise
     failed = unfinished([*outcomes, *snapshot_outcomes])
     summary = summarize(experiment, records, snapshots)
+    ablations = ablation_results(experiment, records)
     command = regenerate_command(name, out, seeds, steps, scale, overrides)
     publish(
         folder,
-        _results_json(experiment, scale, command, summary, records, snapshots, failed),
-        lambda invocations: results_markdown(experiment, summary, records, invocations, command, snapshots, failed),
+        _results_json(experiment, scale, command, summary, records, snapshots, failed, ablations),
+        lambda invocations: results_markdown(
+            experiment, summary, records, invocations, command, snapshots, failed, ablations
+        ),
         STUDY_KEYS,
         OLDER_FILES,
         records,
@@ -143,6 +158,7 @@ def reproduce(
         driver,
         log,
         fresh,
+        traversals=True,
     )
     return len(failed)
 

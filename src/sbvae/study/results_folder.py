@@ -23,6 +23,7 @@ from sbvae.evaluation.evaluate import library_versions
 from sbvae.study.invocations import InvocationClock, earlier_invocations
 from sbvae.study.records import RunRecord
 from sbvae.study.runner import Outcome
+from sbvae.study.summary import traversal_runs
 from sbvae.training.run_folder import RunPaths, atomic_write_bytes, read_json_object
 from sbvae.viz.report import compare_runs
 
@@ -80,14 +81,68 @@ def already_reported(folder: Path, results: dict[str, Any], keys: Sequence[str],
     return now is not None and _study_text(earlier, keys, defaults) == now
 
 
-def compare_page(records: Sequence[RunRecord], folder: Path, device: torch.device, log: Callable[[str], None]) -> None:
-    """Draw ``folder/compare/`` when the runs' checkpoints are at hand, else say why not."""
-    if len(records) < 2:
-        log("fewer than two finished runs: no comparison page")
-    elif all(RunPaths(r.run).checkpoint.is_file() for r in records):
-        compare_runs([r.run for r in records], folder / "compare", device=device)
-    else:
-        log("checkpoints not at hand (not committed): the comparison page is left as it was")
+def compare_folders(records: Sequence[RunRecord], folder: Path) -> dict[Path, list[Path]]:
+    """Where the comparison page of ``records`` goes, with its runs (each once): ``compare/``,
+    or a page per data preset, ``compare/PRESET/``, when the runs use several (geometry is
+    compared within one dataset)."""
+    groups: dict[str, list[Path]] = {}
+    for r in records:
+        runs = groups.setdefault(r.config.data.preset, [])
+        if r.run not in runs:
+            runs.append(r.run)
+    if len(groups) <= 1:
+        return {folder / "compare": next(iter(groups.values()), [])}
+    return {folder / "compare" / preset: runs for preset, runs in groups.items()}
+
+
+def compare_page(
+    records: Sequence[RunRecord],
+    folder: Path,
+    device: torch.device,
+    log: Callable[[str], None],
+    only_missing: bool = False,
+) -> None:
+    """Draw each comparison page (:func:`compare_folders`) when its runs' checkpoints are at hand,
+    else say why not; ``only_missing``: only pages not drawn yet."""
+    for page, runs in compare_folders(records, folder).items():
+        if only_missing and (page / "compare.html").is_file():
+            continue
+        if len(runs) < 2:
+            log("fewer than two finished runs: no comparison page")
+        elif all(RunPaths(run).checkpoint.is_file() for run in runs):
+            compare_runs(runs, page, device=device)
+        else:
+            log("checkpoints not at hand (not committed): the comparison page is left as it was")
+
+
+def copy_traversals(
+    records: Sequence[RunRecord], folder: Path, log: Callable[[str], None], only_missing: bool = False
+) -> None:
+    """Copy the traversals of the runs a study shows (:func:`sbvae.study.summary.traversal_runs`)
+    into ``traversals/RUN.png`` when their run folders hold them (run figures are not
+    committed); ``only_missing``: only those not copied yet. Once every one is copied, a copy of
+    another run (shown before the study had more seeds) goes: the folder holds what
+    ``results.md`` links."""
+    shown, copied = set(), 0
+    for r in traversal_runs(records):
+        source, target = RunPaths(r.run).figure("traversals"), folder / "traversals" / f"{r.name}.png"
+        shown.add(target)
+        if only_missing and target.is_file():
+            copied += 1
+        elif source.is_file():
+            _copy(source, target)
+            copied += 1
+        else:
+            log(f"{source} is not at hand (run figures are not committed): {target} is left as it was")
+    if copied == len(shown):
+        for stale in set((folder / "traversals").glob("*.png")) - shown:
+            stale.unlink()
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = source.read_bytes()
+    atomic_write_bytes(target, lambda handle: handle.write(data))
 
 
 def publish(
@@ -101,17 +156,20 @@ def publish(
     device: torch.device,
     log: Callable[[str], None],
     fresh: bool = False,
+    traversals: bool = False,
 ) -> None:
     """Write ``results`` (its study keys; the invocations, commit and versions are added here)
-    as ``results.json``, ``markdown(invocations)`` as ``results.md`` and the comparison page,
-    unless the folder already reports the same study. ``clock``: this invocation's, counted in
-    ``results.json`` (None: a summary that trained nothing and counts no invocation)."""
+    as ``results.json``, ``markdown(invocations)`` as ``results.md``, the comparison page and
+    (``traversals``) the traversals it links, unless the folder already reports the same study.
+    ``clock``: this invocation's, counted in ``results.json`` (None: a summary that trained
+    nothing and counts no invocation)."""
     results = {**results, "invocations": [], "git_commit": git_commit(), "versions": library_versions()}
     if not fresh and already_reported(folder, results, keys, defaults):  # a clean checkout stays clean
         if clock is not None:
             clock.withdraw()
-        if not (folder / "compare" / "compare.html").is_file():
-            compare_page(records, folder, device, log)
+        compare_page(records, folder, device, log, only_missing=True)
+        if traversals:
+            copy_traversals(records, folder, log, only_missing=True)
         log(f"nothing changed since {folder / 'results.json'} was written: it and results.md are left as they are")
         log((folder / "results.md").read_text())
         return
@@ -123,4 +181,6 @@ def publish(
     if clock is not None:
         clock.settled()
     compare_page(records, folder, device, log)
+    if traversals:
+        copy_traversals(records, folder, log)
     log(text)

@@ -254,10 +254,23 @@ def ensure_runs(
     reuse_from: Path | None = None,
 ) -> list[Outcome]:
     """:func:`ensure_run` for every spec on ``backend`` (after :func:`check_runs`); one outcome
-    per spec, in order."""
+    per spec, in order. Specs of the same run (one name, planned for several sweep values, see
+    :func:`sbvae.study.experiments.plan`) make it once; each gets its record under its own variant."""
     check_runs(specs, runs_dir, backend)
-    jobs = [Job(spec, runs_dir, metrics, device, num_train, reuse_from) for spec in specs]
-    return backend.run(jobs, log)
+    first: dict[str, RunSpec] = {}
+    for spec in specs:
+        first.setdefault(spec.name, spec)
+    jobs = [Job(spec, runs_dir, metrics, device, num_train, reuse_from) for spec in first.values()]
+    made = {outcome.spec.name: outcome for outcome in backend.run(jobs, log)}
+    return [_as_planned(made[spec.name], spec) for spec in specs]
+
+
+def _as_planned(outcome: Outcome, spec: RunSpec) -> Outcome:
+    """``outcome`` for ``spec`` (the same run, perhaps planned under another variant)."""
+    if outcome.spec is spec:
+        return outcome
+    shared = None if outcome.record is None else replace(outcome.record, variant=spec.variant)
+    return replace(outcome, spec=spec, record=shared)
 
 
 def with_threads(config: Config, threads: int) -> Config:

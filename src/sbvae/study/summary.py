@@ -1,5 +1,7 @@
 """A reproduction per variant and claim: SBD against DeConv over seeds, at equal steps and at
-equal time (:func:`summarize`). A sweep per cell: each score over seeds (:func:`cells`)."""
+equal time (:func:`summarize`); an ablation per value of its key (:func:`ablation_results`);
+the run shown per decoder (:func:`traversal_runs`). A sweep per cell: each score over seeds
+(:func:`cells`)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,17 @@ from typing import Any
 
 from sbvae.study.equal_time import CHECKPOINT_METRICS, logged_at
 from sbvae.study.experiments import Claim, Experiment, RunSpec
-from sbvae.study.records import CellResult, ClaimResult, EqualTimeResult, RunRecord, Snapshot, twins, variant_key
-from sbvae.study.stats import compare, describe, verdict
+from sbvae.study.records import (
+    AblationResult,
+    CellResult,
+    ClaimResult,
+    EqualTimeResult,
+    RunRecord,
+    Snapshot,
+    twins,
+    variant_key,
+)
+from sbvae.study.stats import Comparison, compare, describe, verdict
 
 # A sweep's scores in this order first (MIG, test error), then the others as the runs have them.
 FIRST_SCORES = ("discrete_mig", "test_sse")
@@ -87,6 +98,64 @@ def equal_time_pairs(
             sbd_at.append(mine)
             deconv_at.append(theirs)
     return (LOGGED.get(metric, metric), sbd_at, deconv_at)
+
+
+def ablation_verdict(baseline: Comparison, here: Comparison, change: Comparison, higher_is_better: bool) -> str:
+    """How the SBD - DeConv gap changes from the baseline (``baseline``) to a variant (``here``),
+    given the SBD of the variant against the SBD at the baseline (``change``), each a 95% Welch
+    interval: *no gap at the baseline* unless the DeConv is better there (the claim not
+    reproduced); else *stays* unless the variant's SBD is better than the baseline's (*widens*
+    when it is worse); a better SBD *narrows* the gap while the DeConv is still better, and
+    *closes* it otherwise."""
+    if verdict(baseline, higher_is_better) != "not reproduced":
+        return "no gap at the baseline"
+    moved = verdict(change, higher_is_better)
+    if moved != "reproduced":
+        return "widens" if moved == "not reproduced" else "stays"
+    return "narrows" if verdict(here, higher_is_better) == "not reproduced" else "closes"
+
+
+def ablation_results(experiment: Experiment, records: list[RunRecord]) -> list[AblationResult]:
+    """The experiment's ablation (if any) at every value of its key other than the baseline, in
+    the order the records first show them; none without runs at the baseline."""
+    ablation = experiment.ablation
+    if ablation is None:
+        return []
+    groups: dict[str, list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault(r.variant_key, []).append(r)
+    results = []
+    for key, group in groups.items():
+        variant = json.loads(key)
+        base = groups.get(variant_key({**variant, ablation.key: ablation.baseline}))
+        if variant.get(ablation.key) == ablation.baseline or base is None:
+            continue
+        sbd, deconv = (
+            _values(_by_seed(group, "sbd"), ablation.metric),
+            _values(_by_seed(group, "deconv"), ablation.metric),
+        )
+        base_sbd = _values(_by_seed(base, "sbd"), ablation.metric)
+        base_deconv = _values(_by_seed(base, "deconv"), ablation.metric)
+        baseline, here, change = compare(base_sbd, base_deconv), compare(sbd, deconv), compare(sbd, base_sbd)
+        judged = ablation_verdict(baseline, here, change, ablation.higher_is_better)
+        results.append(AblationResult(ablation, variant, baseline, here, change, judged))
+    return results
+
+
+def traversal_runs(records: Sequence[RunRecord]) -> list[RunRecord]:
+    """The run whose traversals a study shows, per variant and decoder (in the order the records
+    first show them): the one with the median test error (the lower middle one of an even
+    count); a rule fixed before any result, so no picture is chosen by eye."""
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault((r.variant_key, r.decoder), []).append(r)
+    chosen = []
+    for group in groups.values():
+        ranked = sorted(
+            group, key=lambda r: (r.values.get("test_sse") is None, r.values.get("test_sse") or 0.0, r.seed)
+        )
+        chosen.append(ranked[(len(ranked) - 1) // 2])
+    return chosen
 
 
 def cells(specs: Sequence[RunSpec], records: Sequence[RunRecord]) -> list[CellResult]:
