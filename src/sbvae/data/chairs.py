@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -42,16 +43,18 @@ from sbvae.data.factors import Discrete, Product, grid
 from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
 from sbvae.data.raycast import (
     Hit,
+    Seen,
+    Shader,
     boxes,
+    cameras,
     cos_sin,
     in_chunks,
     lambert,
     nearest,
     normalize,
     orbit,
-    primary_rays,
     rotate_x,
-    to_pixels,
+    shade_pixels,
     to_world,
     within,
 )
@@ -72,6 +75,13 @@ CAMERA_DISTANCE, FOV = 4.0, 40.0
 LIGHT = (-0.5, 0.8, -0.6)
 """Direction towards the light in the camera's frame (x right, y up, z forward)."""
 AMBIENT, ALBEDO, BACKGROUND = 0.3, 0.8, 1.0
+FIRST_PASS = 64
+"""Points across the image of the first pass of :func:`sbvae.data.raycast.shade_pixels`: 0.045
+apart where the camera looks, closer than the thinnest part (an armrest's bar, 0.05 thick and
+0.07 wide)."""
+SEAT, BACK = 1, 10
+"""The parts' numbers (:class:`sbvae.data.raycast.Seen`): the seat, legs and armrests from 1 on
+in the order of :func:`parts`, then the back; 0 is the background."""
 
 
 def chairs_factors() -> Product:
@@ -151,40 +161,81 @@ def bounds(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (low - 1e-3)[:, None], (high + 1e-3)[:, None]
 
 
-def chair_hit(origin: torch.Tensor, direction: torch.Tensor, values: torch.Tensor) -> Hit:
-    """Rays ``[N, P, 3]`` from one origin per image (``[N, 1, 3]``), in the chair's frame,
-    against each image's chair (``values`` ``[N, 7]``, float32, in the order of
-    :func:`chairs_factors`); only rays that meet the chair's bounds are tested."""
-    low, high = bounds(values)
-    near = boxes(direction, low - origin, high - origin, 0).t < math.inf
-    low, high, present = parts(values)
-    low, high = low - origin, high - origin
-    pivot, tilt, back_low, back_high = back(values)
-    start = rotate_x(origin - pivot[:, None], -tilt)  # the origin in the back's frame
-    back_low, back_high = back_low - start, back_high - start
+class Placed(NamedTuple):
+    """Chairs seen from their cameras, every corner relative to the image's eye: the bounds
+    ``[N, 1, 3]``, the parts' boxes ``[N, 9, 3]`` and which are there ``[N, 9]`` (see
+    :func:`parts`), the back's tilt ``[N]`` (radians) and its corners ``[N, 1, 3]`` in its own
+    frame (see :func:`back`)."""
 
-    def exact(_: torch.Tensor, ray: torch.Tensor, rows: torch.Tensor) -> Hit:
-        turned = boxes(rotate_x(ray, -tilt[rows]), back_low[rows], back_high[rows], 0)
-        turned = turned._replace(normal=rotate_x(turned.normal, tilt[rows]))
-        return nearest(boxes(ray, low[rows], high[rows], 0, present[rows]), turned)
+    bounds_low: torch.Tensor
+    bounds_high: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+    present: torch.Tensor
+    tilt: torch.Tensor
+    back_low: torch.Tensor
+    back_high: torch.Tensor
+
+
+def place(values: torch.Tensor, eye: torch.Tensor) -> Placed:
+    """Chairs ``values`` ``[N, 7]`` (float32, in the order of :func:`chairs_factors`) seen from
+    ``eye`` ``[N, 3]``."""
+    origin = eye[:, None]
+    bounds_low, bounds_high = bounds(values)
+    low, high, present = parts(values)
+    pivot, tilt, back_low, back_high = back(values)
+    start = rotate_x(origin - pivot[:, None], -tilt)  # the eye in the back's frame
+    return Placed(
+        bounds_low - origin, bounds_high - origin, low - origin, high - origin, present,
+        tilt, back_low - start, back_high - start,
+    )  # fmt: skip
+
+
+def chair_hit(origin: torch.Tensor, direction: torch.Tensor, chair: Placed, rows: torch.Tensor) -> Hit:
+    """Rays ``[R, Q, 3]`` from ``origin`` ``[R, 1, 3]`` against the chairs of images ``rows``
+    ``[R]``; only rays that meet a chair's bounds are tested against its parts."""
+    near = boxes(direction, chair.bounds_low[rows], chair.bounds_high[rows], 0).t < math.inf
+
+    def exact(_: torch.Tensor, ray: torch.Tensor, inner: torch.Tensor) -> Hit:
+        at = rows[inner]
+        tilt = chair.tilt[at]
+        turned = boxes(rotate_x(ray, -tilt), chair.back_low[at], chair.back_high[at], BACK)
+        turned = turned._replace(normal=rotate_x(turned.normal, tilt))
+        return nearest(boxes(ray, chair.low[at], chair.high[at], SEAT, chair.present[at]), turned)
 
     return within(near, origin, direction, exact)
 
 
-def shade_chairs(
-    values: torch.Tensor, image_size: int, supersample: int, device: torch.device | str = "cpu"
-) -> torch.Tensor:
-    """Grey images ``[N, 1, S, S]`` in [0, 1] of ``[N, 7]`` factor values, ray-cast afresh."""
+def chair_shader(values: torch.Tensor, device: torch.device | str = "cpu") -> Shader:
+    """The grey each sample sees, ``[R, Q, 1]``, of chairs ``values`` ``[N, 7]``."""
     values = values.to(device, torch.float64)
     azimuth = torch.deg2rad(values[:, 5] - FACING)  # 0 when the camera faces the seat's front
     eye = orbit(TARGET, CAMERA_DISTANCE, azimuth, torch.deg2rad(values[:, 6]))
-    origin, direction, frame = primary_rays(eye, TARGET, image_size, supersample, FOV)
-    hit = chair_hit(origin, direction, values.float())
-    light = normalize(to_world(torch.tensor([LIGHT], device=device), frame))
-    grey = torch.where(
-        hit.t < math.inf, ALBEDO * lambert(hit.normal, light[:, 0], AMBIENT), torch.full_like(hit.t, BACKGROUND)
-    )
-    return to_pixels(grey[:, None], image_size, supersample)
+    view = cameras(eye, TARGET)
+    light = normalize(to_world(torch.tensor([LIGHT], device=device), view.frame))
+    chair = place(values.float(), eye)
+
+    def shade(rows: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+        origin, direction = view.rays(rows, local)
+        hit = chair_hit(origin, direction, chair, rows)
+        lit = ALBEDO * lambert(hit.normal, light[rows, 0], AMBIENT)
+        seen = hit.t < math.inf
+        return Seen(torch.where(seen, lit, torch.full_like(hit.t, BACKGROUND))[..., None], hit.material * seen)
+
+    return shade
+
+
+def shade_chairs(
+    values: torch.Tensor,
+    image_size: int,
+    supersample: int,
+    device: torch.device | str = "cpu",
+    adaptive: bool = True,
+) -> torch.Tensor:
+    """Grey images ``[N, 1, S, S]`` in [0, 1] of ``[N, 7]`` factor values, ray-cast afresh
+    (every sample, or ``adaptive``: see :func:`shade_pixels`)."""
+    shade = chair_shader(values, device)
+    return shade_pixels(shade, len(values), image_size, supersample, FOV, device, FIRST_PASS if adaptive else None)
 
 
 @dataclass(frozen=True)
@@ -196,6 +247,7 @@ class ChairRenderer:
     image_size: int = 64
     supersample: int = 4
     max_points: int = 1 << 20  # ray samples per chunk of images; bounds peak memory
+    adaptive: bool = True  # all samples only where the picture changes within a pixel (shade_pixels)
     channels: int = 1
     factors: Product = field(default_factory=chairs_factors, repr=False, compare=False)
     memo: Memo = field(init=False, repr=False, compare=False)
@@ -212,7 +264,7 @@ class ChairRenderer:
         ``max_points`` samples), before :meth:`render` stores them in 8-bit steps."""
 
         def cast(rows: torch.Tensor) -> torch.Tensor:
-            return shade_chairs(rows, self.image_size, self.supersample, device)
+            return shade_chairs(rows, self.image_size, self.supersample, device, self.adaptive)
 
         return in_chunks(cast, (self.image_size * self.supersample) ** 2, self.max_points, values)
 

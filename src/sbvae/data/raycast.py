@@ -11,6 +11,7 @@ image comes out the same whether it is rendered alone or in a batch.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -42,12 +43,14 @@ def normalize(v: torch.Tensor) -> torch.Tensor:
     return v / dot(v, v).sqrt()[..., None]
 
 
+@functools.lru_cache(maxsize=32)
 def camera_directions(
     image_size: int, supersample: int, fov_degrees: float, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
     """Ray directions ``[P, 3]`` in the camera's frame (x right, y up, z forward) through a
     ``supersample x supersample`` grid of points in each pixel, rows from the top of the image;
-    ``P = (image_size * supersample) ** 2``. ``fov_degrees`` is the full field of view."""
+    ``P = (image_size * supersample) ** 2``. ``fov_degrees`` is the full field of view. Computed
+    once per size and device (callers must not modify the result)."""
     fine = image_size * supersample
     half = math.tan(math.radians(fov_degrees) / 2)
     steps = (torch.arange(fine, dtype=torch.float32, device=device) + 0.5) / fine * 2 - 1
@@ -75,15 +78,23 @@ def orbit(
     return centre + distance * torch.stack([-ce * sa, se, -ce * ca], 1)
 
 
-def primary_rays(
-    eye: torch.Tensor, target: tuple[float, float, float], image_size: int, supersample: int, fov_degrees: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Origins ``[N, 1, 3]`` and directions ``[N, P, 3]`` of the rays of cameras at ``eye``
-    ``[N, 3]`` looking at ``target`` (see :func:`camera_directions`), and the cameras' frames
-    ``[N, 3, 3]`` (see :func:`look_at`)."""
-    frame = look_at(eye, torch.tensor(target, device=eye.device).expand_as(eye))
-    directions = camera_directions(image_size, supersample, fov_degrees, eye.device)
-    return eye[:, None], to_world(directions, frame), frame
+class Cameras(NamedTuple):
+    """Pinhole cameras, one per image: eyes ``[N, 3]`` and frames ``[N, 3, 3]`` (see
+    :func:`look_at`)."""
+
+    eye: torch.Tensor
+    frame: torch.Tensor
+
+    def rays(self, rows: torch.Tensor, local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Origins ``[R, 1, 3]`` and directions ``[R, Q, 3]`` of the rays of images ``rows``
+        ``[R]`` along camera-frame directions ``local`` (see :func:`camera_directions`), ``[Q, 3]``
+        shared by every row or ``[R, Q, 3]`` one set per row."""
+        return self.eye.index_select(0, rows)[:, None], to_world(local, self.frame.index_select(0, rows))
+
+
+def cameras(eye: torch.Tensor, target: tuple[float, float, float]) -> Cameras:
+    """Cameras at ``eye`` ``[N, 3]`` looking at ``target``."""
+    return Cameras(eye, look_at(eye, torch.tensor(target, device=eye.device).expand_as(eye)))
 
 
 def in_chunks(
@@ -118,7 +129,7 @@ def rotate_x(v: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
 
 
 def _hit(t: torch.Tensor, normal: torch.Tensor, material: int) -> Hit:
-    return Hit(t, normal, torch.full(t.shape, material, dtype=torch.int64, device=t.device))
+    return Hit(t, normal, torch.tensor(material, device=t.device).expand(t.shape))
 
 
 def _miss_where(hit: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -142,10 +153,11 @@ def boxes(
 ) -> Hit:
     """The nearest of ``B`` axis-aligned boxes whose corners, relative to the rays' origin (one
     origin per image), are ``low`` and ``high`` (each ``[N, B, 3]``; a box counts only where
-    ``present`` ``[N, B]`` holds): the slab test, the normal worked out for the nearest only."""
+    ``present`` ``[N, B]`` holds): the slab test, the normal worked out for the nearest only. The
+    material is ``material`` plus the index of the box hit."""
     inverse = 1 / torch.where(direction.abs() < 1e-9, torch.full_like(direction, 1e-9), direction)
     best = torch.full(direction.shape[:-1], math.inf, device=direction.device)
-    best_axis = torch.zeros(direction.shape[:-1], dtype=torch.int64, device=direction.device)
+    best_code = torch.zeros(direction.shape[:-1], dtype=torch.int64, device=direction.device)  # 3 * box + axis
     for b in range(low.shape[1]):
         near = low[:, None, b] * inverse
         far = high[:, None, b] * inverse
@@ -156,15 +168,16 @@ def boxes(
         entry_xy = torch.maximum(enter[..., 0], enter[..., 1])
         beyond_xy = enter[..., 2] > entry_xy
         entry = torch.maximum(entry_xy, enter[..., 2])
-        axis = torch.where(beyond_xy, 2, beyond_x.long())
+        code = torch.where(beyond_xy, 3 * b + 2, beyond_x.long() + 3 * b)
         exit_ = torch.minimum(torch.minimum(leave[..., 0], leave[..., 1]), leave[..., 2])
         closer = (entry <= exit_) & (entry > EPS) & (entry < best)
         if present is not None:
             closer &= present[:, b, None]
         best = torch.where(closer, entry, best)
-        best_axis = torch.where(closer, axis, best_axis)
-    normal = -torch.sign(direction) * F.one_hot(best_axis, 3).to(direction.dtype)
-    return _hit(best, normal, material)
+        best_code = torch.where(closer, code, best_code)
+    axes = torch.arange(3, device=direction.device)
+    normal = -torch.sign(direction) * (best_code[..., None] % 3 == axes).to(direction.dtype)
+    return Hit(best, normal, material + best_code.div(3, rounding_mode="floor"))
 
 
 def passes_sphere(
@@ -189,14 +202,15 @@ def within(
     ``intersect(origin, direction, rows)`` gets the selected rays as ``M`` images of one ray each
     (``[M, 1, 3]``) and ``rows`` ``[M]``, the image each came from (to pick its parameters)."""
     n, p = mask.shape
-    rows, cols = mask.nonzero(as_tuple=True)
-    start = origin.expand(n, p, 3)[rows, cols] if origin.shape[1] == p else origin[rows, 0]
-    inner = intersect(start[:, None], direction[rows, cols][:, None], rows)
-    t = torch.full((n, p), math.inf, device=direction.device)
-    normal = torch.zeros(n, p, 3, device=direction.device)
-    material = torch.zeros(n, p, dtype=torch.int64, device=direction.device)
-    t[rows, cols], normal[rows, cols], material[rows, cols] = inner.t[:, 0], inner.normal[:, 0], inner.material[:, 0]
-    return Hit(t, normal, material)
+    flat = mask.reshape(-1).nonzero().squeeze(1)
+    rows = flat.div(p, rounding_mode="floor")
+    start = origin.reshape(-1, 3).index_select(0, flat) if origin.shape[1] == p else origin[:, 0].index_select(0, rows)
+    inner = intersect(start[:, None], direction.reshape(-1, 3).index_select(0, flat)[:, None], rows)
+    t = torch.full((n * p,), math.inf, device=direction.device).index_copy_(0, flat, inner.t[:, 0])
+    normal = torch.zeros(n * p, 3, device=direction.device).index_copy_(0, flat, inner.normal[:, 0])
+    material = torch.zeros(n * p, dtype=torch.int64, device=direction.device)
+    material.index_copy_(0, flat, inner.material[:, 0].to(torch.int64))
+    return Hit(t.view(n, p), normal.view(n, p, 3), material.view(n, p))
 
 
 def sphere(
@@ -270,3 +284,80 @@ def to_pixels(samples: torch.Tensor, image_size: int, supersample: int) -> torch
     fine = image_size * supersample
     grid = samples.reshape(samples.shape[0], samples.shape[1], fine, fine)
     return F.avg_pool2d(grid, supersample) if supersample > 1 else grid
+
+
+class Seen(NamedTuple):
+    """What rays see: values ``[R, Q, C]`` and the part each hits ``[R, Q]`` (an integer per
+    surface: where two neighbouring rays hit different parts, a border runs between them)."""
+
+    values: torch.Tensor
+    part: torch.Tensor
+
+
+Shader = Callable[[torch.Tensor, torch.Tensor], Seen]
+"""``shade(rows, local)``: what the rays of images ``rows`` ``[R]`` see along camera-frame
+directions ``local``, ``[Q, 3]`` shared by every row or ``[R, Q, 3]`` one set per row (see
+:meth:`Cameras.rays`)."""
+
+EDGE_TOLERANCE = 0.02
+"""The largest second difference between neighbouring first-pass values that leaves their
+pixels to the first pass (see :func:`shade_pixels`)."""
+
+
+def shade_pixels(
+    shade: Shader,
+    count: int,
+    image_size: int,
+    supersample: int,
+    fov_degrees: float,
+    device: torch.device | str = "cpu",
+    first_pass: int | None = None,
+) -> torch.Tensor:
+    """Pixels ``[N, C, S, S]`` of ``count`` images, each the mean of ``shade`` over its
+    ``supersample x supersample`` sample points (:func:`camera_directions`), or only where the
+    picture is not smooth.
+
+    With ``first_pass``, a first pass shades a grid of at least ``first_pass`` points across
+    the image and at least one per pixel (``first x first`` spread evenly over each pixel; if
+    ``first`` reaches ``supersample``, every sample is shaded). Where neighbouring first-pass
+    points see the same part and their values are locally linear (no second difference along a
+    row, column or diagonal above ``EDGE_TOLERANCE``, in any channel), a pixel keeps the mean
+    of its first-pass points: on a flat or evenly shaded surface that is the mean of all its
+    samples, on a curved one it is off by a fraction of the tolerance. Every other pixel (an
+    edge, a gap, a shadow's border) gets the mean of all its samples. A part narrower than the
+    first pass's spacing that no first-pass point sees is missed: ``first_pass`` should space
+    the points closer than the thinnest part."""
+    fine = camera_directions(image_size, supersample, fov_degrees, device)
+    images = torch.arange(count, device=device)
+    first = max(1, -(-first_pass // image_size)) if first_pass else supersample
+    if first >= supersample:
+        return to_pixels(shade(images, fine).values.transpose(1, 2), image_size, supersample)
+    side = image_size * first
+    seen = shade(images, camera_directions(side, 1, fov_degrees, device))
+    grid = seen.values.transpose(1, 2).reshape(count, -1, side, side)  # [N, C, S * first, S * first]
+    pixels = F.avg_pool2d(grid, first) if first > 1 else grid
+    edges = _edges(grid, seen.part.view(count, 1, side, side).float())
+    n, y, x = edges.view(count, image_size, first, image_size, first).any(dim=4).any(dim=2).nonzero(as_tuple=True)
+    rows = (y * supersample)[:, None] + torch.arange(supersample, device=device)  # [R, supersample]
+    columns = (x * supersample)[:, None] + torch.arange(supersample, device=device)
+    samples = (rows[:, :, None] * (image_size * supersample) + columns[:, None, :]).reshape(len(n), -1)
+    pixels[n, :, y, x] = shade(n, fine[samples]).values.mean(dim=1)
+    return pixels
+
+
+def _edges(grid: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+    """``[N, H, W]``: where a first-pass point (values ``grid`` ``[N, C, H, W]``, parts ``part``
+    ``[N, 1, H, W]``) sees another part than a neighbour, or ``grid`` has a second difference
+    along a row, a column or a diagonal above ``EDGE_TOLERANCE`` (edges repeated outwards)."""
+    height, width = grid.shape[2:]
+    padded = F.pad(torch.cat([grid, part], dim=1), (1, 1, 1, 1), mode="replicate")
+
+    def shifted(dy: int, dx: int) -> torch.Tensor:
+        return padded[:, :, 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+
+    edges = torch.zeros(grid.shape[0], height, width, dtype=torch.bool, device=grid.device)
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        before, after = shifted(-dy, -dx), shifted(dy, dx)
+        edges |= ((before[:, :-1] + after[:, :-1] - 2 * grid).abs() > EDGE_TOLERANCE).any(dim=1)
+        edges |= (before[:, -1] != part[:, 0]) | (after[:, -1] != part[:, 0])
+    return edges

@@ -49,7 +49,10 @@ from sbvae.data.factors import Discrete, Product, grid
 from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
 from sbvae.data.raycast import (
     Hit,
+    Seen,
+    Shader,
     boxes,
+    cameras,
     disc,
     in_chunks,
     lambert,
@@ -58,9 +61,8 @@ from sbvae.data.raycast import (
     orbit,
     passes_sphere,
     plane,
-    primary_rays,
+    shade_pixels,
     sphere,
-    to_pixels,
     tube,
     within,
 )
@@ -86,6 +88,9 @@ LIGHT = (0.35, 1.2, -0.9)
 AMBIENT = 0.3
 SATURATION, VALUE = 0.8, 0.95
 CAPSULE_RADIUS, CAPSULE_HEIGHT = 0.32, 1.3
+FIRST_PASS = 16
+"""Points across the image of the first pass of :func:`sbvae.data.raycast.shade_pixels` (at
+least one per pixel): the room has no part thinner than a sixteenth of the picture."""
 
 
 def objects_room_factors() -> Product:
@@ -169,6 +174,32 @@ def room_hit(origin: torch.Tensor, direction: torch.Tensor) -> Hit:
     return nearest(floor, *walls)
 
 
+def room_shader(
+    scale: torch.Tensor, shape: torch.Tensor, orientation: torch.Tensor, device: torch.device | str = "cpu"
+) -> Shader:
+    """What each sample sees (see :func:`shaded_coverage`): for floor, wall and object, "the
+    sample sees it" times its brightness, ``[R, Q, 3]``."""
+    scale, shape = scale.to(device, torch.float32), shape.to(device)
+    azimuth = torch.deg2rad(orientation.to(device, torch.float64)).float()
+    elevation = torch.full_like(azimuth, math.radians(CAMERA_ELEVATION))
+    view = cameras(orbit(TARGET, CAMERA_DISTANCE, azimuth, elevation), TARGET)
+    light = normalize(torch.tensor(LIGHT, device=device))
+
+    def shade(rows: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+        origin, direction = view.rays(rows, local)
+        shapes, scales = shape.index_select(0, rows), scale.index_select(0, rows)
+        hit = nearest(room_hit(origin, direction), object_hit(origin, direction, shapes, scales))
+        point = origin + hit.t[..., None] * direction
+        shadow = object_hit(point + 1e-3 * hit.normal, light.expand_as(direction), shapes, scales).t < math.inf
+        brightness = lambert(hit.normal, light, AMBIENT)
+        brightness = torch.where(shadow & (hit.material != OBJECT), torch.full_like(brightness, AMBIENT), brightness)
+        return Seen(
+            torch.stack([(hit.material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=-1), hit.material
+        )
+
+    return shade
+
+
 def shaded_coverage(
     scale: torch.Tensor,
     shape: torch.Tensor,
@@ -176,22 +207,13 @@ def shaded_coverage(
     image_size: int,
     supersample: int,
     device: torch.device | str = "cpu",
+    adaptive: bool = True,
 ) -> torch.Tensor:
     """``[N, 3, S, S]``: for floor, wall and object, the mean over each pixel's samples of
-    "the sample sees it" times its brightness (``orientation`` in degrees)."""
-    scale, shape = scale.to(device, torch.float32), shape.to(device)
-    azimuth = torch.deg2rad(orientation.to(device, torch.float64)).float()
-    elevation = torch.full_like(azimuth, math.radians(CAMERA_ELEVATION))
-    eye = orbit(TARGET, CAMERA_DISTANCE, azimuth, elevation)
-    origin, direction, _ = primary_rays(eye, TARGET, image_size, supersample, FOV)
-    hit = nearest(room_hit(origin, direction), object_hit(origin, direction, shape, scale))
-    light = normalize(torch.tensor(LIGHT, device=device))
-    point = origin + hit.t[..., None] * direction
-    shadow = object_hit(point + 1e-3 * hit.normal, light.expand_as(direction), shape, scale).t < math.inf
-    brightness = lambert(hit.normal, light, AMBIENT)
-    brightness = torch.where(shadow & (hit.material != OBJECT), torch.full_like(brightness, AMBIENT), brightness)
-    seen = torch.stack([(hit.material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=1)
-    return to_pixels(seen, image_size, supersample)
+    "the sample sees it" times its brightness (``orientation`` in degrees), every sample shaded
+    or (``adaptive``) only where the picture changes within the pixel (:func:`shade_pixels`)."""
+    shade = room_shader(scale, shape, orientation, device)
+    return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, FIRST_PASS if adaptive else None)
 
 
 @dataclass(frozen=True)
@@ -202,6 +224,7 @@ class RoomRenderer:
     image_size: int = 64
     supersample: int = 4
     max_points: int = 1 << 20  # ray samples per chunk of images; bounds peak memory
+    adaptive: bool = True  # all samples only where the picture changes within a pixel (shade_pixels)
     channels: int = 3
     factors: Product = field(default_factory=objects_room_factors, repr=False, compare=False)
     memo: Memo = field(init=False, repr=False, compare=False)
@@ -228,7 +251,7 @@ class RoomRenderer:
         """:func:`shaded_coverage` ray-cast afresh, in chunks of ``max_points`` samples."""
 
         def cast(scale: torch.Tensor, shape: torch.Tensor, orientation: torch.Tensor) -> torch.Tensor:
-            return shaded_coverage(scale, shape, orientation, self.image_size, self.supersample, device)
+            return shaded_coverage(scale, shape, orientation, self.image_size, self.supersample, device, self.adaptive)
 
         return in_chunks(cast, (self.image_size * self.supersample) ** 2, self.max_points, scale, shape, orientation)
 
