@@ -42,21 +42,23 @@ import torch
 from sbvae.data.factors import Discrete, Product, grid
 from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
 from sbvae.data.raycast import (
+    Cameras,
     Hit,
+    Rows,
     Seen,
     Shader,
+    box_corners,
     boxes,
     cameras,
-    cos_sin,
     in_chunks,
     lambert,
-    nearest,
+    nearest_part,
     normalize,
     orbit,
     rotate_x,
+    screen_rects,
     shade_pixels,
     to_world,
-    within,
 )
 
 SEAT_WIDTHS = (0.8, 0.95, 1.1, 1.25)
@@ -150,77 +152,73 @@ def back(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return pivot, torch.deg2rad(tilt.double()), low[:, None], high[:, None]
 
 
-def bounds(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Corners ``[N, 1, 3]`` of a box holding the whole chair, back and armrests included."""
-    width, legs, height = values[:, 0], values[:, 1], values[:, 2]
-    cos, sin = cos_sin(torch.deg2rad(values[:, 3].double()))
-    above_seat = torch.maximum(cos * height + sin * BACK_THICKNESS, torch.full_like(height, ARM_HEIGHT))
-    top = legs + SEAT_THICKNESS + above_seat
-    low = _stack(-width / 2, 0.0, -SEAT_DEPTH / 2, like=width)
-    high = _stack(width / 2, top, SEAT_DEPTH / 2 + sin * height, like=width)
-    return (low - 1e-3)[:, None], (high + 1e-3)[:, None]
-
-
 class Placed(NamedTuple):
-    """Chairs seen from their cameras, every corner relative to the image's eye: the bounds
-    ``[N, 1, 3]``, the parts' boxes ``[N, 9, 3]`` and which are there ``[N, 9]`` (see
-    :func:`parts`), the back's tilt ``[N]`` (radians) and its corners ``[N, 1, 3]`` in its own
-    frame (see :func:`back`)."""
+    """Chairs seen from their cameras: the parts' boxes ``[N, 9, 3]``, relative to the image's
+    eye, and which are there ``[N, 9]`` (see :func:`parts`); the back's tilt ``[N]`` (radians)
+    and its corners ``[N, 1, 3]`` in its own frame, relative to the eye (see :func:`back`); and
+    the rectangle each part's picture lies in, ``[N, 10, 4]`` (the back last; see
+    :func:`sbvae.data.raycast.screen_rects`)."""
 
-    bounds_low: torch.Tensor
-    bounds_high: torch.Tensor
     low: torch.Tensor
     high: torch.Tensor
     present: torch.Tensor
     tilt: torch.Tensor
     back_low: torch.Tensor
     back_high: torch.Tensor
+    rects: torch.Tensor
 
 
-def place(values: torch.Tensor, eye: torch.Tensor) -> Placed:
-    """Chairs ``values`` ``[N, 7]`` (float32, in the order of :func:`chairs_factors`) seen from
-    ``eye`` ``[N, 3]``."""
-    origin = eye[:, None]
-    bounds_low, bounds_high = bounds(values)
+def place(values: torch.Tensor, view: Cameras, image_size: int) -> Placed:
+    """Chairs ``values`` ``[N, 7]`` (float32, in the order of :func:`chairs_factors`) seen by
+    ``view``, ``image_size`` pixels across."""
+    origin = view.eye[:, None]
     low, high, present = parts(values)
+    low, high = low - origin, high - origin
     pivot, tilt, back_low, back_high = back(values)
     start = rotate_x(origin - pivot[:, None], -tilt)  # the eye in the back's frame
-    return Placed(
-        bounds_low - origin, bounds_high - origin, low - origin, high - origin, present,
-        tilt, back_low - start, back_high - start,
-    )  # fmt: skip
+    back_low, back_high = back_low - start, back_high - start
+    corners = torch.cat([box_corners(low, high), rotate_x(box_corners(back_low, back_high), tilt)], dim=1)
+    rects = screen_rects(corners, view.frame, image_size, FOV)
+    return Placed(low, high, present, tilt, back_low, back_high, rects)
 
 
-def chair_hit(origin: torch.Tensor, direction: torch.Tensor, chair: Placed, rows: torch.Tensor) -> Hit:
-    """Rays ``[R, Q, 3]`` from ``origin`` ``[R, 1, 3]`` against the chairs of images ``rows``
-    ``[R]``; only rays that meet a chair's bounds are tested against its parts."""
-    near = boxes(direction, chair.bounds_low[rows], chair.bounds_high[rows], 0).t < math.inf
-
-    def exact(_: torch.Tensor, ray: torch.Tensor, inner: torch.Tensor) -> Hit:
-        at = rows[inner]
-        tilt = chair.tilt[at]
-        turned = boxes(rotate_x(ray, -tilt), chair.back_low[at], chair.back_high[at], BACK)
-        turned = turned._replace(normal=rotate_x(turned.normal, tilt))
-        return nearest(boxes(ray, chair.low[at], chair.high[at], SEAT, chair.present[at]), turned)
-
-    return within(near, origin, direction, exact)
+def _part(ray: torch.Tensor, chair: Placed, image: torch.Tensor, index: int) -> Hit:
+    """Rays ``[K, Q, 3]`` against part ``index`` (see :class:`Placed`) of the chairs of ``image``."""
+    if index < chair.low.shape[1]:
+        low, high = (corner[:, index].index_select(0, image)[:, None] for corner in (chair.low, chair.high))
+        return boxes(ray, low, high, SEAT + index)
+    tilt = chair.tilt.index_select(0, image)
+    back_low, back_high = chair.back_low.index_select(0, image), chair.back_high.index_select(0, image)
+    turned = boxes(rotate_x(ray, -tilt), back_low, back_high, BACK)
+    return turned._replace(normal=rotate_x(turned.normal, tilt))
 
 
-def chair_shader(values: torch.Tensor, device: torch.device | str = "cpu") -> Shader:
-    """The grey each sample sees, ``[R, Q, 1]``, of chairs ``values`` ``[N, 7]``."""
+def chair_hit(direction: torch.Tensor, chair: Placed, rows: Rows) -> Hit:
+    """The rays ``[R, Q, 3]`` of ``rows`` against their images' chairs: a part only for rows
+    whose pixel its picture's rectangle overlaps. The material is the part's number (0 on a
+    miss)."""
+    there = torch.cat([chair.present, torch.ones_like(chair.present[:, :1])], dim=1).index_select(0, rows.image)
+
+    def intersect(part: int, selected: torch.Tensor, _: torch.Tensor, ray: torch.Tensor) -> Hit:
+        return _part(ray, chair, rows.image.index_select(0, selected), part)
+
+    return nearest_part(rows.within(chair.rects) & there, direction[:, :1], direction, intersect)
+
+
+def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | str = "cpu") -> Shader:
+    """The grey each sample sees, ``[R, Q, 1]``, of chairs ``values`` ``[N, 7]``, and the part."""
     values = values.to(device, torch.float64)
     azimuth = torch.deg2rad(values[:, 5] - FACING)  # 0 when the camera faces the seat's front
-    eye = orbit(TARGET, CAMERA_DISTANCE, azimuth, torch.deg2rad(values[:, 6]))
-    view = cameras(eye, TARGET)
-    light = normalize(to_world(torch.tensor([LIGHT], device=device), view.frame))
-    chair = place(values.float(), eye)
+    view = cameras(orbit(TARGET, CAMERA_DISTANCE, azimuth, torch.deg2rad(values[:, 6])), TARGET)
+    light = normalize(to_world(torch.tensor([LIGHT], device=device), view.frame))[:, 0]
+    chair = place(values.float(), view, image_size)
 
-    def shade(rows: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
-        origin, direction = view.rays(rows, local)
-        hit = chair_hit(origin, direction, chair, rows)
-        lit = ALBEDO * lambert(hit.normal, light[rows, 0], AMBIENT)
-        seen = hit.t < math.inf
-        return Seen(torch.where(seen, lit, torch.full_like(hit.t, BACKGROUND))[..., None], hit.material * seen)
+    def shade(rows: Rows, local: torch.Tensor) -> Seen:
+        _, direction = view.rays(rows.image, local)
+        hit = chair_hit(direction, chair, rows)
+        lit = ALBEDO * lambert(hit.normal, light.index_select(0, rows.image), AMBIENT)
+        grey = torch.where(hit.t < math.inf, lit, torch.full_like(hit.t, BACKGROUND))
+        return Seen(grey[..., None], hit.material)
 
     return shade
 
@@ -234,7 +232,7 @@ def shade_chairs(
 ) -> torch.Tensor:
     """Grey images ``[N, 1, S, S]`` in [0, 1] of ``[N, 7]`` factor values, ray-cast afresh
     (every sample, or ``adaptive``: see :func:`shade_pixels`)."""
-    shade = chair_shader(values, device)
+    shade = chair_shader(values, image_size, device)
     return shade_pixels(shade, len(values), image_size, supersample, FOV, device, FIRST_PASS if adaptive else None)
 
 

@@ -58,6 +58,33 @@ def camera_directions(
     return normalize(torch.stack([u, v, torch.ones_like(u)], dim=-1).reshape(-1, 3))
 
 
+@functools.lru_cache(maxsize=32)
+def pixel_directions(
+    image_size: int, points: int, fov_degrees: float, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """``[S * S, points ** 2, 3]``: the directions of :func:`camera_directions` grouped by pixel
+    (pixels row by row, each pixel's points row by row)."""
+    grid = camera_directions(image_size, points, fov_degrees, device)
+    grid = grid.view(image_size, points, image_size, points, 3).transpose(1, 2)
+    return grid.reshape(image_size * image_size, points * points, 3)
+
+
+def screen_rects(points: torch.Tensor, frame: torch.Tensor, image_size: int, fov_degrees: float) -> torch.Tensor:
+    """``[N, B, 4]``: the rectangle (left, right, top, bottom, in pixels from the top left
+    corner) holding the picture of each of ``B`` groups of points ``[N, B, K, 3]`` (relative to
+    the eye, all in front of the camera) seen by cameras ``frame`` ``[N, 3, 3]``."""
+    camera = [dot(points, frame[:, None, None, axis]) for axis in range(3)]
+    scale = image_size / 2 / math.tan(math.radians(fov_degrees) / 2)
+    across, down = image_size / 2 + scale * camera[0] / camera[2], image_size / 2 - scale * camera[1] / camera[2]
+    return torch.stack([across.amin(2), across.amax(2), down.amin(2), down.amax(2)], dim=-1)
+
+
+def box_corners(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """The 8 corners ``[..., 8, 3]`` of boxes with corners ``low`` and ``high`` ``[..., 3]``."""
+    pick = torch.tensor([[(i >> axis) & 1 for axis in range(3)] for i in range(8)], device=low.device).bool()
+    return torch.where(pick, high[..., None, :], low[..., None, :])
+
+
 def look_at(eye: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Camera frames ``[N, 3, 3]`` (rows: right, up, forward) of cameras at ``eye`` ``[N, 3]``
     looking at ``target`` ``[N, 3]`` with the world's y axis up."""
@@ -191,28 +218,6 @@ def passes_sphere(
     return (gap <= radius[:, None] ** 2) & ((along > 0) | (dot(offset, offset) <= radius[:, None] ** 2))
 
 
-def within(
-    mask: torch.Tensor,
-    origin: torch.Tensor,
-    direction: torch.Tensor,
-    intersect: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Hit],
-) -> Hit:
-    """Intersect only the rays where ``mask`` ``[N, P]`` holds; the others miss.
-
-    ``intersect(origin, direction, rows)`` gets the selected rays as ``M`` images of one ray each
-    (``[M, 1, 3]``) and ``rows`` ``[M]``, the image each came from (to pick its parameters)."""
-    n, p = mask.shape
-    flat = mask.reshape(-1).nonzero().squeeze(1)
-    rows = flat.div(p, rounding_mode="floor")
-    start = origin.reshape(-1, 3).index_select(0, flat) if origin.shape[1] == p else origin[:, 0].index_select(0, rows)
-    inner = intersect(start[:, None], direction.reshape(-1, 3).index_select(0, flat)[:, None], rows)
-    t = torch.full((n * p,), math.inf, device=direction.device).index_copy_(0, flat, inner.t[:, 0])
-    normal = torch.zeros(n * p, 3, device=direction.device).index_copy_(0, flat, inner.normal[:, 0])
-    material = torch.zeros(n * p, dtype=torch.int64, device=direction.device)
-    material.index_copy_(0, flat, inner.material[:, 0].to(torch.int64))
-    return Hit(t.view(n, p), normal.view(n, p, 3), material.view(n, p))
-
-
 def sphere(
     origin: torch.Tensor, direction: torch.Tensor, centre: torch.Tensor, radius: torch.Tensor, material: int
 ) -> Hit:
@@ -271,19 +276,37 @@ def nearest(*hits: Hit) -> Hit:
     return best
 
 
+def nearest_part(
+    near: torch.Tensor,
+    origin: torch.Tensor,
+    direction: torch.Tensor,
+    intersect: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], Hit],
+) -> Hit:
+    """The nearest hit of rays ``[R, Q, 3]`` from ``origin`` (``[R, 1, 3]`` or ``[R, Q, 3]``)
+    over ``B`` parts, part ``b`` tested only on the rows where ``near[:, b]`` ``[R, B]`` holds
+    (the others miss it): ``intersect(b, rows, origin[rows], direction[rows])`` gives the hits
+    ``[K, Q]`` of rows ``rows`` ``[K]``. Rays that hit nothing have material 0."""
+    r, q = direction.shape[:2]
+    best = Hit(
+        torch.full((r, q), math.inf, device=direction.device),
+        torch.zeros(r, q, 3, device=direction.device),
+        torch.zeros(r, q, dtype=torch.int64, device=direction.device),
+    )
+    for part in range(near.shape[1]):
+        rows = near[:, part].nonzero()[:, 0]
+        if len(rows):
+            hit = intersect(part, rows, origin.index_select(0, rows), direction.index_select(0, rows))
+            picked = nearest(Hit(*(field.index_select(0, rows) for field in best)), hit)
+            for field, new in zip(best, picked, strict=True):
+                field.index_copy_(0, rows, new.expand_as(field[: len(rows)]))
+    return best
+
+
 def lambert(normal: torch.Tensor, light: torch.Tensor, ambient: float) -> torch.Tensor:
     """Diffuse brightness ``ambient + (1 - ambient) * max(0, n . l)`` of unit normals ``[N, P, 3]``
     under a distant light from unit direction ``light`` (``[3]`` or ``[N, 3]``, towards the light)."""
     lit = light if light.dim() == 1 else light[:, None]
     return ambient + (1 - ambient) * dot(normal, lit).clamp(min=0)
-
-
-def to_pixels(samples: torch.Tensor, image_size: int, supersample: int) -> torch.Tensor:
-    """Per-sample values ``[N, C, P]`` (samples in :func:`camera_directions` order) averaged into
-    pixels ``[N, C, image_size, image_size]``: the box filter of supersampling."""
-    fine = image_size * supersample
-    grid = samples.reshape(samples.shape[0], samples.shape[1], fine, fine)
-    return F.avg_pool2d(grid, supersample) if supersample > 1 else grid
 
 
 class Seen(NamedTuple):
@@ -294,10 +317,40 @@ class Seen(NamedTuple):
     part: torch.Tensor
 
 
-Shader = Callable[[torch.Tensor, torch.Tensor], Seen]
-"""``shade(rows, local)``: what the rays of images ``rows`` ``[R]`` see along camera-frame
-directions ``local``, ``[Q, 3]`` shared by every row or ``[R, Q, 3]`` one set per row (see
-:meth:`Cameras.rays`)."""
+class Rows(NamedTuple):
+    """Rows of rays, each row the rays through one pixel: its image, row and column ``[R]``."""
+
+    image: torch.Tensor
+    y: torch.Tensor
+    x: torch.Tensor
+
+    def within(self, rects: torch.Tensor) -> torch.Tensor:
+        """``[R, B]``: whether each row's pixel overlaps the image's rectangles ``rects``
+        ``[N, B, 4]`` (see :func:`screen_rects`), with a margin for rounding."""
+        left, right, top, bottom = rects.index_select(0, self.image).unbind(-1)
+        x, y = self.x[:, None].float(), self.y[:, None].float()
+        return (
+            (x + 1 + RECT_MARGIN >= left)
+            & (x - RECT_MARGIN <= right)
+            & (y + 1 + RECT_MARGIN >= top)
+            & (y - RECT_MARGIN <= bottom)
+        )
+
+
+class Backdrop(NamedTuple):
+    """What lies behind the scene's moving parts: its pixels ``[N, C, S, S]`` (every sample) and
+    the number of its parts (its rays see parts numbered below it)."""
+
+    picture: torch.Tensor
+    parts: int
+
+
+RECT_MARGIN = 1e-3
+"""Pixels by which :meth:`Rows.within` widens a rectangle (so rounding never drops a ray)."""
+
+Shader = Callable[[Rows, torch.Tensor], Seen]
+"""``shade(rows, local)``: what the rays of ``rows`` (``R`` pixels) see along camera-frame
+directions ``local`` ``[R, Q, 3]`` (see :meth:`Cameras.rays`)."""
 
 EDGE_TOLERANCE = 0.02
 """The largest second difference between neighbouring first-pass values that leaves their
@@ -312,6 +365,7 @@ def shade_pixels(
     fov_degrees: float,
     device: torch.device | str = "cpu",
     first_pass: int | None = None,
+    backdrop: Backdrop | None = None,
 ) -> torch.Tensor:
     """Pixels ``[N, C, S, S]`` of ``count`` images, each the mean of ``shade`` over its
     ``supersample x supersample`` sample points (:func:`camera_directions`), or only where the
@@ -326,23 +380,51 @@ def shade_pixels(
     samples, on a curved one it is off by a fraction of the tolerance. Every other pixel (an
     edge, a gap, a shadow's border) gets the mean of all its samples. A part narrower than the
     first pass's spacing that no first-pass point sees is missed: ``first_pass`` should space
-    the points closer than the thinnest part."""
-    fine = camera_directions(image_size, supersample, fov_degrees, device)
-    images = torch.arange(count, device=device)
+    the points closer than the thinnest part. A pixel to be refined whose first-pass points and
+    their neighbours all see the ``backdrop`` takes the backdrop's pixel instead."""
+    every = _rows(torch.arange(count * image_size * image_size, device=device), image_size)
     first = max(1, -(-first_pass // image_size)) if first_pass else supersample
     if first >= supersample:
-        return to_pixels(shade(images, fine).values.transpose(1, 2), image_size, supersample)
+        pixels = _mean(shade, every, image_size, supersample, fov_degrees)
+    else:
+        seen = shade(every, pixel_directions(image_size, first, fov_degrees, device).repeat(count, 1, 1))
+        pixels = seen.values.mean(dim=1)
+        grid = _per_point(seen.values, count, image_size, first)  # [N, C, S * first, S * first]
+        part = _per_point(seen.part[..., None].float(), count, image_size, first)
+        edges = _edges(grid, part)
+        edges = _any_per_pixel(edges, count, image_size, first)
+        if backdrop is not None:
+            front = F.max_pool2d((part >= backdrop.parts).float(), 3, 1, 1)
+            behind = edges & ~_any_per_pixel(front[:, 0] > 0, count, image_size, first)
+            pixels = torch.where(behind[:, None], backdrop.picture.permute(0, 2, 3, 1).reshape(pixels.shape), pixels)
+            edges &= ~behind
+        refine = edges.nonzero()[:, 0]
+        pixels.index_copy_(0, refine, _mean(shade, _rows(refine, image_size), image_size, supersample, fov_degrees))
+    return pixels.view(count, image_size, image_size, -1).permute(0, 3, 1, 2)
+
+
+def _rows(index: torch.Tensor, image_size: int) -> Rows:
+    """The rows of pixels ``index`` ``[R]`` (image by image, row by row)."""
+    image, pixel = index.div(image_size * image_size, rounding_mode="floor"), index % (image_size * image_size)
+    return Rows(image, pixel.div(image_size, rounding_mode="floor"), pixel % image_size)
+
+
+def _mean(shade: Shader, rows: Rows, image_size: int, supersample: int, fov_degrees: float) -> torch.Tensor:
+    """``[R, C]``: the mean of ``shade`` over every sample point of the pixels of ``rows``."""
+    local = pixel_directions(image_size, supersample, fov_degrees, rows.image.device)
+    return shade(rows, local.index_select(0, rows.y * image_size + rows.x)).values.mean(dim=1)
+
+
+def _any_per_pixel(points: torch.Tensor, count: int, image_size: int, first: int) -> torch.Tensor:
+    """``[N * S * S]``: whether any first-pass point ``[N, S * first, S * first]`` of a pixel holds."""
+    return points.view(count, image_size, first, image_size, first).any(dim=4).any(dim=2).view(-1)
+
+
+def _per_point(values: torch.Tensor, count: int, image_size: int, first: int) -> torch.Tensor:
+    """First-pass values ``[N * S * S, first ** 2, C]`` as a picture ``[N, C, S * first, S * first]``."""
     side = image_size * first
-    seen = shade(images, camera_directions(side, 1, fov_degrees, device))
-    grid = seen.values.transpose(1, 2).reshape(count, -1, side, side)  # [N, C, S * first, S * first]
-    pixels = F.avg_pool2d(grid, first) if first > 1 else grid
-    edges = _edges(grid, seen.part.view(count, 1, side, side).float())
-    n, y, x = edges.view(count, image_size, first, image_size, first).any(dim=4).any(dim=2).nonzero(as_tuple=True)
-    rows = (y * supersample)[:, None] + torch.arange(supersample, device=device)  # [R, supersample]
-    columns = (x * supersample)[:, None] + torch.arange(supersample, device=device)
-    samples = (rows[:, :, None] * (image_size * supersample) + columns[:, None, :]).reshape(len(n), -1)
-    pixels[n, :, y, x] = shade(n, fine[samples]).values.mean(dim=1)
-    return pixels
+    grid = values.view(count, image_size, image_size, first, first, -1).permute(0, 5, 1, 3, 2, 4)
+    return grid.reshape(count, -1, side, side)
 
 
 def _edges(grid: torch.Tensor, part: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,7 @@ again would give.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -48,23 +49,28 @@ import torch
 from sbvae.data.factors import Discrete, Product, grid
 from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
 from sbvae.data.raycast import (
+    Backdrop,
+    Cameras,
     Hit,
+    Rows,
     Seen,
     Shader,
+    box_corners,
     boxes,
     cameras,
     disc,
     in_chunks,
     lambert,
     nearest,
+    nearest_part,
     normalize,
     orbit,
     passes_sphere,
     plane,
+    screen_rects,
     shade_pixels,
     sphere,
     tube,
-    within,
 )
 from sbvae.data.sprites import hsv_to_rgb
 
@@ -106,6 +112,10 @@ def objects_room_factors() -> Product:
 
 
 def _cube(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
+    n, p = direction.shape[:2]
+    if origin.shape[1] > 1:  # one origin per ray: each ray its own row (boxes takes one per row)
+        hit = _cube(origin.reshape(-1, 1, 3), direction.reshape(-1, 1, 3), scale.repeat_interleave(p))
+        return Hit(hit.t.view(n, p), hit.normal.view(n, p, 3), hit.material.view(n, p))
     zero = torch.zeros_like(scale)
     low = torch.stack([-scale / 2, zero, -scale / 2], dim=1)[:, None] - origin
     return boxes(direction, low, low + scale[:, None, None], OBJECT)
@@ -138,26 +148,35 @@ def _capsule(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor)
 _OBJECTS = (_cube, _cylinder, _sphere, _capsule)
 
 
-def _any_object(origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor) -> Hit:
-    n, p = direction.shape[:2]
-    t = torch.full((n, p), math.inf, device=direction.device)
-    normal = torch.zeros(n, p, 3, device=direction.device)
-    origin = origin.expand(n, *origin.shape[1:])
-    for shape_id, intersect in enumerate(_OBJECTS):
-        rows = (shape == shape_id).nonzero().squeeze(1)
-        if len(rows):
-            hit = intersect(origin[rows], direction[rows], scale[rows])
-            t[rows], normal[rows] = hit.t, hit.normal
-    return Hit(t, normal, torch.full((n, p), OBJECT, device=direction.device))
+def object_hit(
+    origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor, near: torch.Tensor
+) -> Hit:
+    """Rays ``[R, Q, 3]`` from ``origin`` (``[R, 1, 3]`` or ``[R, Q, 3]``) against the object
+    (``shape`` and ``scale`` ``[R]``) of each row where ``near`` ``[R]`` holds."""
+    shapes = near[:, None] & (shape[:, None] == torch.arange(len(_OBJECTS), device=shape.device))
+
+    def intersect(shape_id: int, rows: torch.Tensor, start: torch.Tensor, ray: torch.Tensor) -> Hit:
+        return _OBJECTS[shape_id](start, ray, scale.index_select(0, rows))
+
+    return nearest_part(shapes, origin, direction, intersect)
 
 
-def object_hit(origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor) -> Hit:
-    """Rays ``[N, P, 3]`` (origins may be ``[N, 1, 3]``) against each image's object; only rays
-    that pass within ``scale`` of the point ``0.6 * scale`` above its base (a sphere around every
-    shape) are tested."""
+def passes_object(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``[R, Q]``: which rays pass within ``scale`` ``[R]`` of the point ``0.6 * scale`` above the
+    object's base (a sphere around every shape)."""
     centre = torch.stack([torch.zeros_like(scale), 0.6 * scale, torch.zeros_like(scale)], dim=1)
-    near = passes_sphere(origin, direction, centre, scale)
-    return within(near, origin, direction, lambda o, d, rows: _any_object(o, d, shape[rows], scale[rows]))
+    return passes_sphere(origin, direction, centre, scale)
+
+
+def object_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_size: int) -> torch.Tensor:
+    """``[N, 1, 4]``: the rectangle holding each image's object (its bounding box) in the
+    picture (see :func:`sbvae.data.raycast.screen_rects`)."""
+    capsule = shape == SHAPES.index("capsule")
+    half = torch.where(capsule, CAPSULE_RADIUS, 0.5) * scale
+    height = torch.where(capsule, CAPSULE_HEIGHT, 1.0) * scale
+    low = torch.stack([-half, torch.zeros_like(half), -half], dim=1)
+    high = torch.stack([half, height, half], dim=1)
+    return screen_rects(box_corners(low - view.eye, high - view.eye)[:, None], view.frame, image_size, FOV)
 
 
 def room_hit(origin: torch.Tensor, direction: torch.Tensor) -> Hit:
@@ -175,29 +194,51 @@ def room_hit(origin: torch.Tensor, direction: torch.Tensor) -> Hit:
 
 
 def room_shader(
-    scale: torch.Tensor, shape: torch.Tensor, orientation: torch.Tensor, device: torch.device | str = "cpu"
+    scale: torch.Tensor,
+    shape: torch.Tensor,
+    orientation: torch.Tensor,
+    image_size: int,
+    device: torch.device | str = "cpu",
+    with_object: bool = True,
 ) -> Shader:
     """What each sample sees (see :func:`shaded_coverage`): for floor, wall and object, "the
-    sample sees it" times its brightness, ``[R, Q, 3]``."""
+    sample sees it" times its brightness, ``[R, Q, 3]``; the part is the material, plus 3 in the
+    object's shadow. Without ``with_object``, the empty room."""
     scale, shape = scale.to(device, torch.float32), shape.to(device)
     azimuth = torch.deg2rad(orientation.to(device, torch.float64)).float()
     elevation = torch.full_like(azimuth, math.radians(CAMERA_ELEVATION))
     view = cameras(orbit(TARGET, CAMERA_DISTANCE, azimuth, elevation), TARGET)
     light = normalize(torch.tensor(LIGHT, device=device))
+    rects = object_rects(shape, scale, view, image_size)
 
-    def shade(rows: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
-        origin, direction = view.rays(rows, local)
-        shapes, scales = shape.index_select(0, rows), scale.index_select(0, rows)
-        hit = nearest(room_hit(origin, direction), object_hit(origin, direction, shapes, scales))
-        point = origin + hit.t[..., None] * direction
-        shadow = object_hit(point + 1e-3 * hit.normal, light.expand_as(direction), shapes, scales).t < math.inf
+    def shade(rows: Rows, local: torch.Tensor) -> Seen:
+        origin, direction = view.rays(rows.image, local)
+        hit = room_hit(origin, direction)
         brightness = lambert(hit.normal, light, AMBIENT)
-        brightness = torch.where(shadow & (hit.material != OBJECT), torch.full_like(brightness, AMBIENT), brightness)
-        return Seen(
-            torch.stack([(hit.material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=-1), hit.material
-        )
+        shadow = torch.zeros_like(hit.t, dtype=torch.bool)
+        if with_object:
+            shapes, scales = shape.index_select(0, rows.image), scale.index_select(0, rows.image)
+            hit = nearest(hit, object_hit(origin, direction, shapes, scales, rows.within(rects)[:, 0]))
+            start, towards = origin + hit.t[..., None] * direction + 1e-3 * hit.normal, light.expand_as(direction)
+            lit = (hit.material != OBJECT) & passes_object(start, towards, scales)
+            shadow = object_hit(start, towards, shapes, scales, lit.any(dim=1)).t < math.inf
+            shadow &= hit.material != OBJECT
+            brightness = lambert(hit.normal, light, AMBIENT)
+            brightness = torch.where(shadow, torch.full_like(brightness, AMBIENT), brightness)
+        seen = torch.stack([(hit.material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=-1)
+        return Seen(seen, hit.material + 3 * shadow)
 
     return shade
+
+
+@functools.lru_cache(maxsize=256)
+def empty_room(
+    orientation: float, image_size: int, supersample: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """``[3, S, S]``: the shaded coverage of the room without its object (every sample),
+    computed once per orientation, size and device."""
+    shade = room_shader(torch.ones(1), torch.zeros(1), torch.tensor([orientation]), image_size, device, False)
+    return shade_pixels(shade, 1, image_size, supersample, FOV, device)[0]
 
 
 def shaded_coverage(
@@ -211,9 +252,14 @@ def shaded_coverage(
 ) -> torch.Tensor:
     """``[N, 3, S, S]``: for floor, wall and object, the mean over each pixel's samples of
     "the sample sees it" times its brightness (``orientation`` in degrees), every sample shaded
-    or (``adaptive``) only where the picture changes within the pixel (:func:`shade_pixels`)."""
-    shade = room_shader(scale, shape, orientation, device)
-    return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, FIRST_PASS if adaptive else None)
+    or (``adaptive``) only where the picture changes within the pixel, and away from the object
+    and its shadow taken from the empty room (:func:`empty_room`; see
+    :func:`sbvae.data.raycast.shade_pixels`)."""
+    shade = room_shader(scale, shape, orientation, image_size, device)
+    if not adaptive:
+        return shade_pixels(shade, len(scale), image_size, supersample, FOV, device)
+    empty = torch.stack([empty_room(o, image_size, supersample, device) for o in orientation.tolist()])
+    return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, FIRST_PASS, Backdrop(empty, 2))
 
 
 @dataclass(frozen=True)
