@@ -55,6 +55,7 @@ from sbvae.data.raycast import (
     nearest_part,
     normalize,
     orbit,
+    reciprocal,
     rotate_x,
     screen_rects,
     shade_pixels,
@@ -77,13 +78,6 @@ CAMERA_DISTANCE, FOV = 4.0, 40.0
 LIGHT = (-0.5, 0.8, -0.6)
 """Direction towards the light in the camera's frame (x right, y up, z forward)."""
 AMBIENT, ALBEDO, BACKGROUND = 0.3, 0.8, 1.0
-FIRST_PASS = 64
-"""Points across the image of the first pass of :func:`sbvae.data.raycast.shade_pixels`: 0.045
-apart where the camera looks, closer than the thinnest part (an armrest's bar, 0.05 thick and
-0.07 wide)."""
-SEAT, BACK = 1, 10
-"""The parts' numbers (:class:`sbvae.data.raycast.Seen`): the seat, legs and armrests from 1 on
-in the order of :func:`parts`, then the back; 0 is the background."""
 
 
 def chairs_factors() -> Product:
@@ -154,14 +148,14 @@ def back(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 class Placed(NamedTuple):
     """Chairs seen from their cameras: the parts' boxes ``[N, 9, 3]``, relative to the image's
-    eye, and which are there ``[N, 9]`` (see :func:`parts`); the back's tilt ``[N]`` (radians)
-    and its corners ``[N, 1, 3]`` in its own frame, relative to the eye (see :func:`back`); and
-    the rectangle each part's picture lies in, ``[N, 10, 4]`` (the back last; see
+    eye (see :func:`parts`); the back's tilt ``[N]`` (radians) and its corners ``[N, 1, 3]`` in
+    its own frame, relative to the eye (see :func:`back`); which parts are there ``[N, 10]`` and
+    the rectangle each one's picture lies in, ``[N, 10, 4]`` (the back last; see
     :func:`sbvae.data.raycast.screen_rects`)."""
 
     low: torch.Tensor
     high: torch.Tensor
-    present: torch.Tensor
+    there: torch.Tensor
     tilt: torch.Tensor
     back_low: torch.Tensor
     back_high: torch.Tensor
@@ -179,34 +173,38 @@ def place(values: torch.Tensor, view: Cameras, image_size: int) -> Placed:
     back_low, back_high = back_low - start, back_high - start
     corners = torch.cat([box_corners(low, high), rotate_x(box_corners(back_low, back_high), tilt)], dim=1)
     rects = screen_rects(corners, view.frame, image_size, FOV)
-    return Placed(low, high, present, tilt, back_low, back_high, rects)
+    there = torch.cat([present, torch.ones_like(present[:, :1])], dim=1)
+    return Placed(low, high, there, tilt, back_low, back_high, rects)
 
 
-def _part(ray: torch.Tensor, chair: Placed, image: torch.Tensor, index: int) -> Hit:
-    """Rays ``[K, Q, 3]`` against part ``index`` (see :class:`Placed`) of the chairs of ``image``."""
+def _part(direction: torch.Tensor, inverse: torch.Tensor, chair: Placed, image: torch.Tensor, index: int) -> Hit:
+    """Rays ``[K, Q, 3]`` (and their :func:`sbvae.data.raycast.reciprocal`) against part
+    ``index`` (see :class:`Placed`) of the chairs of ``image`` ``[K]``."""
     if index < chair.low.shape[1]:
         low, high = (corner[:, index].index_select(0, image)[:, None] for corner in (chair.low, chair.high))
-        return boxes(ray, low, high, SEAT + index)
+        return boxes(direction, low, high, 0, inverse=inverse)
     tilt = chair.tilt.index_select(0, image)
     back_low, back_high = chair.back_low.index_select(0, image), chair.back_high.index_select(0, image)
-    turned = boxes(rotate_x(ray, -tilt), back_low, back_high, BACK)
+    turned = boxes(rotate_x(direction, -tilt), back_low, back_high, 0)
     return turned._replace(normal=rotate_x(turned.normal, tilt))
 
 
-def chair_hit(direction: torch.Tensor, chair: Placed, rows: Rows) -> Hit:
-    """The rays ``[R, Q, 3]`` of ``rows`` against their images' chairs: a part only for rows
-    whose pixel its picture's rectangle overlaps. The material is the part's number (0 on a
-    miss)."""
-    there = torch.cat([chair.present, torch.ones_like(chair.present[:, :1])], dim=1).index_select(0, rows.image)
+def chair_hit(direction: torch.Tensor, chair: Placed, image: torch.Tensor, near: torch.Tensor) -> Hit:
+    """Rays ``[R, Q, 3]`` against the chairs of ``image`` ``[R]``, part ``b`` only in the rows
+    where ``near[:, b]`` ``[R, 10]`` holds."""
+    inverse = reciprocal(direction)
 
-    def intersect(part: int, selected: torch.Tensor, _: torch.Tensor, ray: torch.Tensor) -> Hit:
-        return _part(ray, chair, rows.image.index_select(0, selected), part)
+    def intersect(part: int, rows: torch.Tensor) -> Hit:
+        ray, inverse_ray = direction.index_select(0, rows), inverse.index_select(0, rows)
+        return _part(ray, inverse_ray, chair, image.index_select(0, rows), part)
 
-    return nearest_part(rows.within(chair.rects) & there, direction[:, :1], direction, intersect)
+    return nearest_part(near, direction, intersect, 0)
 
 
 def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | str = "cpu") -> Shader:
-    """The grey each sample sees, ``[R, Q, 1]``, of chairs ``values`` ``[N, 7]``, and the part."""
+    """The grey each sample sees, ``[R, Q, 1]``, of chairs ``values`` ``[N, 7]``, and the part;
+    only rows whose pixel a part's picture's rectangle reaches are ray-cast, the others see the
+    background."""
     values = values.to(device, torch.float64)
     azimuth = torch.deg2rad(values[:, 5] - FACING)  # 0 when the camera faces the seat's front
     view = cameras(orbit(TARGET, CAMERA_DISTANCE, azimuth, torch.deg2rad(values[:, 6])), TARGET)
@@ -214,26 +212,24 @@ def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | s
     chair = place(values.float(), view, image_size)
 
     def shade(rows: Rows, local: torch.Tensor) -> Seen:
-        _, direction = view.rays(rows.image, local)
-        hit = chair_hit(direction, chair, rows)
-        lit = ALBEDO * lambert(hit.normal, light.index_select(0, rows.image), AMBIENT)
-        grey = torch.where(hit.t < math.inf, lit, torch.full_like(hit.t, BACKGROUND))
-        return Seen(grey[..., None], hit.material)
+        near = rows.within(chair.rects) & chair.there.index_select(0, rows.image)
+        active = near.any(dim=1).nonzero()[:, 0]
+        image = rows.image.index_select(0, active)
+        _, direction = view.rays(image, local.index_select(0, active))
+        hit = chair_hit(direction, chair, image, near.index_select(0, active))
+        lit = ALBEDO * lambert(hit.normal, light.index_select(0, image), AMBIENT)
+        grey = torch.full(local.shape[:2], BACKGROUND, device=local.device)
+        grey.index_copy_(0, active, torch.where(hit.t < math.inf, lit, torch.full_like(lit, BACKGROUND)))
+        return Seen(grey[..., None], torch.zeros_like(grey, dtype=torch.int64))
 
     return shade
 
 
 def shade_chairs(
-    values: torch.Tensor,
-    image_size: int,
-    supersample: int,
-    device: torch.device | str = "cpu",
-    adaptive: bool = True,
+    values: torch.Tensor, image_size: int, supersample: int, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
-    """Grey images ``[N, 1, S, S]`` in [0, 1] of ``[N, 7]`` factor values, ray-cast afresh
-    (every sample, or ``adaptive``: see :func:`shade_pixels`)."""
-    shade = chair_shader(values, image_size, device)
-    return shade_pixels(shade, len(values), image_size, supersample, FOV, device, FIRST_PASS if adaptive else None)
+    """Grey images ``[N, 1, S, S]`` in [0, 1] of ``[N, 7]`` factor values, ray-cast afresh."""
+    return shade_pixels(chair_shader(values, image_size, device), len(values), image_size, supersample, FOV, device)
 
 
 @dataclass(frozen=True)
@@ -245,7 +241,6 @@ class ChairRenderer:
     image_size: int = 64
     supersample: int = 4
     max_points: int = 1 << 20  # ray samples per chunk of images; bounds peak memory
-    adaptive: bool = True  # all samples only where the picture changes within a pixel (shade_pixels)
     channels: int = 1
     factors: Product = field(default_factory=chairs_factors, repr=False, compare=False)
     memo: Memo = field(init=False, repr=False, compare=False)
@@ -262,7 +257,7 @@ class ChairRenderer:
         ``max_points`` samples), before :meth:`render` stores them in 8-bit steps."""
 
         def cast(rows: torch.Tensor) -> torch.Tensor:
-            return shade_chairs(rows, self.image_size, self.supersample, device, self.adaptive)
+            return shade_chairs(rows, self.image_size, self.supersample, device)
 
         return in_chunks(cast, (self.image_size * self.supersample) ** 2, self.max_points, values)
 

@@ -175,16 +175,27 @@ def plane(
     return _hit(_miss_where(facing < 0, t), n.expand_as(direction), material)
 
 
+def reciprocal(direction: torch.Tensor) -> torch.Tensor:
+    """``1 / direction`` component by component, a component near 0 taken as 1e-9 (what
+    :func:`boxes` needs)."""
+    return 1 / torch.where(direction.abs() < 1e-9, torch.full_like(direction, 1e-9), direction)
+
+
 def boxes(
-    direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, material: int, present: torch.Tensor | None = None
+    direction: torch.Tensor,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    material: int,
+    present: torch.Tensor | None = None,
+    inverse: torch.Tensor | None = None,
 ) -> Hit:
     """The nearest of ``B`` axis-aligned boxes whose corners, relative to the rays' origin (one
     origin per image), are ``low`` and ``high`` (each ``[N, B, 3]``; a box counts only where
-    ``present`` ``[N, B]`` holds): the slab test, the normal worked out for the nearest only. The
-    material is ``material`` plus the index of the box hit."""
-    inverse = 1 / torch.where(direction.abs() < 1e-9, torch.full_like(direction, 1e-9), direction)
+    ``present`` ``[N, B]`` holds): the slab test, the normal worked out for the nearest only.
+    ``inverse`` is ``reciprocal(direction)`` if the caller has it."""
+    inverse = reciprocal(direction) if inverse is None else inverse
     best = torch.full(direction.shape[:-1], math.inf, device=direction.device)
-    best_code = torch.zeros(direction.shape[:-1], dtype=torch.int64, device=direction.device)  # 3 * box + axis
+    best_axis = torch.zeros(direction.shape[:-1], dtype=torch.int64, device=direction.device)
     for b in range(low.shape[1]):
         near = low[:, None, b] * inverse
         far = high[:, None, b] * inverse
@@ -195,16 +206,15 @@ def boxes(
         entry_xy = torch.maximum(enter[..., 0], enter[..., 1])
         beyond_xy = enter[..., 2] > entry_xy
         entry = torch.maximum(entry_xy, enter[..., 2])
-        code = torch.where(beyond_xy, 3 * b + 2, beyond_x.long() + 3 * b)
+        axis = torch.where(beyond_xy, 2, beyond_x.long())
         exit_ = torch.minimum(torch.minimum(leave[..., 0], leave[..., 1]), leave[..., 2])
         closer = (entry <= exit_) & (entry > EPS) & (entry < best)
         if present is not None:
             closer &= present[:, b, None]
         best = torch.where(closer, entry, best)
-        best_code = torch.where(closer, code, best_code)
-    axes = torch.arange(3, device=direction.device)
-    normal = -torch.sign(direction) * (best_code[..., None] % 3 == axes).to(direction.dtype)
-    return Hit(best, normal, material + best_code.div(3, rounding_mode="floor"))
+        best_axis = torch.where(closer, axis, best_axis)
+    normal = -torch.sign(direction) * (best_axis[..., None] == torch.arange(3, device=direction.device))
+    return _hit(best, normal, material)
 
 
 def passes_sphere(
@@ -277,29 +287,22 @@ def nearest(*hits: Hit) -> Hit:
 
 
 def nearest_part(
-    near: torch.Tensor,
-    origin: torch.Tensor,
-    direction: torch.Tensor,
-    intersect: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], Hit],
+    near: torch.Tensor, direction: torch.Tensor, intersect: Callable[[int, torch.Tensor], Hit], material: int
 ) -> Hit:
-    """The nearest hit of rays ``[R, Q, 3]`` from ``origin`` (``[R, 1, 3]`` or ``[R, Q, 3]``)
-    over ``B`` parts, part ``b`` tested only on the rows where ``near[:, b]`` ``[R, B]`` holds
-    (the others miss it): ``intersect(b, rows, origin[rows], direction[rows])`` gives the hits
-    ``[K, Q]`` of rows ``rows`` ``[K]``. Rays that hit nothing have material 0."""
+    """The nearest hit of rays ``direction`` ``[R, Q, 3]`` over ``B`` parts of one material,
+    part ``b`` tested only on the rows where ``near[:, b]`` ``[R, B]`` holds (the others miss
+    it): ``intersect(b, rows)`` gives the hits ``[K, Q]`` of rows ``rows`` ``[K]``."""
     r, q = direction.shape[:2]
-    best = Hit(
-        torch.full((r, q), math.inf, device=direction.device),
-        torch.zeros(r, q, 3, device=direction.device),
-        torch.zeros(r, q, dtype=torch.int64, device=direction.device),
-    )
+    t = torch.full((r, q), math.inf, device=direction.device)
+    normal = torch.zeros(r, q, 3, device=direction.device)
     for part in range(near.shape[1]):
         rows = near[:, part].nonzero()[:, 0]
         if len(rows):
-            hit = intersect(part, rows, origin.index_select(0, rows), direction.index_select(0, rows))
-            picked = nearest(Hit(*(field.index_select(0, rows) for field in best)), hit)
-            for field, new in zip(best, picked, strict=True):
-                field.index_copy_(0, rows, new.expand_as(field[: len(rows)]))
-    return best
+            hit = intersect(part, rows)
+            closer = hit.t < t.index_select(0, rows)
+            t.index_copy_(0, rows, torch.where(closer, hit.t, t.index_select(0, rows)))
+            normal.index_copy_(0, rows, torch.where(closer[..., None], hit.normal, normal.index_select(0, rows)))
+    return _hit(t, normal, material)
 
 
 def lambert(normal: torch.Tensor, light: torch.Tensor, ambient: float) -> torch.Tensor:
@@ -353,8 +356,8 @@ Shader = Callable[[Rows, torch.Tensor], Seen]
 directions ``local`` ``[R, Q, 3]`` (see :meth:`Cameras.rays`)."""
 
 EDGE_TOLERANCE = 0.02
-"""The largest second difference between neighbouring first-pass values that leaves their
-pixels to the first pass (see :func:`shade_pixels`)."""
+"""The largest second difference between neighbouring pixel centres' values that leaves a
+pixel to its centre (see :func:`shade_pixels`)."""
 
 
 def shade_pixels(
@@ -364,42 +367,37 @@ def shade_pixels(
     supersample: int,
     fov_degrees: float,
     device: torch.device | str = "cpu",
-    first_pass: int | None = None,
+    adaptive: bool = False,
     backdrop: Backdrop | None = None,
 ) -> torch.Tensor:
     """Pixels ``[N, C, S, S]`` of ``count`` images, each the mean of ``shade`` over its
-    ``supersample x supersample`` sample points (:func:`camera_directions`), or only where the
-    picture is not smooth.
+    ``supersample x supersample`` sample points (:func:`camera_directions`).
 
-    With ``first_pass``, a first pass shades a grid of at least ``first_pass`` points across
-    the image and at least one per pixel (``first x first`` spread evenly over each pixel; if
-    ``first`` reaches ``supersample``, every sample is shaded). Where neighbouring first-pass
-    points see the same part and their values are locally linear (no second difference along a
-    row, column or diagonal above ``EDGE_TOLERANCE``, in any channel), a pixel keeps the mean
-    of its first-pass points: on a flat or evenly shaded surface that is the mean of all its
-    samples, on a curved one it is off by a fraction of the tolerance. Every other pixel (an
-    edge, a gap, a shadow's border) gets the mean of all its samples. A part narrower than the
-    first pass's spacing that no first-pass point sees is missed: ``first_pass`` should space
-    the points closer than the thinnest part. A pixel to be refined whose first-pass points and
-    their neighbours all see the ``backdrop`` takes the backdrop's pixel instead."""
+    ``adaptive``: a first pass shades each pixel's centre. A pixel whose centre sees the same
+    part as its eight neighbours' and lies on a locally linear picture (no second difference
+    along a row, column or diagonal through it above ``EDGE_TOLERANCE``, in any channel) keeps
+    its centre's value: inside a flat, evenly lit surface that is the mean of its samples, on a
+    curved one it is off by a small fraction of the tolerance. Every other pixel (an edge, a
+    shadow's border) gets the mean of all its samples, or, if its centre and its neighbours' all
+    see the ``backdrop``, the backdrop's pixel. A part or a gap narrower than a pixel that no
+    centre sees can be missed: for scenes without one."""
     every = _rows(torch.arange(count * image_size * image_size, device=device), image_size)
-    first = max(1, -(-first_pass // image_size)) if first_pass else supersample
-    if first >= supersample:
+    if not adaptive or supersample == 1:
         pixels = _mean(shade, every, image_size, supersample, fov_degrees)
     else:
-        seen = shade(every, pixel_directions(image_size, first, fov_degrees, device).repeat(count, 1, 1))
-        pixels = seen.values.mean(dim=1)
-        grid = _per_point(seen.values, count, image_size, first)  # [N, C, S * first, S * first]
-        part = _per_point(seen.part[..., None].float(), count, image_size, first)
-        edges = _edges(grid, part)
-        edges = _any_per_pixel(edges, count, image_size, first)
+        centres = camera_directions(image_size, 1, fov_degrees, device).repeat(count, 1)[:, None]
+        seen = shade(every, centres)
+        pixels = seen.values[:, 0]
+        part = seen.part.view(count, 1, image_size, image_size).float()
+        refine = _edges(pixels.view(count, image_size, image_size, -1).permute(0, 3, 1, 2), part).view(-1)
         if backdrop is not None:
-            front = F.max_pool2d((part >= backdrop.parts).float(), 3, 1, 1)
-            behind = edges & ~_any_per_pixel(front[:, 0] > 0, count, image_size, first)
+            behind = refine & (F.max_pool2d((part >= backdrop.parts).float(), 3, 1, 1) == 0).view(-1)
             pixels = torch.where(behind[:, None], backdrop.picture.permute(0, 2, 3, 1).reshape(pixels.shape), pixels)
-            edges &= ~behind
-        refine = edges.nonzero()[:, 0]
-        pixels.index_copy_(0, refine, _mean(shade, _rows(refine, image_size), image_size, supersample, fov_degrees))
+            refine &= ~behind
+        index = refine.nonzero()[:, 0]
+        pixels = pixels.index_copy(
+            0, index, _mean(shade, _rows(index, image_size), image_size, supersample, fov_degrees)
+        )
     return pixels.view(count, image_size, image_size, -1).permute(0, 3, 1, 2)
 
 
@@ -415,21 +413,9 @@ def _mean(shade: Shader, rows: Rows, image_size: int, supersample: int, fov_degr
     return shade(rows, local.index_select(0, rows.y * image_size + rows.x)).values.mean(dim=1)
 
 
-def _any_per_pixel(points: torch.Tensor, count: int, image_size: int, first: int) -> torch.Tensor:
-    """``[N * S * S]``: whether any first-pass point ``[N, S * first, S * first]`` of a pixel holds."""
-    return points.view(count, image_size, first, image_size, first).any(dim=4).any(dim=2).view(-1)
-
-
-def _per_point(values: torch.Tensor, count: int, image_size: int, first: int) -> torch.Tensor:
-    """First-pass values ``[N * S * S, first ** 2, C]`` as a picture ``[N, C, S * first, S * first]``."""
-    side = image_size * first
-    grid = values.view(count, image_size, image_size, first, first, -1).permute(0, 5, 1, 3, 2, 4)
-    return grid.reshape(count, -1, side, side)
-
-
 def _edges(grid: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
-    """``[N, H, W]``: where a first-pass point (values ``grid`` ``[N, C, H, W]``, parts ``part``
-    ``[N, 1, H, W]``) sees another part than a neighbour, or ``grid`` has a second difference
+    """``[N, H, W]``: where a pixel's centre (values ``grid`` ``[N, C, H, W]``, parts ``part``
+    ``[N, 1, H, W]``) sees another part than a neighbour's, or ``grid`` has a second difference
     along a row, a column or a diagonal above ``EDGE_TOLERANCE`` (edges repeated outwards)."""
     height, width = grid.shape[2:]
     padded = F.pad(torch.cat([grid, part], dim=1), (1, 1, 1, 1), mode="replicate")

@@ -94,9 +94,6 @@ LIGHT = (0.35, 1.2, -0.9)
 AMBIENT = 0.3
 SATURATION, VALUE = 0.8, 0.95
 CAPSULE_RADIUS, CAPSULE_HEIGHT = 0.32, 1.3
-FIRST_PASS = 16
-"""Points across the image of the first pass of :func:`sbvae.data.raycast.shade_pixels` (at
-least one per pixel): the room has no part thinner than a sixteenth of the picture."""
 
 
 def objects_room_factors() -> Product:
@@ -155,10 +152,11 @@ def object_hit(
     (``shape`` and ``scale`` ``[R]``) of each row where ``near`` ``[R]`` holds."""
     shapes = near[:, None] & (shape[:, None] == torch.arange(len(_OBJECTS), device=shape.device))
 
-    def intersect(shape_id: int, rows: torch.Tensor, start: torch.Tensor, ray: torch.Tensor) -> Hit:
+    def intersect(shape_id: int, rows: torch.Tensor) -> Hit:
+        start, ray = origin.index_select(0, rows), direction.index_select(0, rows)
         return _OBJECTS[shape_id](start, ray, scale.index_select(0, rows))
 
-    return nearest_part(shapes, origin, direction, intersect)
+    return nearest_part(shapes, direction, intersect, OBJECT)
 
 
 def passes_object(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -259,7 +257,7 @@ def shaded_coverage(
     if not adaptive:
         return shade_pixels(shade, len(scale), image_size, supersample, FOV, device)
     empty = torch.stack([empty_room(o, image_size, supersample, device) for o in orientation.tolist()])
-    return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, FIRST_PASS, Backdrop(empty, 2))
+    return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, True, Backdrop(empty, OBJECT))
 
 
 @dataclass(frozen=True)
