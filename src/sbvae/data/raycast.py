@@ -72,11 +72,17 @@ def pixel_directions(
 def screen_rects(points: torch.Tensor, frame: torch.Tensor, image_size: int, fov_degrees: float) -> torch.Tensor:
     """``[N, B, 4]``: the rectangle (left, right, top, bottom, in pixels from the top left
     corner) holding the picture of each of ``B`` groups of points ``[N, B, K, 3]`` (relative to
-    the eye, all in front of the camera) seen by cameras ``frame`` ``[N, 3, 3]``."""
+    the eye) seen by cameras ``frame`` ``[N, 3, 3]``; the whole plane for a group with a point
+    not in front of the camera."""
     camera = [dot(points, frame[:, None, None, axis]) for axis in range(3)]
     scale = image_size / 2 / math.tan(math.radians(fov_degrees) / 2)
     across, down = image_size / 2 + scale * camera[0] / camera[2], image_size / 2 - scale * camera[1] / camera[2]
-    return torch.stack([across.amin(2), across.amax(2), down.amin(2), down.amax(2)], dim=-1)
+    rects = torch.stack([across.amin(2), across.amax(2), down.amin(2), down.amax(2)], dim=-1)
+    return torch.where((camera[2] > 1e-6).all(dim=2)[..., None], rects, EVERYWHERE.to(points.device))
+
+
+EVERYWHERE = torch.tensor([-math.inf, math.inf, -math.inf, math.inf])
+"""A rectangle (see :func:`screen_rects`) that holds every pixel."""
 
 
 def box_corners(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -341,11 +347,13 @@ class Rows(NamedTuple):
 
 
 class Backdrop(NamedTuple):
-    """What lies behind the scene's moving parts: its pixels ``[N, C, S, S]`` (every sample) and
-    the number of its parts (its rays see parts numbered below it)."""
+    """What lies behind the scene's moving parts: its pixels ``[N, C, S, S]`` (every sample), the
+    number of its parts (its rays see parts numbered below it) and the rectangle ``[N, 1, 4]``
+    outside which the scene is the backdrop (see :func:`screen_rects`)."""
 
     picture: torch.Tensor
     parts: int
+    rect: torch.Tensor
 
 
 RECT_MARGIN = 1e-3
@@ -384,20 +392,42 @@ def shade_pixels(
     every = _rows(torch.arange(count * image_size * image_size, device=device), image_size)
     if not adaptive or supersample == 1:
         pixels = _mean(shade, every, image_size, supersample, fov_degrees)
-    else:
-        centres = camera_directions(image_size, 1, fov_degrees, device).repeat(count, 1)[:, None]
-        seen = shade(every, centres)
-        pixels = seen.values[:, 0]
-        part = seen.part.view(count, 1, image_size, image_size).float()
-        refine = _edges(pixels.view(count, image_size, image_size, -1).permute(0, 3, 1, 2), part).view(-1)
-        if backdrop is not None:
-            behind = refine & (F.max_pool2d((part >= backdrop.parts).float(), 3, 1, 1) == 0).view(-1)
-            pixels = torch.where(behind[:, None], backdrop.picture.permute(0, 2, 3, 1).reshape(pixels.shape), pixels)
-            refine &= ~behind
-        index = refine.nonzero()[:, 0]
-        pixels = pixels.index_copy(
-            0, index, _mean(shade, _rows(index, image_size), image_size, supersample, fov_degrees)
-        )
+        return pixels.view(count, image_size, image_size, -1).permute(0, 3, 1, 2)
+    pixels, part = _centres(shade, every, image_size, fov_degrees, backdrop)
+    refine = _edges(_picture(pixels, count, image_size), _picture(part[:, None].float(), count, image_size)).view(-1)
+    if backdrop is not None:
+        behind = F.max_pool2d(_picture((part >= backdrop.parts)[:, None].float(), count, image_size), 3, 1, 1) == 0
+        behind = behind.view(-1) | ~every.within(backdrop.rect)[:, 0]
+        pixels = torch.where(behind[:, None], _flat(backdrop.picture), pixels)
+        refine &= ~behind
+    index = refine.nonzero()[:, 0]
+    rest = _mean(shade, _rows(index, image_size), image_size, supersample, fov_degrees)
+    return _picture(pixels.index_copy(0, index, rest), count, image_size)
+
+
+def _centres(
+    shade: Shader, every: Rows, image_size: int, fov_degrees: float, backdrop: Backdrop | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Values ``[N * S * S, C]`` and parts ``[N * S * S]`` seen through every pixel's centre; with
+    a ``backdrop``, only within a pixel of its rectangle (the backdrop's pixel and part 0 else)."""
+    centres = camera_directions(image_size, 1, fov_degrees, every.image.device)
+    if backdrop is None:
+        seen = shade(every, centres.repeat(len(every.image) // len(centres), 1)[:, None])
+        return seen.values[:, 0], seen.part[:, 0]
+    index = every.within(backdrop.rect + torch.tensor([-1.0, 1.0, -1.0, 1.0]).to(backdrop.rect))[:, 0].nonzero()[:, 0]
+    rows = Rows(*(field.index_select(0, index) for field in every))
+    seen = shade(rows, centres.index_select(0, rows.y * image_size + rows.x)[:, None])
+    values = _flat(backdrop.picture).index_copy(0, index, seen.values[:, 0])
+    return values, torch.zeros_like(every.image).index_copy(0, index, seen.part[:, 0])
+
+
+def _flat(picture: torch.Tensor) -> torch.Tensor:
+    """Pictures ``[N, C, S, S]`` as pixels ``[N * S * S, C]``."""
+    return picture.permute(0, 2, 3, 1).reshape(-1, picture.shape[1])
+
+
+def _picture(pixels: torch.Tensor, count: int, image_size: int) -> torch.Tensor:
+    """Pixels ``[N * S * S, C]`` as pictures ``[N, C, S, S]``."""
     return pixels.view(count, image_size, image_size, -1).permute(0, 3, 1, 2)
 
 

@@ -49,6 +49,7 @@ import torch
 from sbvae.data.factors import Discrete, Product, grid
 from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
 from sbvae.data.raycast import (
+    EVERYWHERE,
     Backdrop,
     Cameras,
     Hit,
@@ -59,6 +60,7 @@ from sbvae.data.raycast import (
     boxes,
     cameras,
     disc,
+    dot,
     in_chunks,
     lambert,
     nearest,
@@ -166,47 +168,61 @@ def passes_object(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Te
     return passes_sphere(origin, direction, centre, scale)
 
 
-def object_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_size: int) -> torch.Tensor:
-    """``[N, 1, 4]``: the rectangle holding each image's object (its bounding box) in the
-    picture (see :func:`sbvae.data.raycast.screen_rects`)."""
+def object_corners(shape: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``[N, 8, 3]``: the corners of a box holding each image's object."""
     capsule = shape == SHAPES.index("capsule")
     half = torch.where(capsule, CAPSULE_RADIUS, 0.5) * scale
     height = torch.where(capsule, CAPSULE_HEIGHT, 1.0) * scale
-    low = torch.stack([-half, torch.zeros_like(half), -half], dim=1)
-    high = torch.stack([half, height, half], dim=1)
-    return screen_rects(box_corners(low - view.eye, high - view.eye)[:, None], view.frame, image_size, FOV)
+    return box_corners(torch.stack([-half, torch.zeros_like(half), -half], 1), torch.stack([half, height, half], 1))
+
+
+def object_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_size: int) -> torch.Tensor:
+    """``[N, 1, 4]``: the rectangle holding each image's object in the picture (see
+    :func:`sbvae.data.raycast.screen_rects`)."""
+    return screen_rects((object_corners(shape, scale) - view.eye[:, None])[:, None], view.frame, image_size, FOV)
+
+
+def shadow_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_size: int) -> torch.Tensor:
+    """``[N, 1, 4]``: a rectangle holding each image's object and its shadow, outside which the
+    picture is the empty room: the object's box and its shadow on the floor (the whole picture
+    where that shadow could reach a wall)."""
+    light = normalize(torch.tensor(LIGHT, device=scale.device))
+    corners = object_corners(shape, scale)
+    floor = corners - corners[..., 1:2] / light[1] * light
+    on_floor = torch.stack([dot(floor, normal) >= offset for normal, offset in _walls(scale.device)]).all(0).all(1)
+    points = (torch.cat([corners, floor], dim=1) - view.eye[:, None])[:, None]
+    rects = screen_rects(points, view.frame, image_size, FOV)
+    return torch.where(on_floor[:, None, None], rects, EVERYWHERE.to(rects))
+
+
+def _walls(device: torch.device | str) -> list[tuple[torch.Tensor, float]]:
+    """The two walls' planes ``dot(normal, p) = offset``, normals towards the object."""
+    diagonal = 1 / math.sqrt(2)
+    return [(torch.tensor([side * diagonal, 0.0, -diagonal], device=device), -CORNER * diagonal) for side in (-1, 1)]
 
 
 def room_hit(origin: torch.Tensor, direction: torch.Tensor) -> Hit:
     """Rays against the floor (y = 0) and the two walls meeting ``CORNER`` behind the object."""
-    device = direction.device
-    diagonal = 1 / math.sqrt(2)
-    floor = plane(origin, direction, torch.tensor([0.0, 1.0, 0.0], device=device), 0.0, FLOOR)
-    walls = [
-        plane(
-            origin, direction, torch.tensor([side * diagonal, 0.0, -diagonal], device=device), -CORNER * diagonal, WALL
-        )
-        for side in (-1.0, 1.0)
-    ]
-    return nearest(floor, *walls)
+    floor = plane(origin, direction, torch.tensor([0.0, 1.0, 0.0], device=direction.device), 0.0, FLOOR)
+    return nearest(
+        floor, *(plane(origin, direction, normal, offset, WALL) for normal, offset in _walls(direction.device))
+    )
+
+
+def room_cameras(orientation: torch.Tensor, device: torch.device | str = "cpu") -> Cameras:
+    """The cameras of ``orientation`` ``[N]`` (degrees)."""
+    azimuth = torch.deg2rad(orientation.to(device, torch.float64)).float()
+    elevation = torch.full_like(azimuth, math.radians(CAMERA_ELEVATION))
+    return cameras(orbit(TARGET, CAMERA_DISTANCE, azimuth, elevation), TARGET)
 
 
 def room_shader(
-    scale: torch.Tensor,
-    shape: torch.Tensor,
-    orientation: torch.Tensor,
-    image_size: int,
-    device: torch.device | str = "cpu",
-    with_object: bool = True,
+    scale: torch.Tensor, shape: torch.Tensor, view: Cameras, image_size: int, with_object: bool = True
 ) -> Shader:
-    """What each sample sees (see :func:`shaded_coverage`): for floor, wall and object, "the
-    sample sees it" times its brightness, ``[R, Q, 3]``; the part is the material, plus 3 in the
-    object's shadow. Without ``with_object``, the empty room."""
-    scale, shape = scale.to(device, torch.float32), shape.to(device)
-    azimuth = torch.deg2rad(orientation.to(device, torch.float64)).float()
-    elevation = torch.full_like(azimuth, math.radians(CAMERA_ELEVATION))
-    view = cameras(orbit(TARGET, CAMERA_DISTANCE, azimuth, elevation), TARGET)
-    light = normalize(torch.tensor(LIGHT, device=device))
+    """What each sample seen by ``view`` sees (see :func:`shaded_coverage`): for floor, wall and
+    object, "the sample sees it" times its brightness, ``[R, Q, 3]``; the part is the material,
+    plus 3 in the object's shadow. Without ``with_object``, the empty room."""
+    light = normalize(torch.tensor(LIGHT, device=view.eye.device))
     rects = object_rects(shape, scale, view, image_size)
 
     def shade(rows: Rows, local: torch.Tensor) -> Seen:
@@ -235,7 +251,8 @@ def empty_room(
 ) -> torch.Tensor:
     """``[3, S, S]``: the shaded coverage of the room without its object (every sample),
     computed once per orientation, size and device."""
-    shade = room_shader(torch.ones(1), torch.zeros(1), torch.tensor([orientation]), image_size, device, False)
+    view = room_cameras(torch.tensor([orientation]), device)
+    shade = room_shader(torch.ones(1, device=device), torch.zeros(1, device=device), view, image_size, False)
     return shade_pixels(shade, 1, image_size, supersample, FOV, device)[0]
 
 
@@ -253,11 +270,13 @@ def shaded_coverage(
     or (``adaptive``) only where the picture changes within the pixel, and away from the object
     and its shadow taken from the empty room (:func:`empty_room`; see
     :func:`sbvae.data.raycast.shade_pixels`)."""
-    shade = room_shader(scale, shape, orientation, image_size, device)
+    scale, shape, view = scale.to(device, torch.float32), shape.to(device), room_cameras(orientation, device)
+    shade = room_shader(scale, shape, view, image_size)
     if not adaptive:
         return shade_pixels(shade, len(scale), image_size, supersample, FOV, device)
     empty = torch.stack([empty_room(o, image_size, supersample, device) for o in orientation.tolist()])
-    return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, True, Backdrop(empty, OBJECT))
+    backdrop = Backdrop(empty, OBJECT, shadow_rects(shape, scale, view, image_size))
+    return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, True, backdrop)
 
 
 @dataclass(frozen=True)
