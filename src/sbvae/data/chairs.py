@@ -151,7 +151,7 @@ class Placed(NamedTuple):
     eye (see :func:`parts`); the back's tilt ``[N]`` (radians) and its corners ``[N, 1, 3]`` in
     its own frame, relative to the eye (see :func:`back`); which parts are there ``[N, 10]`` and
     the rectangle each one's picture lies in, ``[N, 10, 4]`` (the back last; see
-    :func:`sbvae.data.raycast.screen_rects`)."""
+    :func:`sbvae.data.raycast.screen_rects`), and one holding them all, ``[N, 1, 4]``."""
 
     low: torch.Tensor
     high: torch.Tensor
@@ -160,6 +160,7 @@ class Placed(NamedTuple):
     back_low: torch.Tensor
     back_high: torch.Tensor
     rects: torch.Tensor
+    bounds: torch.Tensor
 
 
 def place(values: torch.Tensor, view: Cameras, image_size: int) -> Placed:
@@ -174,7 +175,8 @@ def place(values: torch.Tensor, view: Cameras, image_size: int) -> Placed:
     corners = torch.cat([box_corners(low, high), rotate_x(box_corners(back_low, back_high), tilt)], dim=1)
     rects = screen_rects(corners, view.frame, image_size, FOV)
     there = torch.cat([present, torch.ones_like(present[:, :1])], dim=1)
-    return Placed(low, high, there, tilt, back_low, back_high, rects)
+    bounds = torch.cat([rects[..., ::2].amin(dim=1), rects[..., 1::2].amax(dim=1)], dim=-1)[:, None, [0, 2, 1, 3]]
+    return Placed(low, high, there, tilt, back_low, back_high, rects, bounds)
 
 
 def _part(direction: torch.Tensor, inverse: torch.Tensor, chair: Placed, image: torch.Tensor, index: int) -> Hit:
@@ -211,14 +213,14 @@ def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | s
     light = normalize(to_world(torch.tensor([LIGHT], device=device), view.frame))[:, 0]
     chair = place(values.float(), view, image_size)
 
-    def shade(rows: Rows, local: torch.Tensor) -> Seen:
-        near = rows.within(chair.rects) & chair.there.index_select(0, rows.image)
-        active = near.any(dim=1).nonzero()[:, 0]
-        image = rows.image.index_select(0, active)
-        _, direction = view.rays(image, local.index_select(0, active))
-        hit = chair_hit(direction, chair, image, near.index_select(0, active))
-        lit = ALBEDO * lambert(hit.normal, light.index_select(0, image), AMBIENT)
-        grey = torch.full(local.shape[:2], BACKGROUND, device=local.device)
+    def shade(rows: Rows, table: torch.Tensor) -> Seen:
+        grey = torch.full((len(rows.image), table.shape[1]), BACKGROUND, device=table.device)
+        active = rows.within(chair.bounds)[:, 0].nonzero()[:, 0]
+        near_rows = rows.select(active)
+        near = near_rows.within(chair.rects) & chair.there.index_select(0, near_rows.image)
+        _, direction = view.rays(near_rows.image, near_rows.local(table))
+        hit = chair_hit(direction, chair, near_rows.image, near)
+        lit = ALBEDO * lambert(hit.normal, light.index_select(0, near_rows.image), AMBIENT)
         grey.index_copy_(0, active, torch.where(hit.t < math.inf, lit, torch.full_like(lit, BACKGROUND)))
         return Seen(grey[..., None], torch.zeros_like(grey, dtype=torch.int64))
 

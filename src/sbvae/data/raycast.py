@@ -333,6 +333,15 @@ class Rows(NamedTuple):
     y: torch.Tensor
     x: torch.Tensor
 
+    def select(self, index: torch.Tensor) -> Rows:
+        """Rows ``index`` ``[K]`` of these."""
+        return Rows(*(field.index_select(0, index) for field in self))
+
+    def local(self, table: torch.Tensor) -> torch.Tensor:
+        """``[R, Q, 3]``: the camera-frame directions of these rows' pixels in ``table``
+        ``[S * S, Q, 3]`` (see :func:`pixel_directions`)."""
+        return table.index_select(0, self.y * math.isqrt(len(table)) + self.x)
+
     def within(self, rects: torch.Tensor) -> torch.Tensor:
         """``[R, B]``: whether each row's pixel overlaps the image's rectangles ``rects``
         ``[N, B, 4]`` (see :func:`screen_rects`), with a margin for rounding."""
@@ -360,8 +369,8 @@ RECT_MARGIN = 1e-3
 """Pixels by which :meth:`Rows.within` widens a rectangle (so rounding never drops a ray)."""
 
 Shader = Callable[[Rows, torch.Tensor], Seen]
-"""``shade(rows, local)``: what the rays of ``rows`` (``R`` pixels) see along camera-frame
-directions ``local`` ``[R, Q, 3]`` (see :meth:`Cameras.rays`)."""
+"""``shade(rows, table)``: what the rays of ``rows`` (``R`` pixels) see along the camera-frame
+directions of their pixels in ``table`` ``[S * S, Q, 3]`` (:meth:`Rows.local`)."""
 
 EDGE_TOLERANCE = 0.02
 """The largest second difference between neighbouring pixel centres' values that leaves a
@@ -410,13 +419,12 @@ def _centres(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Values ``[N * S * S, C]`` and parts ``[N * S * S]`` seen through every pixel's centre; with
     a ``backdrop``, only within a pixel of its rectangle (the backdrop's pixel and part 0 else)."""
-    centres = camera_directions(image_size, 1, fov_degrees, every.image.device)
+    centres = pixel_directions(image_size, 1, fov_degrees, every.image.device)
     if backdrop is None:
-        seen = shade(every, centres.repeat(len(every.image) // len(centres), 1)[:, None])
+        seen = shade(every, centres)
         return seen.values[:, 0], seen.part[:, 0]
     index = every.within(backdrop.rect + torch.tensor([-1.0, 1.0, -1.0, 1.0]).to(backdrop.rect))[:, 0].nonzero()[:, 0]
-    rows = Rows(*(field.index_select(0, index) for field in every))
-    seen = shade(rows, centres.index_select(0, rows.y * image_size + rows.x)[:, None])
+    seen = shade(every.select(index), centres)
     values = _flat(backdrop.picture).index_copy(0, index, seen.values[:, 0])
     return values, torch.zeros_like(every.image).index_copy(0, index, seen.part[:, 0])
 
@@ -439,8 +447,7 @@ def _rows(index: torch.Tensor, image_size: int) -> Rows:
 
 def _mean(shade: Shader, rows: Rows, image_size: int, supersample: int, fov_degrees: float) -> torch.Tensor:
     """``[R, C]``: the mean of ``shade`` over every sample point of the pixels of ``rows``."""
-    local = pixel_directions(image_size, supersample, fov_degrees, rows.image.device)
-    return shade(rows, local.index_select(0, rows.y * image_size + rows.x)).values.mean(dim=1)
+    return shade(rows, pixel_directions(image_size, supersample, fov_degrees, rows.image.device)).values.mean(dim=1)
 
 
 def _edges(grid: torch.Tensor, part: torch.Tensor) -> torch.Tensor:

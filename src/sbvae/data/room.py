@@ -225,8 +225,8 @@ def room_shader(
     light = normalize(torch.tensor(LIGHT, device=view.eye.device))
     rects = object_rects(shape, scale, view, image_size)
 
-    def shade(rows: Rows, local: torch.Tensor) -> Seen:
-        origin, direction = view.rays(rows.image, local)
+    def shade(rows: Rows, table: torch.Tensor) -> Seen:
+        origin, direction = view.rays(rows.image, rows.local(table))
         hit = room_hit(origin, direction)
         brightness = lambert(hit.normal, light, AMBIENT)
         shadow = torch.zeros_like(hit.t, dtype=torch.bool)
