@@ -62,6 +62,9 @@ from sbvae.data.raycast import (
     to_world,
 )
 
+RENDERER_VERSION = 1
+"""Raised whenever the images change, so that what is cached on them (fidelity probes) is made
+anew (culling by rectangles in issue 28 left every 8-bit image as it was)."""
 SEAT_WIDTHS = (0.8, 0.95, 1.1, 1.25)
 LEG_LENGTHS = (0.35, 0.5, 0.65, 0.8)
 BACK_HEIGHTS = (0.5, 0.75, 1.0)

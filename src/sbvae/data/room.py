@@ -80,6 +80,9 @@ SHAPES = ("cube", "cylinder", "sphere", "capsule")
 HUES = grid(0.0, 1.0, 10, endpoint=False)
 SCALES = grid(0.75, 1.25, 8)
 ORIENTATIONS = grid(-30.0, 30.0, 15)
+RENDERER_VERSION = 2
+"""Raised whenever the images change, so that what is cached on them (fidelity probes) is made
+anew: 2 is the adaptive supersampling of issue 28 (docs/performance.md gives its error)."""
 GEOMETRY = ("scale", "shape", "orientation")
 """The factors the shaded coverage depends on; the hues only colour it."""
 
