@@ -15,7 +15,7 @@ from sbvae.config import DataConfig, load_config
 from sbvae.data import find_factor, make_dataset, make_generator
 from sbvae.data.chairs import AZIMUTHS, BACK_TILTS, ChairRenderer, chairs_factors
 from sbvae.data.memo import Memo, grid_index, grid_labels
-from sbvae.data.raycast import Rows
+from sbvae.data.raycast import Rows, screen_rects
 from sbvae.data.room import OBJECT, RENDERER_VERSION, RoomRenderer, objects_room_factors, shaded_coverage
 from sbvae.data.sprites import hsv_to_rgb
 from sbvae.evaluation.probe import data_identity
@@ -198,6 +198,14 @@ def test_the_room_cast_adaptively_is_within_bounds_of_every_sample(size, count):
     error = (adaptive - every).abs()
     assert error.mean() < ADAPTIVE_MEAN_ERROR and error.max() < ADAPTIVE_MAX_ERROR, (error.mean(), error.max())
     assert (error > 0).any()  # not the same code path by accident
+
+
+def test_a_rectangle_holds_the_picture_of_its_points_and_everything_if_one_is_behind_the_eye():
+    frame = torch.eye(3)[None]  # looking along +z, x to the right, y up
+    points = torch.tensor([[0.0, 0.0, 2.0], [0.5, -0.5, 2.0]])[None, None]
+    assert screen_rects(points, frame, 32, 90.0)[0, 0].tolist() == pytest.approx([16, 20, 16, 20])
+    behind = torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, -1.0]])[None, None]
+    assert screen_rects(behind, frame, 32, 90.0)[0, 0].tolist() == [-math.inf, math.inf, -math.inf, math.inf]
 
 
 def every_rectangle(rows: Rows, rects: torch.Tensor) -> torch.Tensor:

@@ -2,11 +2,16 @@
 shading and supersampled pixels, on whole batches of images at once (CPU or CUDA).
 
 Conventions: the world's y axis points up; a vector is a tensor whose last dimension holds
-(x, y, z). Rays are batched ``[N, P, 3]`` (``N`` images, ``P`` sample points each); a scene's
-per-image parameters are ``[N]`` or ``[N, 3]`` and broadcast over the samples. Every
-intersection returns a :class:`Hit` whose ``t`` is ``inf`` where the ray misses, so hits
-combine with :func:`nearest`. All arithmetic is element-wise (no matrix products), so an
-image comes out the same whether it is rendered alone or in a batch.
+(x, y, z). Rays are batched ``[N, P, 3]``: ``N`` rows of ``P`` rays each, a row being the rays
+through one pixel (:class:`Rows`); a row's parameters are ``[N]`` or ``[N, 3]`` and broadcast
+over its rays. Every intersection returns a :class:`Hit` whose ``t`` is ``inf`` where the ray
+misses, so hits combine with :func:`nearest`. All arithmetic is element-wise (no matrix
+products), so an image comes out the same whether it is rendered alone or in a batch.
+
+What keeps a fresh image cheap (:func:`shade_pixels`): a scene tests a part only on the rows
+whose pixel the rectangle of the part's picture reaches (:func:`screen_rects`,
+:func:`nearest_part`), and, ``adaptive``, casts every sample of a pixel only where the picture
+is not smooth, taking the rest from its centre or from a cached backdrop.
 """
 
 from __future__ import annotations
@@ -43,14 +48,12 @@ def normalize(v: torch.Tensor) -> torch.Tensor:
     return v / dot(v, v).sqrt()[..., None]
 
 
-@functools.lru_cache(maxsize=32)
 def camera_directions(
     image_size: int, supersample: int, fov_degrees: float, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
     """Ray directions ``[P, 3]`` in the camera's frame (x right, y up, z forward) through a
     ``supersample x supersample`` grid of points in each pixel, rows from the top of the image;
-    ``P = (image_size * supersample) ** 2``. ``fov_degrees`` is the full field of view. Computed
-    once per size and device (callers must not modify the result)."""
+    ``P = (image_size * supersample) ** 2``. ``fov_degrees`` is the full field of view."""
     fine = image_size * supersample
     half = math.tan(math.radians(fov_degrees) / 2)
     steps = (torch.arange(fine, dtype=torch.float32, device=device) + 0.5) / fine * 2 - 1
@@ -58,12 +61,13 @@ def camera_directions(
     return normalize(torch.stack([u, v, torch.ones_like(u)], dim=-1).reshape(-1, 3))
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=8)
 def pixel_directions(
     image_size: int, points: int, fov_degrees: float, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
     """``[S * S, points ** 2, 3]``: the directions of :func:`camera_directions` grouped by pixel
-    (pixels row by row, each pixel's points row by row)."""
+    (pixels row by row, each pixel's points row by row), computed once per size and device
+    (callers must not modify it)."""
     grid = camera_directions(image_size, points, fov_degrees, device)
     grid = grid.view(image_size, points, image_size, points, 3).transpose(1, 2)
     return grid.reshape(image_size * image_size, points * points, 3)

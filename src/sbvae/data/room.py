@@ -35,7 +35,10 @@ pixel's samples of "the sample sees material m" times its brightness, for m = fl
 object. That coverage depends only on scale, shape and orientation (480 combinations), so it is
 ray-cast once per combination, the first time a batch needs it (:class:`sbvae.data.memo.Memo`),
 and every image is then three colours times three looked-up maps: exactly what casting its rays
-again would give.
+again would give. Casting is adaptive (:func:`sbvae.data.raycast.shade_pixels`): every sample
+of a pixel only where the picture is not smooth (edges, shadow borders), one through its centre
+elsewhere, and the empty room, cast once per orientation, away from the object and its shadow;
+``RoomRenderer(adaptive=False)`` casts every sample (docs/performance.md gives the difference).
 """
 
 from __future__ import annotations
@@ -231,17 +234,15 @@ def room_shader(
     def shade(rows: Rows, table: torch.Tensor) -> Seen:
         origin, direction = view.rays(rows.image, rows.local(table))
         hit = room_hit(origin, direction)
-        brightness = lambert(hit.normal, light, AMBIENT)
         shadow = torch.zeros_like(hit.t, dtype=torch.bool)
         if with_object:
             shapes, scales = shape.index_select(0, rows.image), scale.index_select(0, rows.image)
             hit = nearest(hit, object_hit(origin, direction, shapes, scales, rows.within(rects)[:, 0]))
             start, towards = origin + hit.t[..., None] * direction + 1e-3 * hit.normal, light.expand_as(direction)
-            lit = (hit.material != OBJECT) & passes_object(start, towards, scales)
-            shadow = object_hit(start, towards, shapes, scales, lit.any(dim=1)).t < math.inf
-            shadow &= hit.material != OBJECT
-            brightness = lambert(hit.normal, light, AMBIENT)
-            brightness = torch.where(shadow, torch.full_like(brightness, AMBIENT), brightness)
+            room = hit.material != OBJECT
+            blocked = object_hit(start, towards, shapes, scales, (room & passes_object(start, towards, scales)).any(1))
+            shadow = room & (blocked.t < math.inf)
+        brightness = torch.where(shadow, AMBIENT, lambert(hit.normal, light, AMBIENT))
         seen = torch.stack([(hit.material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=-1)
         return Seen(seen, hit.material + 3 * shadow)
 
@@ -290,7 +291,7 @@ class RoomRenderer:
     image_size: int = 64
     supersample: int = 4
     max_points: int = 1 << 20  # ray samples per chunk of images; bounds peak memory
-    adaptive: bool = True  # all samples only where the picture changes within a pixel (shade_pixels)
+    adaptive: bool = True  # every sample only where the picture is not smooth (False: every sample everywhere)
     channels: int = 3
     factors: Product = field(default_factory=objects_room_factors, repr=False, compare=False)
     memo: Memo = field(init=False, repr=False, compare=False)
