@@ -206,6 +206,16 @@ def chair_hit(direction: torch.Tensor, chair: Placed, image: torch.Tensor, near:
     return nearest_part(near, direction, intersect, 0)
 
 
+def near_parts(rows: Rows, chair: Placed) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows whose pixel some part's rectangle reaches (indices ``[K]``, the rectangle of the
+    whole chair tried first) and which parts' rectangles reach it ``[K, 10]``."""
+    candidates = rows.within(chair.bounds)[:, 0].nonzero()[:, 0]
+    image = rows.image.index_select(0, candidates)
+    near = rows.select(candidates).within(chair.rects) & chair.there.index_select(0, image)
+    keep = near.any(dim=1).nonzero()[:, 0]
+    return candidates.index_select(0, keep), near.index_select(0, keep)
+
+
 def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | str = "cpu") -> Shader:
     """The grey each sample sees, ``[R, Q, 1]``, of chairs ``values`` ``[N, 7]``, and the part;
     only rows whose pixel a part's picture's rectangle reaches are ray-cast, the others see the
@@ -218,9 +228,8 @@ def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | s
 
     def shade(rows: Rows, table: torch.Tensor) -> Seen:
         grey = torch.full((len(rows.image), table.shape[1]), BACKGROUND, device=table.device)
-        active = rows.within(chair.bounds)[:, 0].nonzero()[:, 0]
+        active, near = near_parts(rows, chair)
         near_rows = rows.select(active)
-        near = near_rows.within(chair.rects) & chair.there.index_select(0, near_rows.image)
         _, direction = view.rays(near_rows.image, near_rows.local(table))
         hit = chair_hit(direction, chair, near_rows.image, near)
         lit = ALBEDO * lambert(hit.normal, light.index_select(0, near_rows.image), AMBIENT)
