@@ -47,8 +47,8 @@ from sbvae.data.raycast import (
     Rows,
     Seen,
     Shader,
+    box,
     box_corners,
-    boxes,
     cameras,
     in_chunks,
     lambert,
@@ -187,10 +187,10 @@ def _part(direction: torch.Tensor, inverse: torch.Tensor, chair: Placed, image: 
     ``index`` (see :class:`Placed`) of the chairs of ``image`` ``[K]``."""
     if index < chair.low.shape[1]:
         low, high = (corner[:, index].index_select(0, image)[:, None] for corner in (chair.low, chair.high))
-        return boxes(direction, low, high, 0, inverse=inverse)
+        return box(direction, low, high, 0, inverse)
     tilt = chair.tilt.index_select(0, image)
     back_low, back_high = chair.back_low.index_select(0, image), chair.back_high.index_select(0, image)
-    turned = boxes(rotate_x(direction, -tilt), back_low, back_high, 0)
+    turned = box(rotate_x(direction, -tilt), back_low, back_high, 0)
     return turned._replace(normal=rotate_x(turned.normal, tilt))
 
 

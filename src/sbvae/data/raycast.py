@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
 EPS = 1e-4
 """Smallest accepted ray distance (keeps shadow rays from hitting the surface they leave)."""
@@ -187,44 +186,29 @@ def plane(
 
 def reciprocal(direction: torch.Tensor) -> torch.Tensor:
     """``1 / direction`` component by component, a component near 0 taken as 1e-9 (what
-    :func:`boxes` needs)."""
+    :func:`box` needs)."""
     return 1 / torch.where(direction.abs() < 1e-9, torch.full_like(direction, 1e-9), direction)
 
 
-def boxes(
-    direction: torch.Tensor,
-    low: torch.Tensor,
-    high: torch.Tensor,
-    material: int,
-    present: torch.Tensor | None = None,
-    inverse: torch.Tensor | None = None,
+def box(
+    direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, material: int, inverse: torch.Tensor | None = None
 ) -> Hit:
-    """The nearest of ``B`` axis-aligned boxes whose corners, relative to the rays' origin (one
-    origin per image), are ``low`` and ``high`` (each ``[N, B, 3]``; a box counts only where
-    ``present`` ``[N, B]`` holds): the slab test, the normal worked out for the nearest only.
-    ``inverse`` is ``reciprocal(direction)`` if the caller has it."""
+    """The axis-aligned box whose corners, relative to the rays' origins, are ``low`` and ``high``
+    (each ``[N, 1, 3]``, or ``[N, P, 3]`` for one origin per ray): the slab test. ``inverse`` is
+    ``reciprocal(direction)`` if the caller has it."""
     inverse = reciprocal(direction) if inverse is None else inverse
-    best = torch.full(direction.shape[:-1], math.inf, device=direction.device)
-    best_axis = torch.zeros(direction.shape[:-1], dtype=torch.int64, device=direction.device)
-    for b in range(low.shape[1]):
-        near = low[:, None, b] * inverse
-        far = high[:, None, b] * inverse
-        enter, leave = torch.minimum(near, far), torch.maximum(near, far)
-        # Over the three slabs component by component (a reduction over a last dimension of 3
-        # is several times slower on a CPU); the axis of entry is the first slab entered last.
-        beyond_x = enter[..., 1] > enter[..., 0]
-        entry_xy = torch.maximum(enter[..., 0], enter[..., 1])
-        beyond_xy = enter[..., 2] > entry_xy
-        entry = torch.maximum(entry_xy, enter[..., 2])
-        axis = torch.where(beyond_xy, 2, beyond_x.long())
-        exit_ = torch.minimum(torch.minimum(leave[..., 0], leave[..., 1]), leave[..., 2])
-        closer = (entry <= exit_) & (entry > EPS) & (entry < best)
-        if present is not None:
-            closer &= present[:, b, None]
-        best = torch.where(closer, entry, best)
-        best_axis = torch.where(closer, axis, best_axis)
-    normal = -torch.sign(direction) * (best_axis[..., None] == torch.arange(3, device=direction.device))
-    return _hit(best, normal, material)
+    near, far = low * inverse, high * inverse
+    enter, leave = torch.minimum(near, far), torch.maximum(near, far)
+    # Over the three slabs component by component (a reduction over a last dimension of 3 is
+    # several times slower on a CPU); the axis of entry is the first slab entered last.
+    (enter_x, enter_y, enter_z), (leave_x, leave_y, leave_z) = enter.unbind(-1), leave.unbind(-1)
+    entry_xy = torch.maximum(enter_x, enter_y)
+    entry = torch.maximum(entry_xy, enter_z)
+    axis = torch.where(enter_z > entry_xy, 2, (enter_y > enter_x).long())
+    exit_ = torch.minimum(torch.minimum(leave_x, leave_y), leave_z)
+    t = torch.where((entry <= exit_) & (entry > EPS), entry, math.inf)
+    normal = -torch.sign(direction) * (axis[..., None] == torch.arange(3, device=direction.device))
+    return _hit(t, normal, material)
 
 
 def passes_sphere(
@@ -404,13 +388,12 @@ def shade_pixels(
     centre sees can be missed: for scenes without one."""
     every = _rows(torch.arange(count * image_size * image_size, device=device), image_size)
     if not adaptive or supersample == 1:
-        pixels = _mean(shade, every, image_size, supersample, fov_degrees)
-        return pixels.view(count, image_size, image_size, -1).permute(0, 3, 1, 2)
+        return _picture(_mean(shade, every, image_size, supersample, fov_degrees), count, image_size)
     pixels, part = _centres(shade, every, image_size, fov_degrees, backdrop)
-    refine = _edges(_picture(pixels, count, image_size), _picture(part[:, None].float(), count, image_size)).view(-1)
+    part = part.view(count, image_size, image_size)
+    refine = _edges(pixels.view(count, image_size, image_size, -1), part).view(-1)
     if backdrop is not None:
-        behind = F.max_pool2d(_picture((part >= backdrop.parts)[:, None].float(), count, image_size), 3, 1, 1) == 0
-        behind = behind.view(-1) | ~every.within(backdrop.rect)[:, 0]
+        behind = ~_near(part >= backdrop.parts).view(-1) | ~every.within(backdrop.rect)[:, 0]
         pixels = torch.where(behind[:, None], _flat(backdrop.picture), pixels)
         refine &= ~behind
     index = refine.nonzero()[:, 0]
@@ -455,18 +438,41 @@ def _mean(shade: Shader, rows: Rows, image_size: int, supersample: int, fov_degr
 
 
 def _edges(grid: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
-    """``[N, H, W]``: where a pixel's centre (values ``grid`` ``[N, C, H, W]``, parts ``part``
-    ``[N, 1, H, W]``) sees another part than a neighbour's, or ``grid`` has a second difference
+    """``[N, H, W]``: where a pixel's centre (values ``grid`` ``[N, H, W, C]``, parts ``part``
+    ``[N, H, W]``) sees another part than a neighbour's, or ``grid`` has a second difference
     along a row, a column or a diagonal above ``EDGE_TOLERANCE`` (edges repeated outwards)."""
-    height, width = grid.shape[2:]
-    padded = F.pad(torch.cat([grid, part], dim=1), (1, 1, 1, 1), mode="replicate")
+    values, parts = _padded(grid), _padded(part)
+    twice = 2 * grid
+    edges = torch.zeros_like(part, dtype=torch.bool)
+    for before, after in _opposite(values):
+        edges |= ((before + after - twice).abs() > EDGE_TOLERANCE).any(dim=-1)
+    for before, after in _opposite(parts):
+        edges |= (before != part) | (after != part)
+    return edges
+
+
+def _near(mask: torch.Tensor) -> torch.Tensor:
+    """``[N, H, W]``: where ``mask`` ``[N, H, W]`` holds at a pixel or one of its eight neighbours."""
+    near = mask.clone()
+    for before, after in _opposite(_padded(mask)):
+        near |= before | after
+    return near
+
+
+def _padded(grid: torch.Tensor) -> torch.Tensor:
+    """Pictures ``[N, H, W, ...]`` with their outermost rows and columns repeated once outwards."""
+    height, width = grid.shape[1:3]
+    rows = torch.arange(-1, height + 1, device=grid.device).clamp(0, height - 1)
+    columns = torch.arange(-1, width + 1, device=grid.device).clamp(0, width - 1)
+    return grid.index_select(1, rows).index_select(2, columns)
+
+
+def _opposite(padded: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The two opposite neighbours of every pixel of a :func:`_padded` picture along a row, a
+    column and both diagonals: four pairs of pictures ``[N, H, W, ...]``."""
+    height, width = padded.shape[1] - 2, padded.shape[2] - 2
 
     def shifted(dy: int, dx: int) -> torch.Tensor:
-        return padded[:, :, 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+        return padded[:, 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
 
-    edges = torch.zeros(grid.shape[0], height, width, dtype=torch.bool, device=grid.device)
-    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        before, after = shifted(-dy, -dx), shifted(dy, dx)
-        edges |= ((before[:, :-1] + after[:, :-1] - 2 * grid).abs() > EDGE_TOLERANCE).any(dim=1)
-        edges |= (before[:, -1] != part[:, 0]) | (after[:, -1] != part[:, 0])
-    return edges
+    return [(shifted(-dy, -dx), shifted(dy, dx)) for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1))]

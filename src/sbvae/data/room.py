@@ -59,8 +59,8 @@ from sbvae.data.raycast import (
     Rows,
     Seen,
     Shader,
+    box,
     box_corners,
-    boxes,
     cameras,
     disc,
     dot,
@@ -117,13 +117,9 @@ def objects_room_factors() -> Product:
 
 
 def _cube(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
-    n, p = direction.shape[:2]
-    if origin.shape[1] > 1:  # one origin per ray: each ray its own row (boxes takes one per row)
-        hit = _cube(origin.reshape(-1, 1, 3), direction.reshape(-1, 1, 3), scale.repeat_interleave(p))
-        return Hit(hit.t.view(n, p), hit.normal.view(n, p, 3), hit.material.view(n, p))
     zero = torch.zeros_like(scale)
     low = torch.stack([-scale / 2, zero, -scale / 2], dim=1)[:, None] - origin
-    return boxes(direction, low, low + scale[:, None, None], OBJECT)
+    return box(direction, low, low + scale[:, None, None], OBJECT)
 
 
 def _cylinder(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
@@ -189,15 +185,16 @@ def object_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_
 
 
 def shadow_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_size: int) -> torch.Tensor:
-    """``[N, 1, 4]``: a rectangle holding each image's object and its shadow, outside which the
-    picture is the empty room: the object's box and its shadow on the floor (the whole picture
-    where that shadow could reach a wall)."""
+    """``[N, 2, 4]``: rectangles holding each image's object and its shadow (outside which the
+    picture is the empty room) and its shadow alone (outside which nothing is in shadow): the
+    object's box and its shadow on the floor; the whole picture where that shadow could reach a
+    wall."""
     light = normalize(torch.tensor(LIGHT, device=scale.device))
     corners = object_corners(shape, scale)
     floor = corners - corners[..., 1:2] / light[1] * light
     on_floor = torch.stack([dot(floor, normal) >= offset for normal, offset in _walls(scale.device)]).all(0).all(1)
-    points = (torch.cat([corners, floor], dim=1) - view.eye[:, None])[:, None]
-    rects = screen_rects(points, view.frame, image_size, FOV)
+    points = torch.stack([torch.cat([corners, floor], dim=1), torch.cat([floor, floor], dim=1)], dim=1)
+    rects = screen_rects(points - view.eye[:, None, None], view.frame, image_size, FOV)
     return torch.where(on_floor[:, None, None], rects, EVERYWHERE.to(rects))
 
 
@@ -229,7 +226,7 @@ def room_shader(
     object, "the sample sees it" times its brightness, ``[R, Q, 3]``; the part is the material,
     plus 3 in the object's shadow. Without ``with_object``, the empty room."""
     light = normalize(torch.tensor(LIGHT, device=view.eye.device))
-    rects = object_rects(shape, scale, view, image_size)
+    rects, shadows = object_rects(shape, scale, view, image_size), shadow_rects(shape, scale, view, image_size)[:, 1:]
 
     def shade(rows: Rows, table: torch.Tensor) -> Seen:
         origin, direction = view.rays(rows.image, rows.local(table))
@@ -238,15 +235,33 @@ def room_shader(
         if with_object:
             shapes, scales = shape.index_select(0, rows.image), scale.index_select(0, rows.image)
             hit = nearest(hit, object_hit(origin, direction, shapes, scales, rows.within(rects)[:, 0]))
-            start, towards = origin + hit.t[..., None] * direction + 1e-3 * hit.normal, light.expand_as(direction)
-            room = hit.material != OBJECT
-            blocked = object_hit(start, towards, shapes, scales, (room & passes_object(start, towards, scales)).any(1))
-            shadow = room & (blocked.t < math.inf)
+            start = origin + hit.t[..., None] * direction + 1e-3 * hit.normal
+            shadow = _shadowed(start, light, hit.material != OBJECT, shapes, scales, rows.within(shadows)[:, 0])
         brightness = torch.where(shadow, AMBIENT, lambert(hit.normal, light, AMBIENT))
         seen = torch.stack([(hit.material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=-1)
         return Seen(seen, hit.material + 3 * shadow)
 
     return shade
+
+
+def _shadowed(
+    start: torch.Tensor,
+    light: torch.Tensor,
+    room: torch.Tensor,
+    shape: torch.Tensor,
+    scale: torch.Tensor,
+    near: torch.Tensor,
+) -> torch.Tensor:
+    """``[R, Q]``: which points ``start`` ``[R, Q, 3]`` on the floor or a wall (where ``room``
+    holds) the object (``shape`` and ``scale`` ``[R]``) hides from the light; only rows where
+    ``near`` ``[R]`` holds (the others are lit) and only rays that pass near the object are
+    tested."""
+    rows = (near & room.any(dim=1)).nonzero()[:, 0]
+    start, room, shape, scale = (part.index_select(0, rows) for part in (start, room, shape, scale))
+    towards = light.expand_as(start)
+    tested = (room & passes_object(start, towards, scale)).any(dim=1)
+    blocked = room & (object_hit(start, towards, shape, scale, tested).t < math.inf)
+    return torch.zeros(len(near), start.shape[1], dtype=torch.bool, device=start.device).index_copy_(0, rows, blocked)
 
 
 @functools.lru_cache(maxsize=256)
@@ -279,7 +294,7 @@ def shaded_coverage(
     if not adaptive:
         return shade_pixels(shade, len(scale), image_size, supersample, FOV, device)
     empty = torch.stack([empty_room(o, image_size, supersample, device) for o in orientation.tolist()])
-    backdrop = Backdrop(empty, OBJECT, shadow_rects(shape, scale, view, image_size))
+    backdrop = Backdrop(empty, OBJECT, shadow_rects(shape, scale, view, image_size)[:, :1])
     return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, True, backdrop)
 
 
