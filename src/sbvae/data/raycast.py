@@ -173,15 +173,19 @@ def _miss_where(hit: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def plane(
-    origin: torch.Tensor, direction: torch.Tensor, normal: torch.Tensor, offset: torch.Tensor | float, material: int
+    origin: torch.Tensor, direction: torch.Tensor, normal: tuple[float, float, float], offset: float, material: int
 ) -> Hit:
-    """The plane ``dot(normal, p) = offset`` (``normal`` ``[3]`` or ``[N, 3]``, unit), seen from
-    the side ``normal`` points to; rays from behind it miss."""
-    n = normal if normal.dim() == 1 else normal[:, None]
-    facing = dot(direction, n)
-    offset = offset if isinstance(offset, float) else offset[:, None]
-    t = (offset - dot(origin, n)) / facing.clamp(max=-1e-9)
-    return _hit(_miss_where(facing < 0, t), n.expand_as(direction), material)
+    """The plane ``dot(normal, p) = offset`` (``normal`` a unit vector), seen from the side
+    ``normal`` points to; rays from behind it miss."""
+    facing = dot_constant(direction, normal)
+    t = (offset - dot_constant(origin, normal)) / facing.clamp(max=-1e-9)
+    return _hit(_miss_where(facing < 0, t), torch.tensor(normal, device=t.device).expand_as(direction), material)
+
+
+def dot_constant(v: torch.Tensor, constant: tuple[float, float, float]) -> torch.Tensor:
+    """``dot(v, constant)`` without the terms of ``constant``'s zero components (the same sum)."""
+    terms = [v[..., axis] * value for axis, value in enumerate(constant) if value != 0]
+    return sum(terms[1:], terms[0])
 
 
 def reciprocal(direction: torch.Tensor) -> torch.Tensor:
@@ -386,7 +390,7 @@ def shade_pixels(
     shadow's border) gets the mean of all its samples, or, if its centre and its neighbours' all
     see the ``backdrop``, the backdrop's pixel. A part or a gap narrower than a pixel that no
     centre sees can be missed: for scenes without one."""
-    every = _rows(torch.arange(count * image_size * image_size, device=device), image_size)
+    every = _every_pixel(count, image_size, device)
     if not adaptive or supersample == 1:
         return _picture(_mean(shade, every, image_size, supersample, fov_degrees), count, image_size)
     pixels, part = _centres(shade, every, image_size, fov_degrees, backdrop)
@@ -397,7 +401,7 @@ def shade_pixels(
         pixels = torch.where(behind[:, None], _flat(backdrop.picture), pixels)
         refine &= ~behind
     index = refine.nonzero()[:, 0]
-    rest = _mean(shade, _rows(index, image_size), image_size, supersample, fov_degrees)
+    rest = _mean(shade, every.select(index), image_size, supersample, fov_degrees)
     return _picture(pixels.index_copy(0, index, rest), count, image_size)
 
 
@@ -426,10 +430,11 @@ def _picture(pixels: torch.Tensor, count: int, image_size: int) -> torch.Tensor:
     return pixels.view(count, image_size, image_size, -1).permute(0, 3, 1, 2)
 
 
-def _rows(index: torch.Tensor, image_size: int) -> Rows:
-    """The rows of pixels ``index`` ``[R]`` (image by image, row by row)."""
-    image, pixel = index.div(image_size * image_size, rounding_mode="floor"), index % (image_size * image_size)
-    return Rows(image, pixel.div(image_size, rounding_mode="floor"), pixel % image_size)
+def _every_pixel(count: int, image_size: int, device: torch.device | str) -> Rows:
+    """The rows of every pixel of ``count`` images, image by image, row by row."""
+    side = torch.arange(image_size, device=device)
+    image = torch.arange(count, device=device).repeat_interleave(image_size * image_size)
+    return Rows(image, side.repeat_interleave(image_size).repeat(count), side.repeat(count * image_size))
 
 
 def _mean(shade: Shader, rows: Rows, image_size: int, supersample: int, fov_degrees: float) -> torch.Tensor:

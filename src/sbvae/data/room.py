@@ -63,7 +63,7 @@ from sbvae.data.raycast import (
     box_corners,
     cameras,
     disc,
-    dot,
+    dot_constant,
     in_chunks,
     lambert,
     nearest,
@@ -98,6 +98,8 @@ about the vertical axis through ``TARGET``."""
 FOV = 42.0
 CORNER = 2.6
 """Distance from the object's axis to the corner where the two walls meet."""
+WALLS = tuple(((side / math.sqrt(2), 0.0, -1 / math.sqrt(2)), -CORNER / math.sqrt(2)) for side in (-1, 1))
+"""The two walls' planes ``(normal, offset)``: ``dot(normal, p) = offset``, normals towards the object."""
 LIGHT = (0.35, 1.2, -0.9)
 AMBIENT = 0.3
 SATURATION, VALUE = 0.8, 0.95
@@ -192,24 +194,16 @@ def shadow_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_
     light = normalize(torch.tensor(LIGHT, device=scale.device))
     corners = object_corners(shape, scale)
     floor = corners - corners[..., 1:2] / light[1] * light
-    on_floor = torch.stack([dot(floor, normal) >= offset for normal, offset in _walls(scale.device)]).all(0).all(1)
+    on_floor = torch.stack([dot_constant(floor, normal) >= offset for normal, offset in WALLS]).all(0).all(1)
     points = torch.stack([torch.cat([corners, floor], dim=1), torch.cat([floor, floor], dim=1)], dim=1)
     rects = screen_rects(points - view.eye[:, None, None], view.frame, image_size, FOV)
     return torch.where(on_floor[:, None, None], rects, EVERYWHERE.to(rects))
 
 
-def _walls(device: torch.device | str) -> list[tuple[torch.Tensor, float]]:
-    """The two walls' planes ``dot(normal, p) = offset``, normals towards the object."""
-    diagonal = 1 / math.sqrt(2)
-    return [(torch.tensor([side * diagonal, 0.0, -diagonal], device=device), -CORNER * diagonal) for side in (-1, 1)]
-
-
 def room_hit(origin: torch.Tensor, direction: torch.Tensor) -> Hit:
     """Rays against the floor (y = 0) and the two walls meeting ``CORNER`` behind the object."""
-    floor = plane(origin, direction, torch.tensor([0.0, 1.0, 0.0], device=direction.device), 0.0, FLOOR)
-    return nearest(
-        floor, *(plane(origin, direction, normal, offset, WALL) for normal, offset in _walls(direction.device))
-    )
+    floor = plane(origin, direction, (0.0, 1.0, 0.0), 0.0, FLOOR)
+    return nearest(floor, *(plane(origin, direction, normal, offset, WALL) for normal, offset in WALLS))
 
 
 def room_cameras(orientation: torch.Tensor, device: torch.device | str = "cpu") -> Cameras:
