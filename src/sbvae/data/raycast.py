@@ -145,8 +145,9 @@ def in_chunks(
 def to_world(local: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
     """Camera-frame vectors ``[P, 3]`` (or ``[N, P, 3]``) turned into the world by ``frame``
     ``[N, 3, 3]`` (rows: the camera's axes in world coordinates): ``[N, P, 3]``."""
-    x, y, z = local[..., 0:1], local[..., 1:2], local[..., 2:3]
-    return x * frame[:, None, 0] + y * frame[:, None, 1] + z * frame[:, None, 2]
+    x, y, z = local.movedim(-1, 0).contiguous()  # each component contiguous: several times faster
+    world = [x * frame[:, None, 0, c] + y * frame[:, None, 1, c] + z * frame[:, None, 2, c] for c in range(3)]
+    return torch.stack(world, dim=-1)
 
 
 def cos_sin(angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -364,7 +365,7 @@ Shader = Callable[[Rows, torch.Tensor], Seen]
 """``shade(rows, table)``: what the rays of ``rows`` (``R`` pixels) see along the camera-frame
 directions of their pixels in ``table`` ``[S * S, Q, 3]`` (:meth:`Rows.local`)."""
 
-EDGE_TOLERANCE = 0.02
+EDGE_TOLERANCE = 0.05
 """The largest second difference between neighbouring pixel centres' values that leaves a
 pixel to its centre (see :func:`shade_pixels`)."""
 
