@@ -11,12 +11,14 @@ import torch
 from PIL import Image
 
 from sbvae.bench import SceneCase
-from sbvae.config import load_config
+from sbvae.config import DataConfig, load_config
 from sbvae.data import find_factor, make_dataset, make_generator
 from sbvae.data.chairs import AZIMUTHS, BACK_TILTS, ChairRenderer, chairs_factors
 from sbvae.data.memo import Memo, grid_index, grid_labels
-from sbvae.data.room import OBJECT, RoomRenderer, objects_room_factors, shaded_coverage
+from sbvae.data.raycast import Rows, screen_rects
+from sbvae.data.room import OBJECT, RENDERER_VERSION, RoomRenderer, objects_room_factors, shaded_coverage
 from sbvae.data.sprites import hsv_to_rgb
+from sbvae.evaluation.probe import data_identity
 from sbvae.training.run_folder import FIGURE_FILES
 
 SCENES = ("objects_room", "chairs")
@@ -180,6 +182,64 @@ def test_cuda_renders_what_the_cpu_renders(preset):
     on_gpu = FRESH[preset](16).render(values, "cuda")
     assert on_gpu.device.type == "cuda"
     assert torch.allclose(on_gpu.cpu(), FRESH[preset](16).render(values), atol=2 / 255)
+
+
+# -- fresh ray-casting: adaptive and culled, against every ray -----------------------------
+
+ADAPTIVE_MEAN_ERROR, ADAPTIVE_MAX_ERROR = 2e-5, 0.01
+"""Bounds on the mean and largest absolute pixel error of ``objects_room`` cast adaptively
+against every sample of every pixel (docs/performance.md gives what was measured)."""
+
+
+@pytest.mark.parametrize("size, count", [(32, 64), (64, 12)])
+def test_the_room_cast_adaptively_is_within_bounds_of_every_sample(size, count):
+    values = sample("objects_room", count, seed=size)
+    adaptive, every = RoomRenderer(size).cast(values), RoomRenderer(size, adaptive=False).cast(values)
+    error = (adaptive - every).abs()
+    assert error.mean() < ADAPTIVE_MEAN_ERROR and error.max() < ADAPTIVE_MAX_ERROR, (error.mean(), error.max())
+    assert (error > 0).any()  # not the same code path by accident
+
+
+def test_a_rectangle_holds_the_picture_of_its_points_and_everything_if_one_is_behind_the_eye():
+    frame = torch.eye(3)[None]  # looking along +z, x to the right, y up
+    points = torch.tensor([[0.0, 0.0, 2.0], [0.5, -0.5, 2.0]])[None, None]
+    assert screen_rects(points, frame, 32, 90.0)[0, 0].tolist() == pytest.approx([16, 20, 16, 20])
+    behind = torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, -1.0]])[None, None]
+    assert screen_rects(behind, frame, 32, 90.0)[0, 0].tolist() == [-math.inf, math.inf, -math.inf, math.inf]
+
+
+def every_rectangle(rows: Rows, rects: torch.Tensor) -> torch.Tensor:
+    return torch.ones(len(rows.image), rects.shape[1], dtype=torch.bool)
+
+
+@pytest.mark.parametrize("preset, size, count", [("objects_room", 32, 16), ("chairs", 32, 16), ("chairs", 64, 8)])
+def test_culling_by_the_rectangles_of_the_parts_drops_no_hit(preset, size, count, monkeypatch):
+    """Every sample cast with each part tested only where its picture's rectangle reaches equals
+    every part tested on every ray, bit for bit."""
+    values = sample(preset, count, seed=size + 1)
+    renderer = RoomRenderer(size, adaptive=False) if preset == "objects_room" else ChairRenderer(size)
+    culled = renderer.cast(values)
+    monkeypatch.setattr(Rows, "within", every_rectangle)
+    assert torch.equal(culled, renderer.cast(values))
+
+
+def test_the_room_renderer_has_a_new_version_so_cached_probes_are_trained_anew():
+    assert (
+        data_identity(DataConfig(preset="objects_room"))
+        == f"preset objects_room supersample 4 renderer {RENDERER_VERSION}"
+    )
+    assert RENDERER_VERSION > 1
+    for preset in ("chairs", "dsprites"):  # unchanged images keep their probes
+        assert data_identity(DataConfig(preset=preset)) == f"preset {preset} supersample 4"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("preset", SCENES)
+def test_cuda_ray_casts_fresh_images_as_the_cpu_does(preset):
+    values = sample(preset, 8, seed=6)
+    on_gpu = FRESH[preset](32).cast(values, "cuda")
+    assert on_gpu.device.type == "cuda"
+    assert (on_gpu.cpu() - FRESH[preset](32).cast(values)).abs().mean() < 1e-3
 
 
 # -- the memo -----------------------------------------------------------------------------

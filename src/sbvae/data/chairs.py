@@ -35,27 +35,36 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
 from sbvae.data.factors import Discrete, Product, grid
 from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
 from sbvae.data.raycast import (
+    Cameras,
     Hit,
-    boxes,
-    cos_sin,
+    Rows,
+    Seen,
+    Shader,
+    box,
+    box_corners,
+    cameras,
     in_chunks,
     lambert,
-    nearest,
+    nearest_part,
     normalize,
     orbit,
-    primary_rays,
+    reciprocal,
     rotate_x,
-    to_pixels,
+    screen_rects,
+    shade_pixels,
     to_world,
-    within,
 )
 
+RENDERER_VERSION = 1
+"""Raised whenever the images change, so that what is cached on them (fidelity probes) is made
+anew (culling by rectangles in issue 28 left every 8-bit image as it was)."""
 SEAT_WIDTHS = (0.8, 0.95, 1.1, 1.25)
 LEG_LENGTHS = (0.35, 0.5, 0.65, 0.8)
 BACK_HEIGHTS = (0.5, 0.75, 1.0)
@@ -140,51 +149,101 @@ def back(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return pivot, torch.deg2rad(tilt.double()), low[:, None], high[:, None]
 
 
-def bounds(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Corners ``[N, 1, 3]`` of a box holding the whole chair, back and armrests included."""
-    width, legs, height = values[:, 0], values[:, 1], values[:, 2]
-    cos, sin = cos_sin(torch.deg2rad(values[:, 3].double()))
-    above_seat = torch.maximum(cos * height + sin * BACK_THICKNESS, torch.full_like(height, ARM_HEIGHT))
-    top = legs + SEAT_THICKNESS + above_seat
-    low = _stack(-width / 2, 0.0, -SEAT_DEPTH / 2, like=width)
-    high = _stack(width / 2, top, SEAT_DEPTH / 2 + sin * height, like=width)
-    return (low - 1e-3)[:, None], (high + 1e-3)[:, None]
+class Placed(NamedTuple):
+    """Chairs seen from their cameras: the parts' boxes ``[N, 9, 3]``, relative to the image's
+    eye (see :func:`parts`); the back's tilt ``[N]`` (radians) and its corners ``[N, 1, 3]`` in
+    its own frame, relative to the eye (see :func:`back`); which parts are there ``[N, 10]`` and
+    the rectangle each one's picture lies in, ``[N, 10, 4]`` (the back last; see
+    :func:`sbvae.data.raycast.screen_rects`), and one holding them all, ``[N, 1, 4]``."""
+
+    low: torch.Tensor
+    high: torch.Tensor
+    there: torch.Tensor
+    tilt: torch.Tensor
+    back_low: torch.Tensor
+    back_high: torch.Tensor
+    rects: torch.Tensor
+    bounds: torch.Tensor
 
 
-def chair_hit(origin: torch.Tensor, direction: torch.Tensor, values: torch.Tensor) -> Hit:
-    """Rays ``[N, P, 3]`` from one origin per image (``[N, 1, 3]``), in the chair's frame,
-    against each image's chair (``values`` ``[N, 7]``, float32, in the order of
-    :func:`chairs_factors`); only rays that meet the chair's bounds are tested."""
-    low, high = bounds(values)
-    near = boxes(direction, low - origin, high - origin, 0).t < math.inf
+def place(values: torch.Tensor, view: Cameras, image_size: int) -> Placed:
+    """Chairs ``values`` ``[N, 7]`` (float32, in the order of :func:`chairs_factors`) seen by
+    ``view``, ``image_size`` pixels across."""
+    origin = view.eye[:, None]
     low, high, present = parts(values)
     low, high = low - origin, high - origin
     pivot, tilt, back_low, back_high = back(values)
-    start = rotate_x(origin - pivot[:, None], -tilt)  # the origin in the back's frame
+    start = rotate_x(origin - pivot[:, None], -tilt)  # the eye in the back's frame
     back_low, back_high = back_low - start, back_high - start
+    corners = torch.cat([box_corners(low, high), rotate_x(box_corners(back_low, back_high), tilt)], dim=1)
+    rects = screen_rects(corners, view.frame, image_size, FOV)
+    there = torch.cat([present, torch.ones_like(present[:, :1])], dim=1)
+    bounds = torch.cat([rects[..., ::2].amin(dim=1), rects[..., 1::2].amax(dim=1)], dim=-1)[:, None, [0, 2, 1, 3]]
+    return Placed(low, high, there, tilt, back_low, back_high, rects, bounds)
 
-    def exact(_: torch.Tensor, ray: torch.Tensor, rows: torch.Tensor) -> Hit:
-        turned = boxes(rotate_x(ray, -tilt[rows]), back_low[rows], back_high[rows], 0)
-        turned = turned._replace(normal=rotate_x(turned.normal, tilt[rows]))
-        return nearest(boxes(ray, low[rows], high[rows], 0, present[rows]), turned)
 
-    return within(near, origin, direction, exact)
+def _part(direction: torch.Tensor, inverse: torch.Tensor, chair: Placed, image: torch.Tensor, index: int) -> Hit:
+    """Rays ``[K, Q, 3]`` (and their :func:`sbvae.data.raycast.reciprocal`) against part
+    ``index`` (see :class:`Placed`) of the chairs of ``image`` ``[K]``."""
+    if index < chair.low.shape[1]:
+        low, high = (corner[:, index].index_select(0, image)[:, None] for corner in (chair.low, chair.high))
+        return box(direction, low, high, 0, inverse)
+    tilt = chair.tilt.index_select(0, image)
+    back_low, back_high = chair.back_low.index_select(0, image), chair.back_high.index_select(0, image)
+    turned = box(rotate_x(direction, -tilt), back_low, back_high, 0)
+    return turned._replace(normal=rotate_x(turned.normal, tilt))
+
+
+def chair_hit(direction: torch.Tensor, chair: Placed, image: torch.Tensor, near: torch.Tensor) -> Hit:
+    """Rays ``[R, Q, 3]`` against the chairs of ``image`` ``[R]``, part ``b`` only in the rows
+    where ``near[:, b]`` ``[R, 10]`` holds."""
+    inverse = reciprocal(direction)
+
+    def intersect(part: int, rows: torch.Tensor) -> Hit:
+        ray, inverse_ray = direction.index_select(0, rows), inverse.index_select(0, rows)
+        return _part(ray, inverse_ray, chair, image.index_select(0, rows), part)
+
+    return nearest_part(near, direction, intersect, 0)
+
+
+def near_parts(rows: Rows, chair: Placed) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows whose pixel some part's rectangle reaches (indices ``[K]``, the rectangle of the
+    whole chair tried first) and which parts' rectangles reach it ``[K, 10]``."""
+    candidates = rows.within(chair.bounds)[:, 0].nonzero()[:, 0]
+    image = rows.image.index_select(0, candidates)
+    near = rows.select(candidates).within(chair.rects) & chair.there.index_select(0, image)
+    keep = near.any(dim=1).nonzero()[:, 0]
+    return candidates.index_select(0, keep), near.index_select(0, keep)
+
+
+def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | str = "cpu") -> Shader:
+    """The grey each sample sees, ``[R, Q, 1]``, of chairs ``values`` ``[N, 7]``, and the part;
+    only rows whose pixel a part's picture's rectangle reaches are ray-cast, the others see the
+    background."""
+    values = values.to(device, torch.float64)
+    azimuth = torch.deg2rad(values[:, 5] - FACING)  # 0 when the camera faces the seat's front
+    view = cameras(orbit(TARGET, CAMERA_DISTANCE, azimuth, torch.deg2rad(values[:, 6])), TARGET)
+    light = normalize(to_world(torch.tensor([LIGHT], device=device), view.frame))[:, 0]
+    chair = place(values.float(), view, image_size)
+
+    def shade(rows: Rows, table: torch.Tensor) -> Seen:
+        grey = torch.full((len(rows.image), table.shape[1]), BACKGROUND, device=table.device)
+        active, near = near_parts(rows, chair)
+        near_rows = rows.select(active)
+        _, direction = view.rays(near_rows.image, near_rows.local(table))
+        hit = chair_hit(direction, chair, near_rows.image, near)
+        lit = ALBEDO * lambert(hit.normal, light.index_select(0, near_rows.image), AMBIENT)
+        grey.index_copy_(0, active, torch.where(hit.t < math.inf, lit, torch.full_like(lit, BACKGROUND)))
+        return Seen(grey[..., None], torch.zeros_like(grey, dtype=torch.int64))
+
+    return shade
 
 
 def shade_chairs(
     values: torch.Tensor, image_size: int, supersample: int, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
     """Grey images ``[N, 1, S, S]`` in [0, 1] of ``[N, 7]`` factor values, ray-cast afresh."""
-    values = values.to(device, torch.float64)
-    azimuth = torch.deg2rad(values[:, 5] - FACING)  # 0 when the camera faces the seat's front
-    eye = orbit(TARGET, CAMERA_DISTANCE, azimuth, torch.deg2rad(values[:, 6]))
-    origin, direction, frame = primary_rays(eye, TARGET, image_size, supersample, FOV)
-    hit = chair_hit(origin, direction, values.float())
-    light = normalize(to_world(torch.tensor([LIGHT], device=device), frame))
-    grey = torch.where(
-        hit.t < math.inf, ALBEDO * lambert(hit.normal, light[:, 0], AMBIENT), torch.full_like(hit.t, BACKGROUND)
-    )
-    return to_pixels(grey[:, None], image_size, supersample)
+    return shade_pixels(chair_shader(values, image_size, device), len(values), image_size, supersample, FOV, device)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from sbvae.data.chairs import RENDERER_VERSION as CHAIRS_RENDERER
 from sbvae.data.chairs import ChairRenderer
 from sbvae.data.dataset import GroundTruthDataset, SceneDataset, SpriteDataset
 from sbvae.data.factors import (
@@ -57,6 +58,7 @@ from sbvae.data.factors import (
     SetMinus,
     grid,
 )
+from sbvae.data.room import RENDERER_VERSION as ROOM_RENDERER
 from sbvae.data.room import RoomRenderer
 from sbvae.data.sprites import SHAPES, SpriteRenderer
 
@@ -150,6 +152,15 @@ PRESETS: dict[str, Callable[..., GroundTruthDataset]] = {
     "objects_room": objects_room,
     "chairs": chairs,
 }
+
+
+RENDERER_VERSIONS = {"objects_room": ROOM_RENDERER, "chairs": CHAIRS_RENDERER}
+"""The version of the renderer of each preset that has one (the others: 1)."""
+
+
+def renderer_version(preset: str) -> int:
+    """The version of a preset's renderer, raised whenever its images change."""
+    return RENDERER_VERSIONS.get(preset, 1)
 
 
 def make_dataset(preset: str, image_size: int, supersample: int = 4) -> GroundTruthDataset:

@@ -35,11 +35,15 @@ pixel's samples of "the sample sees material m" times its brightness, for m = fl
 object. That coverage depends only on scale, shape and orientation (480 combinations), so it is
 ray-cast once per combination, the first time a batch needs it (:class:`sbvae.data.memo.Memo`),
 and every image is then three colours times three looked-up maps: exactly what casting its rays
-again would give.
+again would give. Casting is adaptive (:func:`sbvae.data.raycast.shade_pixels`): every sample
+of a pixel only where the picture is not smooth (edges, shadow borders), one through its centre
+elsewhere, and the empty room, cast once per orientation, away from the object and its shadow;
+``RoomRenderer(adaptive=False)`` casts every sample (docs/performance.md gives the difference).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -48,21 +52,30 @@ import torch
 from sbvae.data.factors import Discrete, Product, grid
 from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
 from sbvae.data.raycast import (
+    EVERYWHERE,
+    Backdrop,
+    Cameras,
     Hit,
-    boxes,
+    Rows,
+    Seen,
+    Shader,
+    box,
+    box_corners,
+    cameras,
     disc,
+    dot_constant,
     in_chunks,
     lambert,
     nearest,
+    nearest_part,
     normalize,
     orbit,
     passes_sphere,
     plane,
-    primary_rays,
+    screen_rects,
+    shade_pixels,
     sphere,
-    to_pixels,
     tube,
-    within,
 )
 from sbvae.data.sprites import hsv_to_rgb
 
@@ -70,6 +83,9 @@ SHAPES = ("cube", "cylinder", "sphere", "capsule")
 HUES = grid(0.0, 1.0, 10, endpoint=False)
 SCALES = grid(0.75, 1.25, 8)
 ORIENTATIONS = grid(-30.0, 30.0, 15)
+RENDERER_VERSION = 2
+"""Raised whenever the images change, so that what is cached on them (fidelity probes) is made
+anew: 2 is the adaptive supersampling of issue 28 (docs/performance.md gives its error)."""
 GEOMETRY = ("scale", "shape", "orientation")
 """The factors the shaded coverage depends on; the hues only colour it."""
 
@@ -82,6 +98,8 @@ about the vertical axis through ``TARGET``."""
 FOV = 42.0
 CORNER = 2.6
 """Distance from the object's axis to the corner where the two walls meet."""
+WALLS = tuple(((side / math.sqrt(2), 0.0, -1 / math.sqrt(2)), -CORNER / math.sqrt(2)) for side in (-1, 1))
+"""The two walls' planes ``(normal, offset)``: ``dot(normal, p) = offset``, normals towards the object."""
 LIGHT = (0.35, 1.2, -0.9)
 AMBIENT = 0.3
 SATURATION, VALUE = 0.8, 0.95
@@ -103,7 +121,7 @@ def objects_room_factors() -> Product:
 def _cube(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
     zero = torch.zeros_like(scale)
     low = torch.stack([-scale / 2, zero, -scale / 2], dim=1)[:, None] - origin
-    return boxes(direction, low, low + scale[:, None, None], OBJECT)
+    return box(direction, low, low + scale[:, None, None], OBJECT)
 
 
 def _cylinder(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
@@ -133,40 +151,122 @@ def _capsule(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor)
 _OBJECTS = (_cube, _cylinder, _sphere, _capsule)
 
 
-def _any_object(origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor) -> Hit:
-    n, p = direction.shape[:2]
-    t = torch.full((n, p), math.inf, device=direction.device)
-    normal = torch.zeros(n, p, 3, device=direction.device)
-    origin = origin.expand(n, *origin.shape[1:])
-    for shape_id, intersect in enumerate(_OBJECTS):
-        rows = (shape == shape_id).nonzero().squeeze(1)
-        if len(rows):
-            hit = intersect(origin[rows], direction[rows], scale[rows])
-            t[rows], normal[rows] = hit.t, hit.normal
-    return Hit(t, normal, torch.full((n, p), OBJECT, device=direction.device))
+def object_hit(
+    origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor, near: torch.Tensor
+) -> Hit:
+    """Rays ``[R, Q, 3]`` from ``origin`` (``[R, 1, 3]`` or ``[R, Q, 3]``) against the object
+    (``shape`` and ``scale`` ``[R]``) of each row where ``near`` ``[R]`` holds."""
+    shapes = near[:, None] & (shape[:, None] == torch.arange(len(_OBJECTS), device=shape.device))
+
+    def intersect(shape_id: int, rows: torch.Tensor) -> Hit:
+        start, ray = origin.index_select(0, rows), direction.index_select(0, rows)
+        return _OBJECTS[shape_id](start, ray, scale.index_select(0, rows))
+
+    return nearest_part(shapes, direction, intersect, OBJECT)
 
 
-def object_hit(origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor) -> Hit:
-    """Rays ``[N, P, 3]`` (origins may be ``[N, 1, 3]``) against each image's object; only rays
-    that pass within ``scale`` of the point ``0.6 * scale`` above its base (a sphere around every
-    shape) are tested."""
+def passes_object(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``[R, Q]``: which rays pass within ``scale`` ``[R]`` of the point ``0.6 * scale`` above the
+    object's base (a sphere around every shape)."""
     centre = torch.stack([torch.zeros_like(scale), 0.6 * scale, torch.zeros_like(scale)], dim=1)
-    near = passes_sphere(origin, direction, centre, scale)
-    return within(near, origin, direction, lambda o, d, rows: _any_object(o, d, shape[rows], scale[rows]))
+    return passes_sphere(origin, direction, centre, scale)
+
+
+def object_corners(shape: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``[N, 8, 3]``: the corners of a box holding each image's object."""
+    capsule = shape == SHAPES.index("capsule")
+    half = torch.where(capsule, CAPSULE_RADIUS, 0.5) * scale
+    height = torch.where(capsule, CAPSULE_HEIGHT, 1.0) * scale
+    return box_corners(torch.stack([-half, torch.zeros_like(half), -half], 1), torch.stack([half, height, half], 1))
+
+
+def object_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_size: int) -> torch.Tensor:
+    """``[N, 1, 4]``: the rectangle holding each image's object in the picture (see
+    :func:`sbvae.data.raycast.screen_rects`)."""
+    return screen_rects((object_corners(shape, scale) - view.eye[:, None])[:, None], view.frame, image_size, FOV)
+
+
+def shadow_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_size: int) -> torch.Tensor:
+    """``[N, 2, 4]``: rectangles holding each image's object and its shadow (outside which the
+    picture is the empty room) and its shadow alone (outside which nothing is in shadow): the
+    object's box and its shadow on the floor; the whole picture where that shadow could reach a
+    wall."""
+    light = normalize(torch.tensor(LIGHT, device=scale.device))
+    corners = object_corners(shape, scale)
+    floor = corners - corners[..., 1:2] / light[1] * light
+    on_floor = torch.stack([dot_constant(floor, normal) >= offset for normal, offset in WALLS]).all(0).all(1)
+    points = torch.stack([torch.cat([corners, floor], dim=1), torch.cat([floor, floor], dim=1)], dim=1)
+    rects = screen_rects(points - view.eye[:, None, None], view.frame, image_size, FOV)
+    return torch.where(on_floor[:, None, None], rects, EVERYWHERE.to(rects))
 
 
 def room_hit(origin: torch.Tensor, direction: torch.Tensor) -> Hit:
     """Rays against the floor (y = 0) and the two walls meeting ``CORNER`` behind the object."""
-    device = direction.device
-    diagonal = 1 / math.sqrt(2)
-    floor = plane(origin, direction, torch.tensor([0.0, 1.0, 0.0], device=device), 0.0, FLOOR)
-    walls = [
-        plane(
-            origin, direction, torch.tensor([side * diagonal, 0.0, -diagonal], device=device), -CORNER * diagonal, WALL
-        )
-        for side in (-1.0, 1.0)
-    ]
-    return nearest(floor, *walls)
+    floor = plane(origin, direction, (0.0, 1.0, 0.0), 0.0, FLOOR)
+    return nearest(floor, *(plane(origin, direction, normal, offset, WALL) for normal, offset in WALLS))
+
+
+def room_cameras(orientation: torch.Tensor, device: torch.device | str = "cpu") -> Cameras:
+    """The cameras of ``orientation`` ``[N]`` (degrees)."""
+    azimuth = torch.deg2rad(orientation.to(device, torch.float64)).float()
+    elevation = torch.full_like(azimuth, math.radians(CAMERA_ELEVATION))
+    return cameras(orbit(TARGET, CAMERA_DISTANCE, azimuth, elevation), TARGET)
+
+
+def room_shader(
+    scale: torch.Tensor, shape: torch.Tensor, view: Cameras, image_size: int, with_object: bool = True
+) -> Shader:
+    """What each sample seen by ``view`` sees (see :func:`shaded_coverage`): for floor, wall and
+    object, "the sample sees it" times its brightness, ``[R, Q, 3]``; the part is the material,
+    plus 3 in the object's shadow. Without ``with_object``, the empty room."""
+    light = normalize(torch.tensor(LIGHT, device=view.eye.device))
+    rects, shadows = object_rects(shape, scale, view, image_size), shadow_rects(shape, scale, view, image_size)[:, 1:]
+
+    def shade(rows: Rows, table: torch.Tensor) -> Seen:
+        origin, direction = view.rays(rows.image, rows.local(table))
+        hit = room_hit(origin, direction)
+        shadow = torch.zeros_like(hit.t, dtype=torch.bool)
+        if with_object:
+            shapes, scales = shape.index_select(0, rows.image), scale.index_select(0, rows.image)
+            hit = nearest(hit, object_hit(origin, direction, shapes, scales, rows.within(rects)[:, 0]))
+            start = origin + hit.t[..., None] * direction + 1e-3 * hit.normal
+            shadow = _shadowed(start, light, hit.material != OBJECT, shapes, scales, rows.within(shadows)[:, 0])
+        brightness = torch.where(shadow, AMBIENT, lambert(hit.normal, light, AMBIENT))
+        seen = torch.stack([(hit.material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=-1)
+        return Seen(seen, hit.material + 3 * shadow)
+
+    return shade
+
+
+def _shadowed(
+    start: torch.Tensor,
+    light: torch.Tensor,
+    room: torch.Tensor,
+    shape: torch.Tensor,
+    scale: torch.Tensor,
+    near: torch.Tensor,
+) -> torch.Tensor:
+    """``[R, Q]``: which points ``start`` ``[R, Q, 3]`` on the floor or a wall (where ``room``
+    holds) the object (``shape`` and ``scale`` ``[R]``) hides from the light; only rows where
+    ``near`` ``[R]`` holds (the others are lit) and only rays that pass near the object are
+    tested."""
+    rows = (near & room.any(dim=1)).nonzero()[:, 0]
+    start, room, shape, scale = (part.index_select(0, rows) for part in (start, room, shape, scale))
+    towards = light.expand_as(start)
+    tested = (room & passes_object(start, towards, scale)).any(dim=1)
+    blocked = room & (object_hit(start, towards, shape, scale, tested).t < math.inf)
+    return torch.zeros(len(near), start.shape[1], dtype=torch.bool, device=start.device).index_copy_(0, rows, blocked)
+
+
+@functools.lru_cache(maxsize=256)
+def empty_room(
+    orientation: float, image_size: int, supersample: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """``[3, S, S]``: the shaded coverage of the room without its object (every sample),
+    computed once per orientation, size and device."""
+    view = room_cameras(torch.tensor([orientation]), device)
+    shade = room_shader(torch.ones(1, device=device), torch.zeros(1, device=device), view, image_size, False)
+    return shade_pixels(shade, 1, image_size, supersample, FOV, device)[0]
 
 
 def shaded_coverage(
@@ -176,22 +276,20 @@ def shaded_coverage(
     image_size: int,
     supersample: int,
     device: torch.device | str = "cpu",
+    adaptive: bool = True,
 ) -> torch.Tensor:
     """``[N, 3, S, S]``: for floor, wall and object, the mean over each pixel's samples of
-    "the sample sees it" times its brightness (``orientation`` in degrees)."""
-    scale, shape = scale.to(device, torch.float32), shape.to(device)
-    azimuth = torch.deg2rad(orientation.to(device, torch.float64)).float()
-    elevation = torch.full_like(azimuth, math.radians(CAMERA_ELEVATION))
-    eye = orbit(TARGET, CAMERA_DISTANCE, azimuth, elevation)
-    origin, direction, _ = primary_rays(eye, TARGET, image_size, supersample, FOV)
-    hit = nearest(room_hit(origin, direction), object_hit(origin, direction, shape, scale))
-    light = normalize(torch.tensor(LIGHT, device=device))
-    point = origin + hit.t[..., None] * direction
-    shadow = object_hit(point + 1e-3 * hit.normal, light.expand_as(direction), shape, scale).t < math.inf
-    brightness = lambert(hit.normal, light, AMBIENT)
-    brightness = torch.where(shadow & (hit.material != OBJECT), torch.full_like(brightness, AMBIENT), brightness)
-    seen = torch.stack([(hit.material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=1)
-    return to_pixels(seen, image_size, supersample)
+    "the sample sees it" times its brightness (``orientation`` in degrees), every sample shaded
+    or (``adaptive``) only where the picture changes within the pixel, and away from the object
+    and its shadow taken from the empty room (:func:`empty_room`; see
+    :func:`sbvae.data.raycast.shade_pixels`)."""
+    scale, shape, view = scale.to(device, torch.float32), shape.to(device), room_cameras(orientation, device)
+    shade = room_shader(scale, shape, view, image_size)
+    if not adaptive:
+        return shade_pixels(shade, len(scale), image_size, supersample, FOV, device)
+    empty = torch.stack([empty_room(o, image_size, supersample, device) for o in orientation.tolist()])
+    backdrop = Backdrop(empty, OBJECT, shadow_rects(shape, scale, view, image_size)[:, :1])
+    return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, True, backdrop)
 
 
 @dataclass(frozen=True)
@@ -202,6 +300,7 @@ class RoomRenderer:
     image_size: int = 64
     supersample: int = 4
     max_points: int = 1 << 20  # ray samples per chunk of images; bounds peak memory
+    adaptive: bool = True  # every sample only where the picture is not smooth (False: every sample everywhere)
     channels: int = 3
     factors: Product = field(default_factory=objects_room_factors, repr=False, compare=False)
     memo: Memo = field(init=False, repr=False, compare=False)
@@ -228,7 +327,7 @@ class RoomRenderer:
         """:func:`shaded_coverage` ray-cast afresh, in chunks of ``max_points`` samples."""
 
         def cast(scale: torch.Tensor, shape: torch.Tensor, orientation: torch.Tensor) -> torch.Tensor:
-            return shaded_coverage(scale, shape, orientation, self.image_size, self.supersample, device)
+            return shaded_coverage(scale, shape, orientation, self.image_size, self.supersample, device, self.adaptive)
 
         return in_chunks(cast, (self.image_size * self.supersample) ** 2, self.max_points, scale, shape, orientation)
 

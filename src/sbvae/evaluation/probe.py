@@ -31,6 +31,7 @@ from torch import nn
 
 from sbvae.data import Continuous, Discrete, GroundTruthDataset, derive_seed, make_generator
 from sbvae.data.files import DataSpec
+from sbvae.data.presets import renderer_version
 from sbvae.data.rows import default_cache
 from sbvae.errors import UserError, first_line
 from sbvae.training.run_folder import atomic_write_bytes
@@ -318,10 +319,11 @@ def train_probe(
 
 
 def data_identity(spec: DataSpec) -> str:
-    """What names a dataset for the probe cache: its preset (and supersampling), or its file
-    or folder and format."""
+    """What names a dataset for the probe cache: its preset (and supersampling, and its
+    renderer's version after the first), or its file or folder and format."""
     if spec.path is None:
-        return f"preset {spec.preset} supersample {spec.supersample}"
+        version = renderer_version(spec.preset)
+        return f"preset {spec.preset} supersample {spec.supersample}" + (f" renderer {version}" if version > 1 else "")
     return f"path {spec.path} format {spec.format or 'detected'}"
 
 
