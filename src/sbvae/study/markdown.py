@@ -21,7 +21,14 @@ objects_room's object; chairs have no shape factor, so their armrests and leg le
 26's targets there). A run without one of them shows n/a."""
 # Shown per run beside the claimed metrics, to read them against (in-distribution error,
 # shape fidelity and geometry).
-CONTEXT_METRICS = ("test_sse", "discrete_mig", *SHAPE_FIDELITY, "factor_vae_eval_accuracy", "position_r2", "last_layer_live")
+CONTEXT_METRICS = (
+    "test_sse",
+    "discrete_mig",
+    *SHAPE_FIDELITY,
+    "factor_vae_eval_accuracy",
+    "position_r2",
+    "last_layer_live",
+)
 DECODER_SCORES = ("discrete_mig", "test_sse", *SHAPE_FIDELITY)
 
 VERDICTS = (
