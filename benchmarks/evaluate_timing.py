@@ -61,7 +61,7 @@ def forward_rates(sampler: GroundTruthSampler, count: int = 2048) -> dict[str, f
     def forward(batch: int) -> Callable[[], object]:
         return lambda: [sampler.model.encoder(images[s : s + batch]) for s in range(0, count, batch)]
 
-    size = sampler.batch_size
+    size = sampler.batch
     runs = {f"forward {b}": forward(b) for b in BATCH_SIZES}
     runs[f"render {size}"] = lambda: [sampler.dataset.render(values[s : s + size]) for s in range(0, count, size)]
     runs[f"render+encode {size}"] = lambda: sampler.encode_values(values)

@@ -38,11 +38,15 @@ class GroundTruthSampler:
     model: VAE
     device: torch.device
     representation: Representation = "mean"
-    batch_size: int = 256
+    batch_size: int | None = None
+    """Images rendered and encoded at once; codes do not depend on it. Default: 128 on a CPU,
+    where larger batches ran up to twice as slow (docs/performance.md), 1,024 on a GPU."""
     noise_seed: int = 0
 
     def __post_init__(self) -> None:
         require_ground_truth(self.dataset, "the disentanglement metrics")
+        # the batch in use: batch_size, or its default for the device
+        self.batch: int = self.batch_size or (1024 if self.device.type == "cuda" else 128)
         if self.representation not in ("mean", "sampled"):
             raise ValueError(f"representation must be 'mean' or 'sampled', not {self.representation!r}")
         self._noise = torch.Generator().manual_seed(self.noise_seed)
@@ -64,21 +68,21 @@ class GroundTruthSampler:
 
     def _posteriors(self, values: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(mean, logvar)`` of the images of ``values``, rendered and encoded batch by batch."""
-        for start in range(0, len(values), self.batch_size):
-            mean, logvar = self.model.encoder(self.dataset.render(values[start : start + self.batch_size], self.device))
+        for start in range(0, len(values), self.batch):
+            mean, logvar = self.model.encoder(self.dataset.render(values[start : start + self.batch], self.device))
             yield mean, logvar
 
     @torch.inference_mode()
     def images_per_second(self, generator: torch.Generator, batches: int = 4) -> float:
         """How fast ``encode_values`` renders and encodes: ``batches`` batches of fresh samples
         from ``generator``, timed after one to warm up (the posterior noise is not drawn from)."""
-        values = self.sample_values((batches + 1) * self.batch_size, generator)
-        for _ in self._posteriors(values[: self.batch_size]):
+        values = self.sample_values((batches + 1) * self.batch, generator)
+        for _ in self._posteriors(values[: self.batch]):
             pass
         tick = time.perf_counter()
-        for mean, _ in self._posteriors(values[self.batch_size :]):
+        for mean, _ in self._posteriors(values[self.batch :]):
             mean.cpu()
-        return batches * self.batch_size / (time.perf_counter() - tick)
+        return batches * self.batch / (time.perf_counter() - tick)
 
     def codes_and_labels(self, n: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` fresh samples: codes ``[n, D]`` and integer factor labels ``[n, K]``."""
@@ -91,7 +95,7 @@ def encode_means(
     data: GroundTruthDataset,
     values: torch.Tensor,
     device: torch.device | str = "cpu",
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """Posterior means ``[..., D]`` of the images of factor values ``[..., K]``."""
     sampler = GroundTruthSampler(data, model, torch.device(device), batch_size=batch_size)
