@@ -178,12 +178,11 @@ def _edge_sampled(
     return local.view(-1).scatter_(0, edge, sampled.flatten()).view(local.shape)
 
 
-def _paint(sprites: _Sprites, supersample: int, colour: torch.Tensor, out: torch.Tensor, sample_all: bool) -> None:
-    """Write each sprite's coverage times its ``colour`` (``[N, C]``) into a window of the
-    black images ``out`` (``[N, C, size, size]``, contiguous): by :func:`_sampled` over a
-    window any shape fits in if ``sample_all``, else by :func:`_edge_sampled` over one that
-    fits the sprite's shape."""
-    channels, size = colour.shape[1], sprites.size
+def _paint(sprites: _Sprites, supersample: int, cover: torch.Tensor, sample_all: bool) -> None:
+    """Write each sprite's coverage into a window of the empty pictures ``cover`` (``[N, size,
+    size]``, contiguous): by :func:`_sampled` over a window any shape fits in if ``sample_all``,
+    else by :func:`_edge_sampled` over one that fits the sprite's shape."""
+    size = sprites.size
     for shape, inside in enumerate(_INSIDE):
         rows = (sprites.shape == shape).nonzero().squeeze(1)
         if not len(rows):
@@ -195,10 +194,8 @@ def _paint(sprites: _Sprites, supersample: int, colour: torch.Tensor, out: torch
         else:
             cols, lines = group.window(_REACHES[shape])
             local = _edge_sampled(group, cols, lines, supersample, shape)
-        where = (lines[:, :, None] * size + cols[:, None, :]).flatten(1)
-        plane = rows[:, None] * channels + torch.arange(channels, device=rows.device)
-        index = (plane[:, :, None] * size**2 + where[:, None, :]).flatten()
-        out.view(-1).scatter_(0, index, (local.flatten(1)[:, None, :] * colour[rows][:, :, None]).flatten())
+        where = rows[:, None, None] * size**2 + lines[:, :, None] * size + cols[:, None, :]
+        cover.view(-1).scatter_(0, where.flatten(), local.flatten())
 
 
 @dataclass(frozen=True)
@@ -218,12 +215,14 @@ class SpriteRenderer:
     sample_all: bool = False
 
     def render(self, factors: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> torch.Tensor:
-        """Draw one sprite per row of ``factors`` (name -> ``[N]`` tensor) on ``device``."""
-        return self._draw(factors, device, self.channels, self._colour)
+        """Draw one sprite per row of ``factors`` (name -> ``[N]`` tensor) on ``device``: its
+        coverage times its colour, every pixel written by that one product."""
+        factors = _float32(factors, device)
+        return self._cover(factors)[:, None] * self._colour(factors)[:, :, None, None]
 
     def coverage(self, factors: dict[str, torch.Tensor], device: torch.device | str) -> torch.Tensor:
         """Fraction of each pixel covered by the sprite, ``[N, size, size]``."""
-        return self._draw(factors, device, 1, lambda part: torch.ones(len(part["x"]), 1, device=device))[:, 0]
+        return self._cover(_float32(factors, device))
 
     def window(self, scale: torch.Tensor) -> int:
         """Side in pixels of a square that holds any sprite of ``scale`` or smaller, whatever
@@ -241,22 +240,17 @@ class SpriteRenderer:
             rgb = factors.get("value", ones)[:, None].expand(-1, 3)
         return (rgb.max(dim=1, keepdim=True).values if self.channels == 1 else rgb).clamp(0, 1)
 
-    def _draw(
-        self,
-        factors: dict[str, torch.Tensor],
-        device: torch.device | str,
-        channels: int,
-        colour: Callable[[dict[str, torch.Tensor]], torch.Tensor],
-    ) -> torch.Tensor:
-        """Coverage times ``colour(part)`` (``[n, channels]``, of float32 factors on ``device``),
-        a chunk of sprites at a time."""
-        factors = {k: v.to(device=device, dtype=torch.float32) for k, v in factors.items()}
+    def _cover(self, factors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The coverage ``[N, size, size]`` of float32 ``factors``, a chunk of sprites at a time."""
         n = len(factors["x"])
-        out = torch.zeros(n, channels, self.image_size, self.image_size, device=device)
+        cover = torch.zeros(n, self.image_size, self.image_size, device=factors["x"].device)
         fine = self.window(factors.get("scale", torch.ones(1))) * self.supersample
         chunk = max(1, self.max_points // (fine * fine))
         for start in range(0, n, chunk):
             part = {k: v[start : start + chunk] for k, v in factors.items()}
-            sprites = _Sprites.of(part, self.image_size)
-            _paint(sprites, self.supersample, colour(part), out[start : start + chunk], self.sample_all)
-        return out
+            _paint(_Sprites.of(part, self.image_size), self.supersample, cover[start : start + chunk], self.sample_all)
+        return cover
+
+
+def _float32(factors: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
+    return {k: v.to(device=device, dtype=torch.float32) for k, v in factors.items()}
