@@ -164,7 +164,7 @@ def encoding(run_dir: Path, counts: list[int], stages: Stages) -> None:
     sampler = GroundTruthSampler(require_ground_truth(build_dataset(config.data), "encoding"), model, device)
     sampler.codes_and_labels(counts[0], make_generator(0, "warm-up"))  # one-time allocations
     for count in counts:
-        stages.start(f"encode {count:,} samples (batches of {sampler.batch_size})")
+        stages.start(f"encode {count:,} samples (batches of {sampler.batch})")
         sampler.codes_and_labels(count, make_generator(0, "benchmark"))
     stages.stop()
 
