@@ -41,5 +41,5 @@ def keep_freed_memory() -> bool:
         return False
     if mallopt is None:
         return False
-    # M_MMAP_THRESHOLD first: setting either fixes both (glibc stops moving them itself)
+    # setting either one stops glibc from moving both thresholds itself
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
