@@ -22,8 +22,8 @@ import os
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 64 << 20
-"""Blocks up to this size come from the heap (the paper's SBD encoding 128 images of 64 px makes
-activations of 34 MB)."""
+"""Blocks up to this size come from the heap (room for the activations of the paper's SBD
+encoding a batch of 128 images of 64 px)."""
 TRIM_THRESHOLD = 256 << 20
 """Free memory at the top of the heap kept before any is handed back to the kernel."""
 
