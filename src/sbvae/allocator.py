@@ -5,8 +5,9 @@ PyTorch allocates a CPU tensor with the C library's ``malloc``. glibc serves a l
 when freed, and it hands the free top of its heap back too. A training step frees every
 activation it made, so the next step touches fresh pages: thousands of page faults a step, each
 a trip through the kernel (and, in a virtual machine whose host reclaims freed pages, through
-the host). Raising both thresholds keeps those blocks in the heap for the next step to reuse;
-the process's peak memory does not grow, it only keeps what it freed until it exits.
+the host). Raising both thresholds keeps those blocks in the heap for the next step to reuse.
+The price is resident memory: the process keeps what it freed until it exits, and its peak can
+rise a little, as blocks kept in the heap are not always the right size for the next request.
 
 Applied when sbvae is imported, on glibc only (elsewhere nothing changes); the environment
 variable ``SBVAE_KEEP_FREED_MEMORY=0`` leaves glibc's defaults. ``docs/performance.md`` has the
@@ -35,11 +36,11 @@ def keep_freed_memory() -> bool:
     if os.environ.get("SBVAE_KEEP_FREED_MEMORY", "1") == "0":
         return False
     name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
+    if not name:
         return False
-    if mallopt is None:
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):  # not glibc
         return False
     # setting either one stops glibc from moving both thresholds itself
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
