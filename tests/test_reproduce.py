@@ -380,7 +380,7 @@ def test_a_run_of_another_experiment_with_the_same_config_is_used_in_place(tmp_p
 
 def test_runs_trained_side_by_side_match_runs_trained_in_turn(tmp_path, run_cli, monkeypatch):
     study_metrics(monkeypatch, ["mig"])  # no fidelity: the workers would train full-length probes
-    quiet = [*STUDY, "train.fidelity_every=0"]
+    quiet = [*(t for t in STUDY if t != "train.threads=1"), "train.fidelity_every=0"]
     code, _, err = run_cli("reproduce", "held-out", "--out", tmp_path / "turns", *quiet, "train.threads=1")
     assert code == 0, err
     code, _out, err = run_cli("reproduce", "held-out", "--out", tmp_path / "jobs", *quiet, "--jobs", "2")
@@ -393,6 +393,12 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(tmp_path, run_cli,
     assert jobs["summary"][0]["equal_steps"]["difference"] == pytest.approx(
         turns["summary"][0]["equal_steps"]["difference"], rel=1e-3
     )
+
+    # summarised again in turn (the runs' threads are 0 now, each its share then): the same study, nothing written
+    before = snapshot(tmp_path / "jobs")
+    code, out, err = run_cli("reproduce", "held-out", "--out", tmp_path / "jobs", *quiet)
+    assert code == 0, err
+    assert "nothing changed" in out and snapshot(tmp_path / "jobs") == before
 
 
 def _children(pid: int) -> list[int]:

@@ -232,7 +232,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 num_train=args.num_train,
                 backend=backend,
             )
-            print(f"wrote {Path(args.out) / name / 'results.md'}")
+            print(f"results: {Path(args.out) / name / 'results.md'}")
     return _failed_runs(failed)
 
 

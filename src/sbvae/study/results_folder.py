@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from sbvae.config import build_config
+from sbvae.config import EXECUTION, build_config, field_roles
 from sbvae.errors import ConfigError
 from sbvae.evaluation.evaluate import library_versions
 from sbvae.study.invocations import InvocationClock, earlier_invocations
@@ -57,18 +57,28 @@ def unfinished(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
 def _study_text(results: dict[str, Any], keys: Sequence[str], defaults: dict[str, Any]) -> str | None:
     """The study a ``results.json`` reports, as canonical JSON: its ``keys`` (``defaults`` for
     those a file from before they were listed lacks), with each run's config given the defaults
-    of config keys added since it was written. None when its runs do not all hold valid
+    of config keys added since it was written and without its execution settings (threads and
+    the like depend on ``--jobs``, not on the study). None when its runs do not all hold valid
     configs."""
     runs = results.get("runs")
     if not isinstance(runs, list):
         return None
     try:
-        runs = [{**run, "config": build_config(run["config"]).to_dict()} for run in runs]
+        runs = [{**run, "config": _without_execution(build_config(run["config"]).to_dict())} for run in runs]
     except (ConfigError, KeyError, TypeError, AttributeError):
         return None
     study = {key: results.get(key, defaults.get(key)) for key in keys}
     study["runs"] = runs
     return json.dumps(study, sort_keys=True)
+
+
+def _without_execution(config: dict[str, Any]) -> dict[str, Any]:
+    """A config as :meth:`Config.to_dict` gives it, its execution fields left out."""
+    roles = field_roles()
+    return {
+        section: {k: v for k, v in values.items() if roles.get((section, k)) != EXECUTION}
+        for section, values in config.items()
+    }
 
 
 def already_reported(folder: Path, results: dict[str, Any], keys: Sequence[str], defaults: dict[str, Any]) -> bool:
