@@ -18,6 +18,7 @@ import math
 import os
 import re
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -258,14 +259,20 @@ def field_roles() -> dict[tuple[str, str], str]:
     }
 
 
+def fields_of_roles(config: dict[str, Any], kept: Collection[str]) -> dict[str, Any]:
+    """A config as :meth:`Config.to_dict` gives it, with only the fields whose role is in
+    ``kept`` (a key no section declares counts as :data:`IDENTITY`)."""
+    roles = field_roles()
+    return {
+        section: {k: v for k, v in values.items() if roles.get((section, k), IDENTITY) in kept}
+        for section, values in config.items()
+    }
+
+
 def run_identity(config: dict[str, Any]) -> dict[str, Any]:
     """What makes two runs the same (a config as :meth:`Config.to_dict` gives it): its
     :data:`IDENTITY` fields; its length, execution and bookkeeping fields left out."""
-    roles = field_roles()
-    return {
-        section: {k: v for k, v in values.items() if roles.get((section, k), IDENTITY) == IDENTITY}
-        for section, values in config.items()
-    }
+    return fields_of_roles(config, (IDENTITY,))
 
 
 def preset_names() -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from sbvae.config import EXECUTION, build_config, field_roles
+from sbvae.config import EXECUTION, ROLES, build_config, fields_of_roles
 from sbvae.errors import ConfigError
 from sbvae.evaluation.evaluate import library_versions
 from sbvae.study.invocations import InvocationClock, earlier_invocations
@@ -54,6 +54,10 @@ def unfinished(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
     ]
 
 
+_STUDY_ROLES = tuple(role for role in ROLES if role != EXECUTION)
+"""The config fields a study depends on: all but how its runs were executed."""
+
+
 def _study_text(results: dict[str, Any], keys: Sequence[str], defaults: dict[str, Any]) -> str | None:
     """The study a ``results.json`` reports, as canonical JSON: its ``keys`` (``defaults`` for
     those a file from before they were listed lacks), with each run's config given the defaults
@@ -64,21 +68,12 @@ def _study_text(results: dict[str, Any], keys: Sequence[str], defaults: dict[str
     if not isinstance(runs, list):
         return None
     try:
-        runs = [{**run, "config": _without_execution(build_config(run["config"]).to_dict())} for run in runs]
+        runs = [{**run, "config": fields_of_roles(build_config(run["config"]).to_dict(), _STUDY_ROLES)} for run in runs]
     except (ConfigError, KeyError, TypeError, AttributeError):
         return None
     study = {key: results.get(key, defaults.get(key)) for key in keys}
     study["runs"] = runs
     return json.dumps(study, sort_keys=True)
-
-
-def _without_execution(config: dict[str, Any]) -> dict[str, Any]:
-    """A config as :meth:`Config.to_dict` gives it, its execution fields left out."""
-    roles = field_roles()
-    return {
-        section: {k: v for k, v in values.items() if roles.get((section, k)) != EXECUTION}
-        for section, values in config.items()
-    }
 
 
 def already_reported(folder: Path, results: dict[str, Any], keys: Sequence[str], defaults: dict[str, Any]) -> bool:
