@@ -15,7 +15,7 @@ from sbvae.config import DataConfig, load_config
 from sbvae.data import find_factor, make_dataset, make_generator
 from sbvae.data.chairs import AZIMUTHS, BACK_TILTS, ChairRenderer, chairs_factors
 from sbvae.data.memo import Memo, grid_index, grid_labels
-from sbvae.data.raycast import Rows, screen_rects
+from sbvae.data.raycast import FACE_NORMALS, Rows, box_entry, screen_rects
 from sbvae.data.room import OBJECT, RENDERER_VERSION, RoomRenderer, objects_room_factors, shaded_coverage
 from sbvae.data.sprites import hsv_to_rgb
 from sbvae.evaluation.probe import data_identity
@@ -206,6 +206,24 @@ def test_a_rectangle_holds_the_picture_of_its_points_and_everything_if_one_is_be
     assert screen_rects(points, frame, 32, 90.0)[0, 0].tolist() == pytest.approx([16, 20, 16, 20])
     behind = torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, -1.0]])[None, None]
     assert screen_rects(behind, frame, 32, 90.0)[0, 0].tolist() == [-math.inf, math.inf, -math.inf, math.inf]
+
+
+def test_a_ray_enters_a_box_by_a_face_turned_towards_it_and_on_that_face():
+    """The face :func:`box_entry` names (which shades a chair) is the one the hit lies on."""
+    generator = torch.Generator().manual_seed(3)
+    ahead = torch.randn(1, 4000, 3, generator=generator) * 0.5 + torch.tensor([0.0, 0.0, 1.0])
+    direction = torch.nn.functional.normalize(ahead, dim=-1)
+    low = torch.tensor([[[-0.4, -0.3, 0.8]]]) + 0.5 * torch.randn(1, 1, 3, generator=generator)
+    high = low + torch.tensor([[[0.9, 0.6, 1.1]]])
+    t, face = box_entry(direction, low, high)
+    hit = t < math.inf
+    assert 200 < hit.sum() < 3800  # rays that hit and rays that miss
+    normal, point = FACE_NORMALS[face[hit]], (t[..., None] * direction)[hit]
+    assert (torch.linalg.vecdot(normal, direction[hit]) < 0).all()
+    # On the face: the hit's coordinate along the face's axis is the box's low or high side.
+    side = torch.where(normal.sum(-1, keepdim=True) > 0, high[0], low[0]).expand_as(point)
+    on_axis = normal.abs().bool()
+    assert torch.allclose(point[on_axis], side[on_axis], atol=1e-5)
 
 
 def every_rectangle(rows: Rows, rects: torch.Tensor) -> torch.Tensor:

@@ -42,17 +42,17 @@ import torch
 from sbvae.data.factors import Discrete, Product, grid
 from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
 from sbvae.data.raycast import (
+    FACE_NORMALS,
     Cameras,
-    Hit,
     Rows,
     Seen,
     Shader,
-    box,
     box_corners,
+    box_entry,
     cameras,
     in_chunks,
     lambert,
-    nearest_part,
+    nearest_of,
     normalize,
     orbit,
     reciprocal,
@@ -182,28 +182,45 @@ def place(values: torch.Tensor, view: Cameras, image_size: int) -> Placed:
     return Placed(low, high, there, tilt, back_low, back_high, rects, bounds)
 
 
-def _part(direction: torch.Tensor, inverse: torch.Tensor, chair: Placed, image: torch.Tensor, index: int) -> Hit:
+def _part(
+    direction: torch.Tensor, inverse: torch.Tensor, chair: Placed, image: torch.Tensor, index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays ``[K, Q, 3]`` (and their :func:`sbvae.data.raycast.reciprocal`) against part
-    ``index`` (see :class:`Placed`) of the chairs of ``image`` ``[K]``."""
+    ``index`` (see :class:`Placed`) of the chairs of ``image`` ``[K]``: distances ``[K, Q]`` and
+    the faces entered ``[K, Q]`` (numbered part by part: ``6 * index`` plus the face of
+    :func:`sbvae.data.raycast.box_entry`, in the back's own frame for the back)."""
     if index < chair.low.shape[1]:
         low, high = (corner[:, index].index_select(0, image)[:, None] for corner in (chair.low, chair.high))
-        return box(direction, low, high, 0, inverse)
-    tilt = chair.tilt.index_select(0, image)
-    back_low, back_high = chair.back_low.index_select(0, image), chair.back_high.index_select(0, image)
-    turned = box(rotate_x(direction, -tilt), back_low, back_high, 0)
-    return turned._replace(normal=rotate_x(turned.normal, tilt))
+        t, face = box_entry(direction, low, high, inverse)
+    else:
+        tilt = chair.tilt.index_select(0, image)
+        back_low, back_high = chair.back_low.index_select(0, image), chair.back_high.index_select(0, image)
+        t, face = box_entry(rotate_x(direction, -tilt), back_low, back_high)
+    return t, face + 6 * index
 
 
-def chair_hit(direction: torch.Tensor, chair: Placed, image: torch.Tensor, near: torch.Tensor) -> Hit:
+def chair_hit(
+    direction: torch.Tensor, chair: Placed, image: torch.Tensor, near: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays ``[R, Q, 3]`` against the chairs of ``image`` ``[R]``, part ``b`` only in the rows
-    where ``near[:, b]`` ``[R, 10]`` holds."""
+    where ``near[:, b]`` ``[R, 10]`` holds: the distance to the nearest part ``[R, Q]`` (``inf``
+    on a miss) and the face it enters by (see :func:`_part`)."""
     inverse = reciprocal(direction)
 
-    def intersect(part: int, rows: torch.Tensor) -> Hit:
+    def intersect(part: int, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ray, inverse_ray = direction.index_select(0, rows), inverse.index_select(0, rows)
         return _part(ray, inverse_ray, chair, image.index_select(0, rows), part)
 
-    return nearest_part(near, direction, intersect, 0)
+    return nearest_of(near, intersect, torch.tensor(0, device=direction.device), direction.shape[1])
+
+
+def face_greys(chair: Placed, light: torch.Tensor) -> torch.Tensor:
+    """``[N, 60]``: the grey of every face of every part (numbered as :func:`_part` does) of the
+    chairs lit by ``light`` ``[N, 3]``: each face is flat, so its shading is one number."""
+    normals = FACE_NORMALS.to(light.device).expand(len(light), chair.low.shape[1], 6, 3)
+    back = rotate_x(FACE_NORMALS.to(light.device).expand(len(light), 6, 3), chair.tilt)[:, None]
+    lit = lambert(torch.cat([normals, back], dim=1).flatten(1, 2), light, AMBIENT)
+    return ALBEDO * lit
 
 
 def near_parts(rows: Rows, chair: Placed) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,15 +242,16 @@ def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | s
     view = cameras(orbit(TARGET, CAMERA_DISTANCE, azimuth, torch.deg2rad(values[:, 6])), TARGET)
     light = normalize(to_world(torch.tensor([LIGHT], device=device), view.frame))[:, 0]
     chair = place(values.float(), view, image_size)
+    greys = face_greys(chair, light)
 
     def shade(rows: Rows, table: torch.Tensor) -> Seen:
         grey = torch.full((len(rows.image), table.shape[1]), BACKGROUND, device=table.device)
         active, near = near_parts(rows, chair)
         near_rows = rows.select(active)
         _, direction = view.rays(near_rows.image, near_rows.local(table))
-        hit = chair_hit(direction, chair, near_rows.image, near)
-        lit = ALBEDO * lambert(hit.normal, light.index_select(0, near_rows.image), AMBIENT)
-        grey.index_copy_(0, active, torch.where(hit.t < math.inf, lit, torch.full_like(lit, BACKGROUND)))
+        t, face = chair_hit(direction, chair, near_rows.image, near)
+        lit = greys.view(-1).index_select(0, (near_rows.image[:, None] * greys.shape[1] + face).view(-1))
+        grey.index_copy_(0, active, torch.where(t < math.inf, lit.view_as(t), BACKGROUND))
         return Seen(grey[..., None], torch.zeros_like(grey, dtype=torch.int64))
 
     return shade

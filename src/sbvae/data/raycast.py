@@ -201,6 +201,20 @@ def box(
     """The axis-aligned box whose corners, relative to the rays' origins, are ``low`` and ``high``
     (each ``[N, 1, 3]``, or ``[N, P, 3]`` for one origin per ray): the slab test. ``inverse`` is
     ``reciprocal(direction)`` if the caller has it."""
+    t, face = box_entry(direction, low, high, inverse)
+    return _hit(t, FACE_NORMALS.to(t.device)[face], material)
+
+
+FACE_NORMALS = torch.tensor([[-1.0, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]])
+"""The outward normal of each face of an axis-aligned box, numbered as :func:`box_entry` does."""
+
+
+def box_entry(
+    direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, inverse: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`box` as distances ``t`` ``[N, P]`` and the face each ray enters by ``[N, P]``:
+    ``2 * axis``, plus 1 for the face whose outward normal points along the axis (see
+    :data:`FACE_NORMALS`)."""
     inverse = reciprocal(direction) if inverse is None else inverse
     near, far = low * inverse, high * inverse
     enter, leave = torch.minimum(near, far), torch.maximum(near, far)
@@ -212,8 +226,10 @@ def box(
     axis = torch.where(enter_z > entry_xy, 2, (enter_y > enter_x).long())
     exit_ = torch.minimum(torch.minimum(leave_x, leave_y), leave_z)
     t = torch.where((entry <= exit_) & (entry > EPS), entry, math.inf)
-    normal = -torch.sign(direction) * (axis[..., None] == torch.arange(3, device=direction.device))
-    return _hit(t, normal, material)
+    # A ray enters a slab by the face its direction points away from.
+    x, y, z = direction.unbind(-1)
+    backwards = torch.where(axis == 0, x, torch.where(axis == 1, y, z)) < 0
+    return t, 2 * axis + backwards
 
 
 def passes_sphere(
@@ -291,17 +307,37 @@ def nearest_part(
     """The nearest hit of rays ``direction`` ``[R, Q, 3]`` over ``B`` parts of one material,
     part ``b`` tested only on the rows where ``near[:, b]`` ``[R, B]`` holds (the others miss
     it): ``intersect(b, rows)`` gives the hits ``[K, Q]`` of rows ``rows`` ``[K]``."""
-    r, q = direction.shape[:2]
-    t = torch.full((r, q), math.inf, device=direction.device)
-    normal = torch.zeros(r, q, 3, device=direction.device)
+
+    def distance_and_normal(part: int, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hit = intersect(part, rows)
+        return hit.t, hit.normal
+
+    t, normal = nearest_of(near, distance_and_normal, torch.zeros(3, device=direction.device), direction.shape[1])
+    return _hit(t, normal, material)
+
+
+def nearest_of(
+    near: torch.Tensor,
+    intersect: Callable[[int, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    blank: torch.Tensor,
+    rays: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distance ``[R, Q]`` (``inf`` on a miss) to the nearest of ``B`` parts along each of
+    ``rays`` (``Q``) rays of ``R`` rows, and what its hit carries ``[R, Q, ...]`` (``blank`` on a
+    miss): part ``b`` is tested only on the rows where ``near[:, b]`` ``[R, B]`` holds, and
+    ``intersect(b, rows)`` gives the distances ``[K, Q]`` and what the hits carry of rows
+    ``rows`` ``[K]``."""
+    t = torch.full((len(near), rays), math.inf, device=near.device)
+    carried = blank.expand(len(near), rays, *blank.shape).clone()
     for part in range(near.shape[1]):
         rows = near[:, part].nonzero()[:, 0]
         if len(rows):
-            hit = intersect(part, rows)
-            closer = hit.t < t.index_select(0, rows)
-            t.index_copy_(0, rows, torch.where(closer, hit.t, t.index_select(0, rows)))
-            normal.index_copy_(0, rows, torch.where(closer[..., None], hit.normal, normal.index_select(0, rows)))
-    return _hit(t, normal, material)
+            distance, value = intersect(part, rows)
+            closer = distance < t.index_select(0, rows)
+            t.index_copy_(0, rows, torch.where(closer, distance, t.index_select(0, rows)))
+            closer = closer.view(*closer.shape, *(1,) * blank.dim())
+            carried.index_copy_(0, rows, torch.where(closer, value, carried.index_select(0, rows)))
+    return t, carried
 
 
 def lambert(normal: torch.Tensor, light: torch.Tensor, ambient: float) -> torch.Tensor:
