@@ -74,6 +74,7 @@ def test_sprites_drawn_side_by_side_on_several_threads_equal_those_drawn_on_one(
         alone = SpriteRenderer(32, max_points=7 * (14 * 4) ** 2).render(factors)  # chunks of 7, in turn
         torch.set_num_threads(3)
         side_by_side = SpriteRenderer(32, max_points=7 * (14 * 4) ** 2).render(factors)  # 3 threads, chunks of 2
+        assert torch.get_num_threads() == 3  # the caller's own setting is left as it was
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(alone, side_by_side)

@@ -31,5 +31,10 @@ def side_by_side(work: Callable[[slice], T], count: int, max_rows: int, device: 
     chunks = [slice(start, min(start + chunk, count)) for start in range(0, count, chunk)]
     if workers == 1:
         return [work(rows) for rows in chunks]
-    with ThreadPoolExecutor(min(workers, len(chunks)), initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        return list(pool.map(work, chunks))
+    try:
+        with ThreadPoolExecutor(min(workers, len(chunks)), initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            return list(pool.map(work, chunks))
+    finally:
+        # Where a build keeps one thread count for the whole process, not one per thread, the
+        # workers' setting would outlive them.
+        torch.set_num_threads(workers)
