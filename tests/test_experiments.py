@@ -49,6 +49,7 @@ def test_no_position_trains_both_decoders_on_both_scenes():
     cells = {(s.decoder, s.config.data.preset) for s in specs}
     assert cells == {(d, p) for d in ("sbd", "deconv") for p in ("objects_room", "chairs")}
     assert sorted(s.seed for s in specs if (s.decoder, s.config.data.preset) == ("sbd", "chairs")) == [1, 2, 3, 4, 5]
+    assert {s.config.model.sbd_layers for s in specs} == {4}  # the paper's depth: two do not learn a scene
     assert {s.name for s in specs if s.seed == 1} == {
         "sbd-objects_room-seed1",
         "deconv-objects_room-seed1",
