@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 from sbvae.cli import main
+from sbvae.evaluation import probe as probe_module
 
 # Small enough that a whole `sbvae train` (6 steps, pictures included) takes a few seconds on
 # one core. One thread: the tensors are tiny, and the machine is shared.
@@ -59,10 +61,26 @@ def step_clock(monkeypatch) -> None:
     monkeypatch.setattr("sbvae.training.loop.time", types.SimpleNamespace(perf_counter=lambda: next(readings)))
 
 
-@pytest.fixture
-def quick_probe(monkeypatch) -> None:
-    """Fidelity probes trained for a few steps, for tests that do not check what they read."""
-    monkeypatch.setattr("sbvae.evaluation.probe.PROBE_STEPS", 5)
+FULL_PROBE_STEPS = probe_module.PROBE_STEPS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quick_probes():
+    """Fidelity probes trained for a few steps: most tests check what is computed and where it
+    goes, not what a probe reads, and a full probe costs about half a CPU-minute per dataset and
+    image size. Tests that check what a probe reads use :func:`full_probes`. Processes started
+    by a test (a study's workers, the CLI as a subprocess) train full probes."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(probe_module, "PROBE_STEPS", 5)
+        yield
+
+
+@contextlib.contextmanager
+def full_probes() -> Iterator[None]:
+    """Within it, fidelity probes get their full training (:data:`FULL_PROBE_STEPS`)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(probe_module, "PROBE_STEPS", FULL_PROBE_STEPS)
+        yield
 
 
 def study_metrics(monkeypatch, metrics: list[str]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import full_probes
 from sbvae.config import load_config
 from sbvae.training.loop import train
 from sbvae.viz.outputs import standard_callbacks
@@ -25,7 +26,8 @@ SHAPE_TARGET = 0.9
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("default") / "run"
-    return train(load_config("default"), out, "cpu", progress=False, callbacks=standard_callbacks())
+    with full_probes():
+        return train(load_config("default"), out, "cpu", progress=False, callbacks=standard_callbacks())
 
 
 def final_rows(run: Path) -> dict[str, dict]:

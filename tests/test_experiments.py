@@ -284,7 +284,7 @@ def test_protocol_3_results_beside_the_new_ones_are_left_alone(tmp_path, run_cli
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NEW)
-def test_a_tiny_version_of_each_new_experiment_writes_its_results(name, tmp_path, run_cli, quick_probe):
+def test_a_tiny_version_of_each_new_experiment_writes_its_results(name, tmp_path, run_cli):
     study = [t for t in TINY_STUDY if not t.startswith("model.sbd_channels")]  # a key sbd-capacity sweeps
     code, out, err = run_cli("reproduce", name, "--out", tmp_path, *study)
     assert code == 0, err

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY, invoke, snapshot
+from conftest import TINY, full_probes, invoke, snapshot
 from sbvae.config import load_config
 from sbvae.data import make_dataset, make_generator
 from sbvae.evaluation import probe as probe_module
@@ -27,8 +27,9 @@ DATA = make_dataset("colored_sprites", 32)
 @pytest.fixture(scope="module")
 def probe():
     """The probe of the default data (32 px coloured sprites) at its full budget: trained once
-    into this session's cache folder (see conftest), where every run of 32 px sprites finds it."""
-    return fidelity_probe(load_config("default"))[1]
+    into this session's cache folder (see conftest)."""
+    with full_probes():
+        return fidelity_probe(load_config("default"))[1]
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +147,6 @@ def fidelity_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fidelity") / "run"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("fresh-cache")))
-        patch.setattr(probe_module, "PROBE_STEPS", 5)
         settings = [*TINY, "train.fidelity_every=2", "train.fidelity_samples=300"]
         code = invoke(["train", "--set", *settings, "--out", str(out), "--quiet"])
     assert code == 0

@@ -25,7 +25,7 @@ from sbvae.training.device import available_cores
 # Every study here logs training time by the step clock (see conftest): which equal-time
 # snapshots a study trains then never depends on how fast this machine happened to run.
 # Fidelity probes are trained for a few steps: what they read is not what is tested here.
-pytestmark = pytest.mark.usefixtures("step_clock", "quick_probe")
+pytestmark = pytest.mark.usefixtures("step_clock")
 
 
 STUDY = [

@@ -67,7 +67,7 @@ def test_images_equal_sampling_every_pixel_of_the_image(preset, size, monkeypatc
 
 
 def test_sprites_drawn_side_by_side_on_several_threads_equal_those_drawn_on_one():
-    data, factors = sample("colored_sprites", 32, 100)
+    _, factors = sample("colored_sprites", 32, 100)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -75,9 +75,11 @@ def test_sprites_drawn_side_by_side_on_several_threads_equal_those_drawn_on_one(
         torch.set_num_threads(3)
         side_by_side = SpriteRenderer(32, max_points=7 * (14 * 4) ** 2).render(factors)  # 3 threads, chunks of 2
         assert torch.get_num_threads() == 3  # the caller's own setting is left as it was
+        with torch.inference_mode():  # the workers draw in the caller's mode (into its tensors)
+            inferred = SpriteRenderer(32, max_points=7 * (14 * 4) ** 2).render(factors)
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(alone, side_by_side)
+    assert torch.equal(alone, side_by_side) and torch.equal(alone, inferred)
 
 
 @pytest.mark.parametrize("size, supersample", [(64, 1), (64, 3), (64, 8), (16, 4), (8, 2)])

@@ -31,9 +31,16 @@ def side_by_side(work: Callable[[slice], T], count: int, max_rows: int, device: 
     chunks = [slice(start, min(start + chunk, count)) for start in range(0, count, chunk)]
     if workers == 1:
         return [work(rows) for rows in chunks]
+    # Autograd's modes belong to a thread: the workers take the caller's.
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def in_callers_modes(rows: slice) -> T:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return work(rows)
+
     try:
         with ThreadPoolExecutor(min(workers, len(chunks)), initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            return list(pool.map(work, chunks))
+            return list(pool.map(in_callers_modes, chunks))
     finally:
         # Where a build keeps one thread count for the whole process, not one per thread, the
         # workers' setting would outlive them.
