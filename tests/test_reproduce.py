@@ -424,7 +424,10 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads Linux /proc")
-def test_killing_reproduce_stops_its_workers(tmp_path):
+@pytest.mark.parametrize("stop", ["kill", "terminate"])
+def test_killing_reproduce_stops_its_workers(stop, tmp_path):
+    """Killed (the workers see their parent gone) or terminated (SIGTERM, as a scheduler stops
+    a job: the study ends its workers instead of waiting for their runs)."""
     settings = [t for t in TINY if not t.startswith("train.steps")]
     command = [
         sys.executable,
@@ -455,8 +458,8 @@ def test_killing_reproduce_stops_its_workers(tmp_path):
             workers = _children(parent.pid)
             time.sleep(0.5)
         assert len(workers) == 2, "the two workers never started training"
-        parent.kill()
-        parent.wait()
+        getattr(parent, stop)()
+        assert parent.wait(timeout=60) == (-signal.SIGKILL if stop == "kill" else 128 + signal.SIGTERM)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(_alive(w) for w in workers):
             time.sleep(0.5)

@@ -230,20 +230,6 @@ def every_rectangle(rows: Rows, rects: torch.Tensor) -> torch.Tensor:
     return torch.ones(len(rows.image), rects.shape[1], dtype=torch.bool)
 
 
-@pytest.mark.parametrize("preset", SCENES)
-def test_images_cast_side_by_side_on_several_threads_equal_those_cast_on_one(preset):
-    values = sample(preset, 24, seed=4)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        alone = FRESH[preset](16, max_points=16 * 16 * 16 * 5).cast(values)  # chunks of 5 images, in turn
-        torch.set_num_threads(3)
-        side_by_side = FRESH[preset](16, max_points=16 * 16 * 16 * 5).cast(values)  # 3 threads, chunks of 1
-    finally:
-        torch.set_num_threads(threads)
-    assert torch.equal(alone, side_by_side)
-
-
 @pytest.mark.parametrize("preset, size, count", [("objects_room", 32, 16), ("chairs", 32, 16), ("chairs", 64, 8)])
 def test_culling_by_the_rectangles_of_the_parts_drops_no_hit(preset, size, count, monkeypatch):
     """Every sample cast with each part tested only where its picture's rectangle reaches equals

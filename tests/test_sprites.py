@@ -66,22 +66,6 @@ def test_images_equal_sampling_every_pixel_of_the_image(preset, size, monkeypatc
     assert torch.equal(images, every.render(factors))
 
 
-def test_sprites_drawn_side_by_side_on_several_threads_equal_those_drawn_on_one():
-    _, factors = sample("colored_sprites", 32, 100)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        alone = SpriteRenderer(32, max_points=7 * (14 * 4) ** 2).render(factors)  # chunks of 7, in turn
-        torch.set_num_threads(3)
-        side_by_side = SpriteRenderer(32, max_points=7 * (14 * 4) ** 2).render(factors)  # 3 threads, chunks of 2
-        assert torch.get_num_threads() == 3  # the caller's own setting is left as it was
-        with torch.inference_mode():  # the workers draw in the caller's mode (into its tensors)
-            inferred = SpriteRenderer(32, max_points=7 * (14 * 4) ** 2).render(factors)
-    finally:
-        torch.set_num_threads(threads)
-    assert torch.equal(alone, side_by_side) and torch.equal(alone, inferred)
-
-
 @pytest.mark.parametrize("size, supersample", [(64, 1), (64, 3), (64, 8), (16, 4), (8, 2)])
 def test_every_size_and_supersampling_equals_sampling_every_pixel(size, supersample):
     _, factors = sample("colored_sprites", size, 100, seed=1)

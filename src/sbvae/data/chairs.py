@@ -291,7 +291,7 @@ class ChairRenderer:
         def cast(rows: torch.Tensor) -> torch.Tensor:
             return shade_chairs(rows, self.image_size, self.supersample, device)
 
-        return in_chunks(cast, (self.image_size * self.supersample) ** 2, self.max_points, values, device=device)
+        return in_chunks(cast, (self.image_size * self.supersample) ** 2, self.max_points, values)
 
     def render(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
         keys = grid_index(self.factors.labels(values), self.factors.num_classes)

@@ -23,8 +23,6 @@ from typing import NamedTuple
 
 import torch
 
-from sbvae.data.chunks import side_by_side
-
 EPS = 1e-4
 """Smallest accepted ray distance (keeps shadow rays from hitting the surface they leave)."""
 UP = (0.0, 1.0, 0.0)
@@ -136,20 +134,12 @@ def cameras(eye: torch.Tensor, target: tuple[float, float, float]) -> Cameras:
 
 
 def in_chunks(
-    render: Callable[..., torch.Tensor],
-    samples_per_image: int,
-    max_samples: int,
-    *columns: torch.Tensor,
-    device: torch.device | str = "cpu",
+    render: Callable[..., torch.Tensor], samples_per_image: int, max_samples: int, *columns: torch.Tensor
 ) -> torch.Tensor:
-    """``render(*columns)`` over chunks of the rows of ``columns``, concatenated: the chunks
-    rendered at once hold at most ``max_samples`` ray samples, which bounds peak memory; on a
-    CPU they are rendered side by side (:func:`sbvae.data.chunks.side_by_side`)."""
-
-    def chunk(rows: slice) -> torch.Tensor:
-        return render(*(column[rows] for column in columns))
-
-    return torch.cat(side_by_side(chunk, len(columns[0]), max_samples // samples_per_image, device))
+    """``render(*columns)`` over consecutive chunks of the rows of ``columns``, each chunk at
+    most ``max_samples`` ray samples (at least one image), concatenated: bounds peak memory."""
+    chunk = max(1, max_samples // samples_per_image)
+    return torch.cat([render(*(c[i : i + chunk] for c in columns)) for i in range(0, len(columns[0]), chunk)])
 
 
 def to_world(local: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:

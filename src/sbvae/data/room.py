@@ -329,8 +329,7 @@ class RoomRenderer:
         def cast(scale: torch.Tensor, shape: torch.Tensor, orientation: torch.Tensor) -> torch.Tensor:
             return shaded_coverage(scale, shape, orientation, self.image_size, self.supersample, device, self.adaptive)
 
-        samples = (self.image_size * self.supersample) ** 2
-        return in_chunks(cast, samples, self.max_points, scale, shape, orientation, device=device)
+        return in_chunks(cast, (self.image_size * self.supersample) ** 2, self.max_points, scale, shape, orientation)
 
     def _paint(self, labels: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
         """Images from the hue labels ``[N, 3]`` (floor, wall, object) and ``coverage``."""

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from sbvae.data.chunks import side_by_side
-
 SHAPES = ("square", "ellipse", "heart")
 MARGIN = 0.21
 UNIT = 0.13
@@ -243,17 +241,14 @@ class SpriteRenderer:
         return (rgb.max(dim=1, keepdim=True).values if self.channels == 1 else rgb).clamp(0, 1)
 
     def _cover(self, factors: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The coverage ``[N, size, size]`` of float32 ``factors``, chunks of sprites side by
-        side (:func:`sbvae.data.chunks.side_by_side`)."""
+        """The coverage ``[N, size, size]`` of float32 ``factors``, a chunk of sprites at a time."""
         n = len(factors["x"])
         cover = torch.zeros(n, self.image_size, self.image_size, device=factors["x"].device)
         fine = self.window(factors.get("scale", torch.ones(1))) * self.supersample
-
-        def paint(rows: slice) -> None:
-            part = {k: v[rows] for k, v in factors.items()}
-            _paint(_Sprites.of(part, self.image_size), self.supersample, cover[rows], self.sample_all)
-
-        side_by_side(paint, n, self.max_points // (fine * fine), cover.device)
+        chunk = max(1, self.max_points // (fine * fine))
+        for start in range(0, n, chunk):
+            part = {k: v[start : start + chunk] for k, v in factors.items()}
+            _paint(_Sprites.of(part, self.image_size), self.supersample, cover[start : start + chunk], self.sample_all)
         return cover
 
 

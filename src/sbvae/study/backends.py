@@ -82,14 +82,28 @@ class LocalBackend:
             initializer=_exit_with_parent,
             initargs=(os.getpid(),),
         ) as pool:
-            futures = [pool.submit(run_job, job, echo) for job in jobs]
-            while len(tally.ended) < len(futures):
-                wait([f for f in futures if not f.done()], timeout=1.0, return_when=FIRST_COMPLETED)
-                for k, future in enumerate(futures):
-                    if future.done() and k not in tally.ended:
-                        tally.end(k, _outcome(jobs[k], future))
-                tally.show(running=min(self.jobs, sum(f.running() for f in futures)))
+            try:
+                futures = [pool.submit(run_job, job, echo) for job in jobs]
+                while len(tally.ended) < len(futures):
+                    wait([f for f in futures if not f.done()], timeout=1.0, return_when=FIRST_COMPLETED)
+                    for k, future in enumerate(futures):
+                        if future.done() and k not in tally.ended:
+                            tally.end(k, _outcome(jobs[k], future))
+                    tally.show(running=min(self.jobs, sum(f.running() for f in futures)))
+            except BaseException:
+                _stop_workers(pool)
+                raise
         return tally.outcomes()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End a pool's workers now (an interrupted study: Ctrl-C, SIGTERM) instead of waiting for
+    the runs they are training; each run resumes from its last checkpoint next time. The pool
+    has no public way to do it before Python 3.14 (``terminate_workers``)."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.terminate()
 
 
 def _outcome(job: Job, future: Future[Outcome]) -> Outcome:
