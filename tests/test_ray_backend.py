@@ -30,7 +30,7 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sbvae[ray]')")
 
-from conftest import TINY, snapshot  # noqa: E402
+from conftest import TINY, full_probes, snapshot  # noqa: E402
 from sbvae.study.runner import Job, run_job  # noqa: E402
 from sbvae.study.sweep import plan_sweep  # noqa: E402
 from sbvae.training.run_folder import RunPaths, read_metrics, training_process  # noqa: E402
@@ -157,7 +157,8 @@ def test_a_run_lost_with_its_node_resumes_from_its_checkpoint_elsewhere(cluster,
     assert len(resumed) == 1 and step <= int(resumed[0].split()[4]) < 60, log
     (spec,) = [s for s in plan_sweep(study[1:2], 2, None, settings, "mig", 300)[1] if s.name == run.name]
     reference = tmp_path / "uninterrupted"
-    assert run_job(Job(spec, reference, ["mig"], "cpu", 300), lambda _: None).record is not None
+    with full_probes():  # the probe the Ray workers, other processes, train
+        assert run_job(Job(spec, reference, ["mig"], "cpu", 300), lambda _: None).record is not None
     _same_run(reference / run.name, run)
 
 
