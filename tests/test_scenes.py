@@ -12,11 +12,19 @@ from PIL import Image
 
 from sbvae.bench import SceneCase
 from sbvae.config import DataConfig, load_config
-from sbvae.data import find_factor, make_dataset, make_generator
+from sbvae.data import find_factor, make_dataset, make_generator, raycast
 from sbvae.data.chairs import AZIMUTHS, BACK_TILTS, ChairRenderer, chairs_factors
 from sbvae.data.memo import Memo, grid_index, grid_labels
 from sbvae.data.raycast import FACE_NORMALS, Rows, box_entry, screen_rects
-from sbvae.data.room import OBJECT, RENDERER_VERSION, RoomRenderer, objects_room_factors, shaded_coverage
+from sbvae.data.room import (
+    OBJECT,
+    RENDERER_VERSION,
+    RoomRenderer,
+    object_blocks,
+    object_hit,
+    objects_room_factors,
+    shaded_coverage,
+)
 from sbvae.data.sprites import hsv_to_rgb
 from sbvae.evaluation.probe import data_identity
 from sbvae.training.run_folder import FIGURE_FILES
@@ -224,6 +232,29 @@ def test_a_ray_enters_a_box_by_a_face_turned_towards_it_and_on_that_face():
     side = torch.where(normal.sum(-1, keepdim=True) > 0, high[0], low[0]).expand_as(point)
     on_axis = normal.abs().bool()
     assert torch.allclose(point[on_axis], side[on_axis], atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", range(4))
+def test_the_objects_distances_alone_tell_the_rays_their_hits_reach(shape):
+    """A shadow ray asks only whether the object blocks it: :func:`object_blocks`, from the
+    distances alone, answers as the full hits do, ray by ray."""
+    generator = torch.Generator().manual_seed(shape)
+    origin = torch.randn(64, 1, 3, generator=generator) * 0.3 + torch.tensor([0.0, 0.5, 2.5])
+    aim = torch.randn(64, 200, 3, generator=generator) * 0.4 + torch.tensor([0.0, 0.5, 0.0]) - origin
+    direction = torch.nn.functional.normalize(aim, dim=-1)
+    shapes, scales = torch.full((64,), shape), 0.75 + 0.5 * torch.rand(64, generator=generator)
+    near = torch.rand(64, generator=generator) < 0.9
+    hits = object_hit(origin, direction, shapes, scales, near).t < math.inf
+    assert 0.1 < hits.float().mean() < 0.9 and not hits[~near].any()
+    assert torch.equal(object_blocks(origin, direction, shapes, scales, near), hits)
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_centres_cast_a_square_at_a_time_are_the_centres_cast_one_by_one(size, monkeypatch):
+    values = sample("objects_room", 16, seed=size + 2)
+    together = RoomRenderer(size).cast(values)
+    monkeypatch.setattr(raycast, "CENTRE_SQUARE", 1)
+    assert torch.equal(together, RoomRenderer(size).cast(values))
 
 
 def every_rectangle(rows: Rows, rects: torch.Tensor) -> torch.Tensor:

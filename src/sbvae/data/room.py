@@ -46,36 +46,36 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from sbvae.data.factors import Discrete, Product, grid
 from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
 from sbvae.data.raycast import (
+    DISTANCES,
     EVERYWHERE,
+    HITS,
     Backdrop,
     Cameras,
     Hit,
     Rows,
     Seen,
     Shader,
-    box,
+    Surfaces,
     box_corners,
+    by_kind,
     cameras,
-    disc,
     dot_constant,
     in_chunks,
     lambert,
-    nearest,
-    nearest_part,
+    look_up,
     normalize,
     orbit,
     passes_sphere,
     plane,
     screen_rects,
     shade_pixels,
-    sphere,
-    tube,
 )
 from sbvae.data.sprites import hsv_to_rgb
 
@@ -118,37 +118,59 @@ def objects_room_factors() -> Product:
     )
 
 
-def _cube(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
+def _cube(kit: Surfaces, origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Any:
     zero = torch.zeros_like(scale)
     low = torch.stack([-scale / 2, zero, -scale / 2], dim=1)[:, None] - origin
-    return box(direction, low, low + scale[:, None, None], OBJECT)
+    return kit.box(direction, low, low + scale[:, None, None], OBJECT)
 
 
-def _cylinder(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
+def _cylinder(kit: Surfaces, origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Any:
     radius = scale / 2
-    return nearest(
-        tube(origin, direction, radius, torch.zeros_like(scale), scale, OBJECT),
-        disc(origin, direction, radius, scale, OBJECT),
+    return kit.nearest(
+        kit.tube(origin, direction, radius, torch.zeros_like(scale), scale, OBJECT),
+        kit.disc(origin, direction, radius, scale, OBJECT),
     )
 
 
-def _sphere(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
+def _sphere(kit: Surfaces, origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Any:
     centre = torch.stack([torch.zeros_like(scale), scale / 2, torch.zeros_like(scale)], dim=1)
-    return sphere(origin, direction, centre, scale / 2, OBJECT)
+    return kit.sphere(origin, direction, centre, scale / 2, OBJECT)
 
 
-def _capsule(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Hit:
+def _capsule(kit: Surfaces, origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Any:
     radius = CAPSULE_RADIUS * scale
     low, high = radius, (CAPSULE_HEIGHT - CAPSULE_RADIUS) * scale
     zero = torch.zeros_like(scale)
-    return nearest(
-        tube(origin, direction, radius, low, high, OBJECT),
-        sphere(origin, direction, torch.stack([zero, low, zero], dim=1), radius, OBJECT),
-        sphere(origin, direction, torch.stack([zero, high, zero], dim=1), radius, OBJECT),
+    return kit.nearest(
+        kit.tube(origin, direction, radius, low, high, OBJECT),
+        kit.sphere(origin, direction, torch.stack([zero, low, zero], dim=1), radius, OBJECT),
+        kit.sphere(origin, direction, torch.stack([zero, high, zero], dim=1), radius, OBJECT),
     )
 
 
 _OBJECTS = (_cube, _cylinder, _sphere, _capsule)
+"""Each shape's surfaces, as hits or distances (see :class:`sbvae.data.raycast.Surfaces`)."""
+
+
+def _on_object(
+    kit: Surfaces,
+    origin: torch.Tensor,
+    direction: torch.Tensor,
+    shape: torch.Tensor,
+    scale: torch.Tensor,
+    near: torch.Tensor,
+    *blanks: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """What ``kit`` gives for rays ``[R, Q, 3]`` from ``origin`` (``[R, 1, 3]`` or ``[R, Q, 3]``)
+    against the object (``shape`` and ``scale`` ``[R]``) of each row where ``near`` ``[R]``
+    holds, in ``blanks`` (the others keep them)."""
+
+    def intersect(shape_id: int, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        start, ray = origin.index_select(0, rows), direction.index_select(0, rows)
+        found = _OBJECTS[shape_id](kit, start, ray, scale.index_select(0, rows))
+        return (found.t, found.normal) if isinstance(found, Hit) else (found,)
+
+    return by_kind(torch.where(near, shape, -1), len(_OBJECTS), intersect, *blanks)
 
 
 def object_hit(
@@ -156,13 +178,17 @@ def object_hit(
 ) -> Hit:
     """Rays ``[R, Q, 3]`` from ``origin`` (``[R, 1, 3]`` or ``[R, Q, 3]``) against the object
     (``shape`` and ``scale`` ``[R]``) of each row where ``near`` ``[R]`` holds."""
-    shapes = near[:, None] & (shape[:, None] == torch.arange(len(_OBJECTS), device=shape.device))
+    misses = torch.full(direction.shape[:2], math.inf, device=direction.device)
+    t, normal = _on_object(HITS, origin, direction, shape, scale, near, misses, torch.zeros_like(direction))
+    return Hit(t, normal, torch.tensor(OBJECT, device=t.device).expand(t.shape))
 
-    def intersect(shape_id: int, rows: torch.Tensor) -> Hit:
-        start, ray = origin.index_select(0, rows), direction.index_select(0, rows)
-        return _OBJECTS[shape_id](start, ray, scale.index_select(0, rows))
 
-    return nearest_part(shapes, direction, intersect, OBJECT)
+def object_blocks(
+    origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor, near: torch.Tensor
+) -> torch.Tensor:
+    """``[R, Q]``: which rays of :func:`object_hit` hit the object (distances alone)."""
+    misses = torch.full(direction.shape[:2], math.inf, device=direction.device)
+    return _on_object(DISTANCES, origin, direction, shape, scale, near, misses)[0] < math.inf
 
 
 def passes_object(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -200,10 +226,19 @@ def shadow_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_
     return torch.where(on_floor[:, None, None], rects, EVERYWHERE.to(rects))
 
 
-def room_hit(origin: torch.Tensor, direction: torch.Tensor) -> Hit:
-    """Rays against the floor (y = 0) and the two walls meeting ``CORNER`` behind the object."""
-    floor = plane(origin, direction, (0.0, 1.0, 0.0), 0.0, FLOOR)
-    return nearest(floor, *(plane(origin, direction, normal, offset, WALL) for normal, offset in WALLS))
+PLANES = ((0.0, 1.0, 0.0), 0.0, FLOOR), *((normal, offset, WALL) for normal, offset in WALLS)
+"""The room's surfaces, each ``(normal, offset, material)``: the floor (y = 0) and the two walls."""
+
+
+def room_hit(origin: torch.Tensor, direction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays against the room: the distance ``[R, Q]`` to the nearest of :data:`PLANES` and which
+    one it is (the first where two tie)."""
+    distances = [plane(origin, direction, normal, offset, material).t for normal, offset, material in PLANES]
+    t, index = distances[0], torch.zeros_like(distances[0], dtype=torch.long)
+    for number, distance in enumerate(distances[1:], start=1):
+        index = torch.where(distance < t, number, index)
+        t = torch.minimum(t, distance)
+    return t, index
 
 
 def room_cameras(orientation: torch.Tensor, device: torch.device | str = "cpu") -> Cameras:
@@ -221,19 +256,28 @@ def room_shader(
     plus 3 in the object's shadow. Without ``with_object``, the empty room."""
     light = normalize(torch.tensor(LIGHT, device=view.eye.device))
     rects, shadows = object_rects(shape, scale, view, image_size), shadow_rects(shape, scale, view, image_size)[:, 1:]
+    normals = torch.tensor([normal for normal, _, _ in PLANES], device=light.device)
+    materials = torch.tensor([material for _, _, material in PLANES], device=light.device)
+    brightness_of_plane = lambert(normals, light, AMBIENT)
 
     def shade(rows: Rows, table: torch.Tensor) -> Seen:
         origin, direction = view.rays(rows.image, rows.local(table))
-        hit = room_hit(origin, direction)
-        shadow = torch.zeros_like(hit.t, dtype=torch.bool)
+        t, index = room_hit(origin, direction)
+        material, brightness = look_up(materials, index), look_up(brightness_of_plane, index)
+        part = material
         if with_object:
             shapes, scales = shape.index_select(0, rows.image), scale.index_select(0, rows.image)
-            hit = nearest(hit, object_hit(origin, direction, shapes, scales, rows.within(rects)[:, 0]))
-            start = origin + hit.t[..., None] * direction + 1e-3 * hit.normal
-            shadow = _shadowed(start, light, hit.material != OBJECT, shapes, scales, rows.within(shadows)[:, 0])
-        brightness = torch.where(shadow, AMBIENT, lambert(hit.normal, light, AMBIENT))
-        seen = torch.stack([(hit.material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=-1)
-        return Seen(seen, hit.material + 3 * shadow)
+            thing = object_hit(origin, direction, shapes, scales, rows.within(rects)[:, 0])
+            on_object = thing.t < t
+            t = torch.minimum(t, thing.t)
+            material = torch.where(on_object, OBJECT, material)
+            brightness = torch.where(on_object, lambert(thing.normal, light, AMBIENT), brightness)
+            start = origin + t[..., None] * direction + 1e-3 * look_up(normals, index)  # read on the room only
+            shadow = _shadowed(start, light, ~on_object, shapes, scales, rows.within(shadows)[:, 0])
+            brightness = torch.where(shadow, AMBIENT, brightness)
+            part = material + 3 * shadow
+        seen = torch.stack([(material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=-1)
+        return Seen(seen, part)
 
     return shade
 
@@ -254,7 +298,7 @@ def _shadowed(
     start, room, shape, scale = (part.index_select(0, rows) for part in (start, room, shape, scale))
     towards = light.expand_as(start)
     tested = (room & passes_object(start, towards, scale)).any(dim=1)
-    blocked = room & (object_hit(start, towards, shape, scale, tested).t < math.inf)
+    blocked = room & object_blocks(start, towards, shape, scale, tested)
     return torch.zeros(len(near), start.shape[1], dtype=torch.bool, device=start.device).index_copy_(0, rows, blocked)
 
 
