@@ -197,9 +197,9 @@ def dot_constant(v: torch.Tensor, constant: tuple[float, float, float]) -> torch
 
 
 def reciprocal(direction: torch.Tensor) -> torch.Tensor:
-    """``1 / direction`` component by component, a component near 0 taken as 1e-9 (what
-    :func:`box` needs)."""
-    return 1 / torch.where(direction.abs() < 1e-9, torch.full_like(direction, 1e-9), direction)
+    """``1 / direction`` component by component, a component within 1e-9 of 0 taken as 1e-9 of
+    its sign (what :func:`box` needs)."""
+    return 1 / torch.copysign(direction.abs().clamp(min=1e-9), direction)
 
 
 def box(
@@ -214,11 +214,27 @@ def box(
 
 def box_distance(direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, material: int = 0) -> torch.Tensor:
     """:func:`box`'s distances alone."""
-    return box_entry(direction, low, high)[0]
+    return _slabs(direction, low, high)[0]
 
 
 FACE_NORMALS = torch.tensor([[-1.0, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]])
 """The outward normal of each face of an axis-aligned box, numbered as :func:`box_entry` does."""
+
+
+def _slabs(
+    direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, inverse: torch.Tensor | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The slab test of :func:`box`: distances ``[N, P]`` and the distance at which each ray
+    enters each axis's slab (three ``[N, P]``)."""
+    inverse = reciprocal(direction) if inverse is None else inverse
+    near, far = low * inverse, high * inverse
+    enter, leave = torch.minimum(near, far), torch.maximum(near, far)
+    # Over the three slabs component by component (a reduction over a last dimension of 3 is
+    # several times slower on a CPU).
+    (enter_x, enter_y, enter_z), (leave_x, leave_y, leave_z) = enter.unbind(-1), leave.unbind(-1)
+    entry = torch.maximum(torch.maximum(enter_x, enter_y), enter_z)
+    exit_ = torch.minimum(torch.minimum(leave_x, leave_y), leave_z)
+    return torch.where((entry <= exit_) & (entry > EPS), entry, math.inf), [enter_x, enter_y, enter_z]
 
 
 def box_entry(
@@ -227,17 +243,9 @@ def box_entry(
     """:func:`box` as distances ``t`` ``[N, P]`` and the face each ray enters by ``[N, P]``:
     ``2 * axis``, plus 1 for the face whose outward normal points along the axis (see
     :data:`FACE_NORMALS`)."""
-    inverse = reciprocal(direction) if inverse is None else inverse
-    near, far = low * inverse, high * inverse
-    enter, leave = torch.minimum(near, far), torch.maximum(near, far)
-    # Over the three slabs component by component (a reduction over a last dimension of 3 is
-    # several times slower on a CPU); the axis of entry is the first slab entered last.
-    (enter_x, enter_y, enter_z), (leave_x, leave_y, leave_z) = enter.unbind(-1), leave.unbind(-1)
-    entry_xy = torch.maximum(enter_x, enter_y)
-    entry = torch.maximum(entry_xy, enter_z)
-    axis = torch.where(enter_z > entry_xy, 2, (enter_y > enter_x).long())
-    exit_ = torch.minimum(torch.minimum(leave_x, leave_y), leave_z)
-    t = torch.where((entry <= exit_) & (entry > EPS), entry, math.inf)
+    t, (enter_x, enter_y, enter_z) = _slabs(direction, low, high, inverse)
+    # The axis of entry is the first slab entered last.
+    axis = torch.where(enter_z > torch.maximum(enter_x, enter_y), 2, (enter_y > enter_x).long())
     # A ray enters a slab by the face its direction points away from.
     x, y, z = direction.unbind(-1)
     backwards = torch.where(axis == 0, x, torch.where(axis == 1, y, z)) < 0
@@ -393,8 +401,9 @@ def nearest_of(
         rows = near[:, part].nonzero()[:, 0]
         if len(rows):
             distance, value = intersect(part, rows)
-            closer = distance < t.index_select(0, rows)
-            t.index_copy_(0, rows, torch.where(closer, distance, t.index_select(0, rows)))
+            before = t.index_select(0, rows)
+            closer = distance < before
+            t.index_copy_(0, rows, torch.minimum(distance, before))
             closer = closer.view(*closer.shape, *(1,) * blank.dim())
             carried.index_copy_(0, rows, torch.where(closer, value, carried.index_select(0, rows)))
     return t, carried

@@ -161,12 +161,14 @@ def _on_object(
     near: torch.Tensor,
     *blanks: torch.Tensor,
 ) -> tuple[torch.Tensor, ...]:
-    """What ``kit`` gives for rays ``[R, Q, 3]`` from ``origin`` (``[R, 1, 3]`` or ``[R, Q, 3]``)
-    against the object (``shape`` and ``scale`` ``[R]``) of each row where ``near`` ``[R]``
-    holds, in ``blanks`` (the others keep them)."""
+    """What ``kit`` gives for rays ``direction`` (``[R, Q, 3]``, or ``[1, 1, 3]`` for one
+    direction of every ray) from ``origin`` (``[R, 1, 3]`` or ``[R, Q, 3]``) against the object
+    (``shape`` and ``scale`` ``[R]``) of each row where ``near`` ``[R]`` holds, in ``blanks``
+    (the others keep them)."""
 
     def intersect(shape_id: int, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        start, ray = origin.index_select(0, rows), direction.index_select(0, rows)
+        start = origin.index_select(0, rows)
+        ray = direction if len(direction) == 1 else direction.index_select(0, rows)
         found = _OBJECTS[shape_id](kit, start, ray, scale.index_select(0, rows))
         return (found.t, found.normal) if isinstance(found, Hit) else (found,)
 
@@ -186,8 +188,9 @@ def object_hit(
 def object_blocks(
     origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor, near: torch.Tensor
 ) -> torch.Tensor:
-    """``[R, Q]``: which rays of :func:`object_hit` hit the object (distances alone)."""
-    misses = torch.full(direction.shape[:2], math.inf, device=direction.device)
+    """``[R, Q]``: which rays of :func:`object_hit` hit the object (distances alone); one
+    direction ``[1, 1, 3]`` may serve every ray."""
+    misses = torch.full(torch.broadcast_shapes(origin.shape, direction.shape)[:2], math.inf, device=origin.device)
     return _on_object(DISTANCES, origin, direction, shape, scale, near, misses)[0] < math.inf
 
 
@@ -296,7 +299,7 @@ def _shadowed(
     tested."""
     rows = (near & room.any(dim=1)).nonzero()[:, 0]
     start, room, shape, scale = (part.index_select(0, rows) for part in (start, room, shape, scale))
-    towards = light.expand_as(start)
+    towards = light.view(1, 1, 3)  # every shadow ray's direction
     tested = (room & passes_object(start, towards, scale)).any(dim=1)
     blocked = room & object_blocks(start, towards, shape, scale, tested)
     return torch.zeros(len(near), start.shape[1], dtype=torch.bool, device=start.device).index_copy_(0, rows, blocked)
