@@ -12,7 +12,7 @@ from PIL import Image
 
 from sbvae.bench import SceneCase
 from sbvae.config import DataConfig, load_config
-from sbvae.data import find_factor, make_dataset, make_generator, raycast
+from sbvae.data import find_factor, make_dataset, make_generator, raycast, room
 from sbvae.data.chairs import AZIMUTHS, BACK_TILTS, ChairRenderer, chairs_factors
 from sbvae.data.memo import Memo, grid_index, grid_labels
 from sbvae.data.raycast import FACE_NORMALS, Rows, box_entry, screen_rects
@@ -21,8 +21,9 @@ from sbvae.data.room import (
     RENDERER_VERSION,
     RoomRenderer,
     object_blocks,
-    object_hit,
+    object_lit,
     objects_room_factors,
+    room_rays,
     shaded_coverage,
 )
 from sbvae.data.sprites import hsv_to_rgb
@@ -244,7 +245,7 @@ def test_the_objects_distances_alone_tell_the_rays_their_hits_reach(shape):
     direction = torch.nn.functional.normalize(aim, dim=-1)
     shapes, scales = torch.full((64,), shape), 0.75 + 0.5 * torch.rand(64, generator=generator)
     near = torch.rand(64, generator=generator) < 0.9
-    hits = object_hit(origin, direction, shapes, scales, near).t < math.inf
+    hits = object_lit(origin, direction, shapes, scales, near, torch.tensor([0.0, 1.0, 0.0]))[0] < math.inf
     assert 0.1 < hits.float().mean() < 0.9 and not hits[~near].any()
     assert torch.equal(object_blocks(origin, direction, shapes, scales, near), hits)
 
@@ -255,6 +256,15 @@ def test_centres_cast_a_square_at_a_time_are_the_centres_cast_one_by_one(size, m
     together = RoomRenderer(size).cast(values)
     monkeypatch.setattr(raycast, "CENTRE_SQUARE", 1)
     assert torch.equal(together, RoomRenderer(size).cast(values))
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_the_rooms_rays_taken_from_the_cache_are_the_rays_cast_anew(adaptive, monkeypatch):
+    values = sample("objects_room", 16, seed=5)
+    cached = RoomRenderer(32, adaptive=adaptive).cast(values)
+    assert room_rays.cache_info().currsize > 0  # the cache was used
+    monkeypatch.setattr(room, "CACHED_RAYS", 0)
+    assert torch.equal(cached, RoomRenderer(32, adaptive=adaptive).cast(values))
 
 
 def every_rectangle(rows: Rows, rects: torch.Tensor) -> torch.Tensor:

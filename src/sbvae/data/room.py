@@ -45,8 +45,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -73,6 +74,7 @@ from sbvae.data.raycast import (
     normalize,
     orbit,
     passes_sphere,
+    pixel_directions,
     plane,
     screen_rects,
     shade_pixels,
@@ -154,6 +156,7 @@ _OBJECTS = (_cube, _cylinder, _sphere, _capsule)
 
 def _on_object(
     kit: Surfaces,
+    keep: Callable[[Any], tuple[torch.Tensor, ...]],
     origin: torch.Tensor,
     direction: torch.Tensor,
     shape: torch.Tensor,
@@ -161,37 +164,47 @@ def _on_object(
     near: torch.Tensor,
     *blanks: torch.Tensor,
 ) -> tuple[torch.Tensor, ...]:
-    """What ``kit`` gives for rays ``direction`` (``[R, Q, 3]``, or ``[1, 1, 3]`` for one
-    direction of every ray) from ``origin`` (``[R, 1, 3]`` or ``[R, Q, 3]``) against the object
-    (``shape`` and ``scale`` ``[R]``) of each row where ``near`` ``[R]`` holds, in ``blanks``
-    (the others keep them)."""
+    """What ``keep`` keeps of what ``kit`` gives for rays ``direction`` (``[R, Q, 3]``, or
+    ``[1, 1, 3]`` for one direction of every ray) from ``origin`` (``[R, 1, 3]`` or
+    ``[R, Q, 3]``) against the object (``shape`` and ``scale`` ``[R]``) of each row where
+    ``near`` ``[R]`` holds, in ``blanks`` (the others keep them)."""
 
     def intersect(shape_id: int, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
         start = origin.index_select(0, rows)
         ray = direction if len(direction) == 1 else direction.index_select(0, rows)
-        found = _OBJECTS[shape_id](kit, start, ray, scale.index_select(0, rows))
-        return (found.t, found.normal) if isinstance(found, Hit) else (found,)
+        return keep(_OBJECTS[shape_id](kit, start, ray, scale.index_select(0, rows)))
 
     return by_kind(torch.where(near, shape, -1), len(_OBJECTS), intersect, *blanks)
 
 
-def object_hit(
-    origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor, near: torch.Tensor
-) -> Hit:
-    """Rays ``[R, Q, 3]`` from ``origin`` (``[R, 1, 3]`` or ``[R, Q, 3]``) against the object
-    (``shape`` and ``scale`` ``[R]``) of each row where ``near`` ``[R]`` holds."""
+def object_lit(
+    origin: torch.Tensor,
+    direction: torch.Tensor,
+    shape: torch.Tensor,
+    scale: torch.Tensor,
+    near: torch.Tensor,
+    light: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays ``[R, Q, 3]`` from ``origin`` (``[R, 1, 3]``) against the object (``shape`` and
+    ``scale`` ``[R]``) of each row where ``near`` ``[R]`` holds: the distance ``[R, Q]`` (``inf``
+    on a miss) and the brightness there under ``light`` (see
+    :func:`sbvae.data.raycast.lambert`)."""
+
+    def keep(hit: Hit) -> tuple[torch.Tensor, torch.Tensor]:
+        return hit.t, lambert(hit.normal, light, AMBIENT)
+
     misses = torch.full(direction.shape[:2], math.inf, device=direction.device)
-    t, normal = _on_object(HITS, origin, direction, shape, scale, near, misses, torch.zeros_like(direction))
-    return Hit(t, normal, torch.tensor(OBJECT, device=t.device).expand(t.shape))
+    t, lit = _on_object(HITS, keep, origin, direction, shape, scale, near, misses, torch.zeros_like(misses))
+    return t, lit
 
 
 def object_blocks(
     origin: torch.Tensor, direction: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor, near: torch.Tensor
 ) -> torch.Tensor:
-    """``[R, Q]``: which rays of :func:`object_hit` hit the object (distances alone); one
-    direction ``[1, 1, 3]`` may serve every ray."""
+    """``[R, Q]``: which rays of :func:`object_lit` hit the object (distances alone); one
+    direction ``[1, 1, 3]`` may serve every ray, and each its own ``origin`` ``[R, Q, 3]``."""
     misses = torch.full(torch.broadcast_shapes(origin.shape, direction.shape)[:2], math.inf, device=origin.device)
-    return _on_object(DISTANCES, origin, direction, shape, scale, near, misses)[0] < math.inf
+    return _on_object(DISTANCES, lambda t: (t,), origin, direction, shape, scale, near, misses)[0] < math.inf
 
 
 def passes_object(origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -251,32 +264,89 @@ def room_cameras(orientation: torch.Tensor, device: torch.device | str = "cpu") 
     return cameras(orbit(TARGET, CAMERA_DISTANCE, azimuth, elevation), TARGET)
 
 
+class RoomRays(NamedTuple):
+    """Rays of cameras on the orientation grid and what they meet in the room, without the
+    object: direction ``[K, Q, 3]``, distance ``[K, Q]``, which of :data:`PLANES` ``[K, Q]``,
+    and the point just off the room where a shadow ray towards the light starts ``[K, Q, 3]``."""
+
+    direction: torch.Tensor
+    t: torch.Tensor
+    plane: torch.Tensor
+    start: torch.Tensor
+
+
+def _meet_room(origin: torch.Tensor, direction: torch.Tensor) -> RoomRays:
+    """Rays ``[R, Q, 3]`` from ``origin`` ``[R, 1, 3]`` against the room (see :class:`RoomRays`)."""
+    t, plane = room_hit(origin, direction)
+    start = origin + t[..., None] * direction + 1e-3 * look_up(PLANE_NORMALS.to(t.device), plane)
+    return RoomRays(direction, t, plane, start)
+
+
+PLANE_NORMALS = torch.tensor([normal for normal, _, _ in PLANES])
+CACHED_RAYS = 1 << 20
+"""The most rays per orientation (squares times points) whose meeting with the room is cached."""
+
+
+@functools.lru_cache(maxsize=16)
+def room_rays(grid: int, points: int, device: torch.device | str = "cpu") -> RoomRays:
+    """For every orientation of :data:`ORIENTATIONS` in turn, the rays through a ``grid`` x
+    ``grid`` of squares, ``points`` x ``points`` each (see
+    :func:`sbvae.data.raycast.pixel_directions`), and what they meet in the room: computed once
+    per grid and device, ``[15 * grid * grid, points ** 2, ...]``."""
+    table = pixel_directions(grid, points, FOV, device)
+    view = room_cameras(torch.tensor(ORIENTATIONS, dtype=torch.float64), device)
+    count = len(ORIENTATIONS)
+    met = _meet_room(*view.rays(torch.arange(count, device=device), table.view(-1, 3)))
+    return RoomRays(*(part.view(count * len(table), table.shape[1], *part.shape[2:]) for part in met))
+
+
+def orientation_slots(orientation: torch.Tensor) -> torch.Tensor | None:
+    """``[N]``: the place of each orientation in :data:`ORIENTATIONS` (whose rays
+    :func:`room_rays` caches), or None if one is off that grid."""
+    on_grid = orientation.to(torch.float64)[:, None] == torch.tensor(ORIENTATIONS, dtype=torch.float64)
+    return on_grid.long().argmax(dim=1) if bool(on_grid.any(dim=1).all()) else None
+
+
 def room_shader(
-    scale: torch.Tensor, shape: torch.Tensor, view: Cameras, image_size: int, with_object: bool = True
+    scale: torch.Tensor,
+    shape: torch.Tensor,
+    orientation: torch.Tensor,
+    image_size: int,
+    with_object: bool = True,
 ) -> Shader:
-    """What each sample seen by ``view`` sees (see :func:`shaded_coverage`): for floor, wall and
-    object, "the sample sees it" times its brightness, ``[R, Q, 3]``; the part is the material,
-    plus 3 in the object's shadow. Without ``with_object``, the empty room."""
+    """What each sample seen from ``orientation`` ``[N]`` (degrees) sees (see
+    :func:`shaded_coverage`): for floor, wall and object, "the sample sees it" times its
+    brightness, ``[R, Q, 3]``; the part is the material, plus 3 in the object's shadow. Without
+    ``with_object``, the empty room. Orientations on the grid take the room's rays from
+    :func:`room_rays`, exactly what they would meet anew."""
+    view = room_cameras(orientation, scale.device)
     light = normalize(torch.tensor(LIGHT, device=view.eye.device))
     rects, shadows = object_rects(shape, scale, view, image_size), shadow_rects(shape, scale, view, image_size)[:, 1:]
-    normals = torch.tensor([normal for normal, _, _ in PLANES], device=light.device)
     materials = torch.tensor([material for _, _, material in PLANES], device=light.device)
-    brightness_of_plane = lambert(normals, light, AMBIENT)
+    brightness_of_plane = lambert(PLANE_NORMALS.to(light.device), light, AMBIENT)
+    slots = orientation_slots(orientation)
+
+    def meet_room(rows: Rows, table: torch.Tensor) -> tuple[torch.Tensor, RoomRays]:
+        origin = view.eye.index_select(0, rows.image)[:, None]
+        grid = math.isqrt(len(table))
+        if slots is None or len(table) * table.shape[1] > CACHED_RAYS:
+            return origin, _meet_room(origin, view.rays(rows.image, rows.local(table))[1])
+        ray = slots.index_select(0, rows.image) * len(table) + rows.y * grid + rows.x
+        cached = room_rays(grid, math.isqrt(table.shape[1]), table.device)
+        return origin, RoomRays(*(part.index_select(0, ray) for part in cached))
 
     def shade(rows: Rows, table: torch.Tensor) -> Seen:
-        origin, direction = view.rays(rows.image, rows.local(table))
-        t, index = room_hit(origin, direction)
-        material, brightness = look_up(materials, index), look_up(brightness_of_plane, index)
+        origin, room = meet_room(rows, table)
+        direction, t = room.direction, room.t
+        material, brightness = look_up(materials, room.plane), look_up(brightness_of_plane, room.plane)
         part = material
         if with_object:
             shapes, scales = shape.index_select(0, rows.image), scale.index_select(0, rows.image)
-            thing = object_hit(origin, direction, shapes, scales, rows.within(rects)[:, 0])
-            on_object = thing.t < t
-            t = torch.minimum(t, thing.t)
+            distance, lit = object_lit(origin, direction, shapes, scales, rows.within(rects)[:, 0], light)
+            on_object = distance < t
             material = torch.where(on_object, OBJECT, material)
-            brightness = torch.where(on_object, lambert(thing.normal, light, AMBIENT), brightness)
-            start = origin + t[..., None] * direction + 1e-3 * look_up(normals, index)  # read on the room only
-            shadow = _shadowed(start, light, ~on_object, shapes, scales, rows.within(shadows)[:, 0])
+            brightness = torch.where(on_object, lit, brightness)
+            shadow = _shadowed(room.start, light, ~on_object, shapes, scales, rows.within(shadows)[:, 0])
             brightness = torch.where(shadow, AMBIENT, brightness)
             part = material + 3 * shadow
         seen = torch.stack([(material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=-1)
@@ -311,8 +381,9 @@ def empty_room(
 ) -> torch.Tensor:
     """``[3, S, S]``: the shaded coverage of the room without its object (every sample),
     computed once per orientation, size and device."""
-    view = room_cameras(torch.tensor([orientation]), device)
-    shade = room_shader(torch.ones(1, device=device), torch.zeros(1, device=device), view, image_size, False)
+    shade = room_shader(
+        torch.ones(1, device=device), torch.zeros(1, device=device), torch.tensor([orientation]), image_size, False
+    )
     return shade_pixels(shade, 1, image_size, supersample, FOV, device)[0]
 
 
@@ -331,7 +402,7 @@ def shaded_coverage(
     and its shadow taken from the empty room (:func:`empty_room`; see
     :func:`sbvae.data.raycast.shade_pixels`)."""
     scale, shape, view = scale.to(device, torch.float32), shape.to(device), room_cameras(orientation, device)
-    shade = room_shader(scale, shape, view, image_size)
+    shade = room_shader(scale, shape, orientation, image_size)
     if not adaptive:
         return shade_pixels(shade, len(scale), image_size, supersample, FOV, device)
     empty = torch.stack([empty_room(o, image_size, supersample, device) for o in orientation.tolist()])
