@@ -15,7 +15,17 @@ from sbvae.config import DataConfig, load_config
 from sbvae.data import find_factor, make_dataset, make_generator, raycast, room
 from sbvae.data.chairs import AZIMUTHS, BACK_TILTS, ChairRenderer, chairs_factors
 from sbvae.data.memo import Memo, grid_index, grid_labels
-from sbvae.data.raycast import FACE_NORMALS, Rows, box_entry, screen_rects
+from sbvae.data.raycast import (
+    FACE_NORMALS,
+    Rows,
+    box_entry,
+    capsule,
+    capsule_distance,
+    nearest,
+    screen_rects,
+    sphere,
+    tube,
+)
 from sbvae.data.room import (
     OBJECT,
     RENDERER_VERSION,
@@ -233,6 +243,30 @@ def test_a_ray_enters_a_box_by_a_face_turned_towards_it_and_on_that_face():
     side = torch.where(normal.sum(-1, keepdim=True) > 0, high[0], low[0]).expand_as(point)
     on_axis = normal.abs().bool()
     assert torch.allclose(point[on_axis], side[on_axis], atol=1e-5)
+
+
+def test_a_capsule_is_its_side_and_end_spheres_nearest_first():
+    """:func:`capsule` tests one end sphere per ray; it gives, bit for bit, what testing the side
+    and both spheres and keeping the nearest gives."""
+    generator = torch.Generator().manual_seed(4)
+    origin = torch.randn(500, 1, 3, generator=generator) * 0.3 + torch.tensor([0.0, 1.5, 4.5])
+    aim = torch.randn(500, 64, 3, generator=generator) * 0.5 + torch.tensor([0.0, 0.5, 0.0]) - origin
+    direction = torch.nn.functional.normalize(aim, dim=-1)
+    radius = 0.25 + 0.15 * torch.rand(500, generator=generator)
+    low, high = radius, radius * 3
+    zero = torch.zeros_like(radius)
+    parts = nearest(
+        tube(origin, direction, radius, low, high, 0),
+        sphere(origin, direction, torch.stack([zero, low, zero], dim=1), radius, 0),
+        sphere(origin, direction, torch.stack([zero, high, zero], dim=1), radius, 0),
+    )
+    whole = capsule(origin, direction, radius, low, high, 0)
+    hit = parts.t < math.inf
+    assert 0.1 < hit.float().mean() < 0.9
+    assert torch.equal(whole.t, parts.t) and torch.equal(
+        capsule_distance(origin, direction, radius, low, high), parts.t
+    )
+    assert torch.equal(whole.normal[hit], parts.normal[hit])
 
 
 @pytest.mark.parametrize("shape", range(4))

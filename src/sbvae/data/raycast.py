@@ -282,6 +282,20 @@ def sphere(
     return _hit(t, point / radius[:, None, None], material)
 
 
+def _side(
+    origin: torch.Tensor, direction: torch.Tensor, radius: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rays against the endless vertical cylinder of ``radius`` ``[N]`` about the y axis: the
+    discriminant (negative on a miss), the distance to where each ray enters it and the height
+    there (each ``[N, P]``)."""
+    ox, oz, dx, dz = origin[..., 0], origin[..., 2], direction[..., 0], direction[..., 2]
+    a = (dx * dx + dz * dz).clamp(min=1e-12)
+    b = ox * dx + oz * dz
+    disc = b * b - a * (ox * ox + oz * oz - radius[:, None] ** 2)
+    t = (-b - disc.clamp(min=0).sqrt()) / a
+    return disc, t, origin[..., 1] + t * direction[..., 1]
+
+
 def tube_distance(
     origin: torch.Tensor,
     direction: torch.Tensor,
@@ -291,13 +305,55 @@ def tube_distance(
     material: int = 0,
 ) -> torch.Tensor:
     """:func:`tube`'s distances alone."""
-    ox, oz, dx, dz = origin[..., 0], origin[..., 2], direction[..., 0], direction[..., 2]
-    a = (dx * dx + dz * dz).clamp(min=1e-12)
-    b = ox * dx + oz * dz
-    disc = b * b - a * (ox * ox + oz * oz - radius[:, None] ** 2)
-    t = (-b - disc.clamp(min=0).sqrt()) / a
-    y = origin[..., 1] + t * direction[..., 1]
+    disc, t, y = _side(origin, direction, radius)
     return _miss_where((disc >= 0) & (y >= bottom[:, None]) & (y <= top[:, None]), t)
+
+
+def _capsule(
+    origin: torch.Tensor, direction: torch.Tensor, radius: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`capsule`'s distances ``[N, P]``, whether each ray meets an end sphere there
+    (before the side), and the height of each ray's origin above that sphere's centre."""
+    disc, t, y = _side(origin, direction, radius)
+    low, high = low[:, None], high[:, None]
+    side = _miss_where((disc >= 0) & (y >= low) & (y <= high), t)
+    # A ray meets the sphere of the end nearer to where it enters the endless cylinder, if any:
+    # the other lies behind that one's cross-section.
+    above = origin[..., 1] - torch.where(y < (low + high) / 2, low, high)
+    ox, oz, dx, dy, dz = origin[..., 0], origin[..., 2], direction[..., 0], direction[..., 1], direction[..., 2]
+    b = ox * dx + above * dy + oz * dz
+    end = b * b - ((ox * ox + above * above + oz * oz) - radius[:, None] ** 2)
+    at_end = _miss_where(end >= 0, -b - end.clamp(min=0).sqrt())
+    return torch.minimum(side, at_end), at_end < side, above
+
+
+def capsule_distance(
+    origin: torch.Tensor,
+    direction: torch.Tensor,
+    radius: torch.Tensor,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    material: int = 0,
+) -> torch.Tensor:
+    """:func:`capsule`'s distances alone."""
+    return _capsule(origin, direction, radius, low, high)[0]
+
+
+def capsule(
+    origin: torch.Tensor,
+    direction: torch.Tensor,
+    radius: torch.Tensor,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    material: int,
+) -> Hit:
+    """The upright capsule of ``radius`` about the y axis whose end spheres are centred at
+    heights ``low`` and ``high`` (each ``[N]``): what the side between them and the two spheres
+    give, nearest first, at the cost of the side and one sphere."""
+    t, on_end, above = _capsule(origin, direction, radius, low, high)
+    x, z = (origin[..., axis] + t * direction[..., axis] for axis in (0, 2))
+    height = torch.where(on_end, above + t * direction[..., 1], 0.0)
+    return _hit(t, torch.stack([x, height, z], dim=-1) / radius[:, None, None], material)
 
 
 def tube(
@@ -360,11 +416,12 @@ class Surfaces(NamedTuple):
     sphere: Callable[..., Any]
     tube: Callable[..., Any]
     disc: Callable[..., Any]
+    capsule: Callable[..., Any]
     nearest: Callable[..., Any]
 
 
-HITS = Surfaces(box, sphere, tube, disc, nearest)
-DISTANCES = Surfaces(box_distance, sphere_distance, tube_distance, disc_distance, nearest_distance)
+HITS = Surfaces(box, sphere, tube, disc, capsule, nearest)
+DISTANCES = Surfaces(box_distance, sphere_distance, tube_distance, disc_distance, capsule_distance, nearest_distance)
 
 
 def by_kind(

@@ -141,13 +141,7 @@ def _sphere(kit: Surfaces, origin: torch.Tensor, direction: torch.Tensor, scale:
 
 def _capsule(kit: Surfaces, origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Any:
     radius = CAPSULE_RADIUS * scale
-    low, high = radius, (CAPSULE_HEIGHT - CAPSULE_RADIUS) * scale
-    zero = torch.zeros_like(scale)
-    return kit.nearest(
-        kit.tube(origin, direction, radius, low, high, OBJECT),
-        kit.sphere(origin, direction, torch.stack([zero, low, zero], dim=1), radius, OBJECT),
-        kit.sphere(origin, direction, torch.stack([zero, high, zero], dim=1), radius, OBJECT),
-    )
+    return kit.capsule(origin, direction, radius, radius, (CAPSULE_HEIGHT - CAPSULE_RADIUS) * scale, OBJECT)
 
 
 _OBJECTS = (_cube, _cylinder, _sphere, _capsule)
