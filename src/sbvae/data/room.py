@@ -307,15 +307,18 @@ def room_shader(
     orientation: torch.Tensor,
     image_size: int,
     with_object: bool = True,
+    bounds: torch.Tensor | None = None,
 ) -> Shader:
     """What each sample seen from ``orientation`` ``[N]`` (degrees) sees (see
     :func:`shaded_coverage`): for floor, wall and object, "the sample sees it" times its
     brightness, ``[R, Q, 3]``; the part is the material, plus 3 in the object's shadow. Without
     ``with_object``, the empty room. Orientations on the grid take the room's rays from
-    :func:`room_rays`, exactly what they would meet anew."""
+    :func:`room_rays`, exactly what they would meet anew. ``bounds``: :func:`shadow_rects`, if
+    the caller has them."""
     view = room_cameras(orientation, scale.device)
     light = normalize(torch.tensor(LIGHT, device=view.eye.device))
-    rects, shadows = object_rects(shape, scale, view, image_size), shadow_rects(shape, scale, view, image_size)[:, 1:]
+    bounds = shadow_rects(shape, scale, view, image_size) if bounds is None else bounds
+    rects, shadows = object_rects(shape, scale, view, image_size), bounds[:, 1:]
     materials = torch.tensor([material for _, _, material in PLANES], device=light.device)
     brightness_of_plane = lambert(PLANE_NORMALS.to(light.device), light, AMBIENT)
     slots = orientation_slots(orientation)
@@ -396,11 +399,12 @@ def shaded_coverage(
     and its shadow taken from the empty room (:func:`empty_room`; see
     :func:`sbvae.data.raycast.shade_pixels`)."""
     scale, shape, view = scale.to(device, torch.float32), shape.to(device), room_cameras(orientation, device)
-    shade = room_shader(scale, shape, orientation, image_size)
+    bounds = shadow_rects(shape, scale, view, image_size)
+    shade = room_shader(scale, shape, orientation, image_size, bounds=bounds)
     if not adaptive:
         return shade_pixels(shade, len(scale), image_size, supersample, FOV, device)
     empty = torch.stack([empty_room(o, image_size, supersample, device) for o in orientation.tolist()])
-    backdrop = Backdrop(empty, OBJECT, shadow_rects(shape, scale, view, image_size)[:, :1])
+    backdrop = Backdrop(empty, OBJECT, bounds[:, :1])
     return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, True, backdrop)
 
 
@@ -448,7 +452,12 @@ class RoomRenderer:
         hues = torch.tensor(HUES)[labels[:, :3]].reshape(-1).float()
         rgb = hsv_to_rgb(hues, torch.full_like(hues, SATURATION), torch.full_like(hues, VALUE))
         colours = rgb.reshape(-1, 3, 3).to(coverage.device)  # [N, material, channel]
-        return (colours[:, :, :, None, None] * coverage[:, :, None]).sum(dim=1).clamp(0, 1)
+        tint = colours[:, :, :, None, None]
+        # Material by material, in the order a sum over them adds (the same images, less memory).
+        painted = (
+            tint[:, 0] * coverage[:, 0, None] + tint[:, 1] * coverage[:, 1, None] + tint[:, 2] * coverage[:, 2, None]
+        )
+        return painted.clamp(0, 1)
 
     def cast(self, values: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
         """The images of ``values`` ray-cast afresh (what :meth:`render` looks up)."""
