@@ -277,8 +277,10 @@ def _meet_room(origin: torch.Tensor, direction: torch.Tensor) -> RoomRays:
 
 
 PLANE_NORMALS = torch.tensor([normal for normal, _, _ in PLANES])
-CACHED_RAYS = 1 << 20
-"""The most rays per orientation (squares times points) whose meeting with the room is cached."""
+CACHED_RAYS = 1 << 17
+"""The most rays per orientation (squares times points) whose meeting with the room is cached:
+36 bytes a ray, 15 orientations (about 9 MB at 32 px and 35 MB at 64 px, 4 x 4 points a
+pixel; larger images cast the room anew)."""
 
 
 @functools.lru_cache(maxsize=16)
