@@ -12,8 +12,8 @@ from PIL import Image
 
 from sbvae.bench import SceneCase
 from sbvae.config import DataConfig, load_config
-from sbvae.data import find_factor, make_dataset, make_generator, raycast, room
-from sbvae.data.chairs import AZIMUTHS, BACK_TILTS, ChairRenderer, chairs_factors
+from sbvae.data import chairs, find_factor, make_dataset, make_generator, raycast, room
+from sbvae.data.chairs import AZIMUTHS, BACK_TILTS, ChairRenderer, chair_rays, chairs_factors
 from sbvae.data.memo import Memo, grid_index, grid_labels
 from sbvae.data.raycast import (
     FACE_NORMALS,
@@ -292,13 +292,25 @@ def test_centres_cast_a_square_at_a_time_are_the_centres_cast_one_by_one(size, m
     assert torch.equal(together, RoomRenderer(size).cast(values))
 
 
-@pytest.mark.parametrize("adaptive", [True, False])
-def test_the_rooms_rays_taken_from_the_cache_are_the_rays_cast_anew(adaptive, monkeypatch):
-    values = sample("objects_room", 16, seed=5)
-    cached = RoomRenderer(32, adaptive=adaptive).cast(values)
-    assert room_rays.cache_info().currsize > 0  # the cache was used
-    monkeypatch.setattr(room, "CACHED_RAYS", 0)
-    assert torch.equal(cached, RoomRenderer(32, adaptive=adaptive).cast(values))
+@pytest.mark.parametrize(
+    "preset, renderer, module, cache",
+    [
+        ("objects_room", RoomRenderer, room, room_rays),
+        ("objects_room", lambda size: RoomRenderer(size, adaptive=False), room, room_rays),
+        ("chairs", ChairRenderer, chairs, chair_rays),
+    ],
+)
+def test_rays_looked_up_per_view_are_the_rays_cast_anew(preset, renderer, module, cache, monkeypatch):
+    """A view on the factor grid takes its rays (and the room's) from a cache built once; they
+    are, bit for bit, what casting them anew gives."""
+    values = sample(preset, 16, seed=5)
+    before = cache.cache_info()
+    cached = renderer(32).cast(values)
+    after = cache.cache_info()
+    assert after.hits + after.misses > before.hits + before.misses  # the cache was used
+    monkeypatch.setattr(module, "CACHED_RAYS", 0)
+    assert torch.equal(cached, renderer(32).cast(values))
+    assert cache.cache_info().hits + cache.cache_info().misses == after.hits + after.misses  # and now not
 
 
 def every_rectangle(rows: Rows, rects: torch.Tensor) -> torch.Tensor:

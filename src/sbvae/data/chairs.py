@@ -33,6 +33,7 @@ renderings are: each combination is ray-cast once, the first time a batch needs 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -55,11 +56,13 @@ from sbvae.data.raycast import (
     nearest_of,
     normalize,
     orbit,
+    pixel_directions,
     reciprocal,
     rotate_x,
     screen_rects,
     shade_pixels,
     to_world,
+    view_slots,
 )
 
 RENDERER_VERSION = 1
@@ -200,12 +203,17 @@ def _part(
 
 
 def chair_hit(
-    direction: torch.Tensor, chair: Placed, image: torch.Tensor, near: torch.Tensor
+    direction: torch.Tensor,
+    chair: Placed,
+    image: torch.Tensor,
+    near: torch.Tensor,
+    inverse: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays ``[R, Q, 3]`` against the chairs of ``image`` ``[R]``, part ``b`` only in the rows
     where ``near[:, b]`` ``[R, 10]`` holds: the distance to the nearest part ``[R, Q]`` (``inf``
-    on a miss) and the face it enters by (see :func:`_part`)."""
-    inverse = reciprocal(direction)
+    on a miss) and the face it enters by (see :func:`_part`). ``inverse``:
+    ``reciprocal(direction)``, if the caller has it."""
+    inverse = reciprocal(direction) if inverse is None else inverse
 
     def intersect(part: int, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ray, inverse_ray = direction.index_select(0, rows), inverse.index_select(0, rows)
@@ -233,13 +241,40 @@ def near_parts(rows: Rows, chair: Placed) -> tuple[torch.Tensor, torch.Tensor]:
     return candidates.index_select(0, keep), near.index_select(0, keep)
 
 
+VIEWS = torch.tensor([(azimuth, elevation) for azimuth in AZIMUTHS for elevation in ELEVATIONS], dtype=torch.float64)
+"""Every view of the factor grid, ``(azimuth, elevation)`` in degrees."""
+CACHED_RAYS = 1 << 20
+"""The most rays (views times squares times points) whose directions :func:`chair_rays` caches:
+24 bytes a ray, 24 MB at 32 px, 4 x 4 points a pixel (larger images turn their rays anew)."""
+
+
+def chair_cameras(azimuth: torch.Tensor, elevation: torch.Tensor) -> Cameras:
+    """The cameras of views ``azimuth`` and ``elevation`` ``[N]`` (degrees, float64)."""
+    turn = torch.deg2rad(azimuth - FACING)  # 0 when the camera faces the seat's front
+    return cameras(orbit(TARGET, CAMERA_DISTANCE, turn, torch.deg2rad(elevation)), TARGET)
+
+
+@functools.lru_cache(maxsize=8)
+def chair_rays(grid: int, points: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """For every view of :data:`VIEWS` in turn, the directions of the rays through a ``grid`` x
+    ``grid`` of squares, ``points`` x ``points`` each (see
+    :func:`sbvae.data.raycast.pixel_directions`), and their reciprocals: computed once per grid
+    and device, ``[62 * grid * grid, points ** 2, 3]`` each."""
+    table = pixel_directions(grid, points, FOV, device)
+    views = VIEWS.to(device)
+    _, direction = chair_cameras(views[:, 0], views[:, 1]).rays(
+        torch.arange(len(views), device=device), table.view(-1, 3)
+    )
+    direction = direction.view(len(views) * len(table), table.shape[1], 3)
+    return direction, reciprocal(direction)
+
+
 def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | str = "cpu") -> Shader:
     """The grey each sample sees, ``[R, Q, 1]``, of chairs ``values`` ``[N, 7]``, and the part;
     only rows whose pixel a part's picture's rectangle reaches are ray-cast, the others see the
     background."""
     values = values.to(device, torch.float64)
-    azimuth = torch.deg2rad(values[:, 5] - FACING)  # 0 when the camera faces the seat's front
-    view = cameras(orbit(TARGET, CAMERA_DISTANCE, azimuth, torch.deg2rad(values[:, 6])), TARGET)
+    view, slots = chair_cameras(values[:, 5], values[:, 6]), view_slots(values[:, 5:7], VIEWS)
     light = normalize(to_world(torch.tensor([LIGHT], device=device), view.frame))[:, 0]
     chair = place(values.float(), view, image_size)
     greys = face_greys(chair, light)
@@ -248,8 +283,13 @@ def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | s
         grey = torch.full((len(rows.image), table.shape[1]), BACKGROUND, device=table.device)
         active, near = near_parts(rows, chair)
         near_rows = rows.select(active)
-        _, direction = view.rays(near_rows.image, near_rows.local(table))
-        t, face = chair_hit(direction, chair, near_rows.image, near)
+        if slots is None or len(VIEWS) * len(table) * table.shape[1] > CACHED_RAYS:
+            direction = view.rays(near_rows.image, near_rows.local(table))[1]
+            inverse = reciprocal(direction)
+        else:
+            cached = chair_rays(math.isqrt(len(table)), math.isqrt(table.shape[1]), table.device)
+            direction, inverse = (part.index_select(0, near_rows.in_views(slots, table)) for part in cached)
+        t, face = chair_hit(direction, chair, near_rows.image, near, inverse)
         lit = greys.view(-1).index_select(0, (near_rows.image[:, None] * greys.shape[1] + face).view(-1))
         grey.index_copy_(0, active, torch.where(t < math.inf, lit.view_as(t), BACKGROUND))
         return Seen(grey[..., None], torch.zeros_like(grey, dtype=torch.int64))

@@ -499,6 +499,12 @@ class Rows(NamedTuple):
         ``[(S / span) ** 2, Q, 3]`` (see :func:`pixel_directions`)."""
         return table.index_select(0, self.y * math.isqrt(len(table)) + self.x)
 
+    def in_views(self, slots: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """``[R]``: where these rows' squares lie in a table of rays stacked view by view, each
+        view's as ``table`` ``[(S / span) ** 2, Q, ...]``, for the views ``slots`` ``[N]`` of the
+        images (see :func:`view_slots`)."""
+        return slots.index_select(0, self.image) * len(table) + self.y * math.isqrt(len(table)) + self.x
+
     def within(self, rects: torch.Tensor) -> torch.Tensor:
         """``[R, B]``: whether each row's square overlaps the image's rectangles ``rects``
         ``[N, B, 4]`` (see :func:`screen_rects`), with a margin for rounding."""
@@ -510,6 +516,15 @@ class Rows(NamedTuple):
             & (y + self.span + RECT_MARGIN >= top)
             & (y - RECT_MARGIN <= bottom)
         )
+
+
+def view_slots(views: torch.Tensor, grid: torch.Tensor) -> torch.Tensor | None:
+    """``[N]``: which row of ``grid`` ``[V, K]`` each image's view ``views`` ``[N, K]`` is
+    (compared exactly, in float64), or None if one is none of them: where rays cached for every
+    view of a factor grid can be looked up."""
+    same = views.to(torch.float64)[:, None] == grid.to(views.device, torch.float64)[None]
+    same = same.all(dim=-1)
+    return same.long().argmax(dim=1) if bool(same.any(dim=1).all()) else None
 
 
 class Backdrop(NamedTuple):

@@ -78,6 +78,7 @@ from sbvae.data.raycast import (
     plane,
     screen_rects,
     shade_pixels,
+    view_slots,
 )
 from sbvae.data.sprites import hsv_to_rgb
 
@@ -296,13 +297,6 @@ def room_rays(grid: int, points: int, device: torch.device | str = "cpu") -> Roo
     return RoomRays(*(part.view(count * len(table), table.shape[1], *part.shape[2:]) for part in met))
 
 
-def orientation_slots(orientation: torch.Tensor) -> torch.Tensor | None:
-    """``[N]``: the place of each orientation in :data:`ORIENTATIONS` (whose rays
-    :func:`room_rays` caches), or None if one is off that grid."""
-    on_grid = orientation.to(torch.float64)[:, None] == torch.tensor(ORIENTATIONS, dtype=torch.float64)
-    return on_grid.long().argmax(dim=1) if bool(on_grid.any(dim=1).all()) else None
-
-
 def room_shader(
     scale: torch.Tensor,
     shape: torch.Tensor,
@@ -323,16 +317,14 @@ def room_shader(
     rects, shadows = object_rects(shape, scale, view, image_size), bounds[:, 1:]
     materials = torch.tensor([material for _, _, material in PLANES], device=light.device)
     brightness_of_plane = lambert(PLANE_NORMALS.to(light.device), light, AMBIENT)
-    slots = orientation_slots(orientation)
+    slots = view_slots(orientation[:, None], torch.tensor(ORIENTATIONS, dtype=torch.float64)[:, None])
 
     def meet_room(rows: Rows, table: torch.Tensor) -> tuple[torch.Tensor, RoomRays]:
         origin = view.eye.index_select(0, rows.image)[:, None]
-        grid = math.isqrt(len(table))
         if slots is None or len(table) * table.shape[1] > CACHED_RAYS:
             return origin, _meet_room(origin, view.rays(rows.image, rows.local(table))[1])
-        ray = slots.index_select(0, rows.image) * len(table) + rows.y * grid + rows.x
-        cached = room_rays(grid, math.isqrt(table.shape[1]), table.device)
-        return origin, RoomRays(*(part.index_select(0, ray) for part in cached))
+        cached = room_rays(math.isqrt(len(table)), math.isqrt(table.shape[1]), table.device)
+        return origin, RoomRays(*(part.index_select(0, rows.in_views(slots, table)) for part in cached))
 
     def shade(rows: Rows, table: torch.Tensor) -> Seen:
         origin, room = meet_room(rows, table)
