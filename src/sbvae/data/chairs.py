@@ -292,7 +292,8 @@ def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | s
         t, face = chair_hit(direction, chair, near_rows.image, near, inverse)
         lit = greys.view(-1).index_select(0, (near_rows.image[:, None] * greys.shape[1] + face).view(-1))
         grey.index_copy_(0, active, torch.where(t < math.inf, lit.view_as(t), BACKGROUND))
-        return Seen(grey[..., None], torch.zeros_like(grey, dtype=torch.int64))
+        one_part = torch.zeros((), dtype=torch.int64, device=grey.device).expand(grey.shape)  # no memory
+        return Seen(grey[..., None], one_part)
 
     return shade
 
