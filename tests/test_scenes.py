@@ -25,6 +25,7 @@ from sbvae.data.raycast import (
     screen_rects,
     sphere,
     tube,
+    view_slots,
 )
 from sbvae.data.room import (
     OBJECT,
@@ -311,6 +312,13 @@ def test_rays_looked_up_per_view_are_the_rays_cast_anew(preset, renderer, module
     monkeypatch.setattr(module, "CACHED_RAYS", 0)
     assert torch.equal(cached, renderer(32).cast(values))
     assert cache.cache_info().hits + cache.cache_info().misses == after.hits + after.misses  # and now not
+
+
+def test_a_view_is_found_on_its_grid_exactly_or_not_at_all():
+    grid = torch.tensor([[0.0, 20.0], [0.0, 30.0], [1 / 3, 20.0]], dtype=torch.float64)
+    assert view_slots(torch.tensor([[1 / 3, 20.0], [0.0, 30.0]], dtype=torch.float64), grid).tolist() == [2, 1]
+    assert view_slots(torch.tensor([[1 / 3, 20.0]]), grid) is None  # 1/3 rounded to float32 is off the grid
+    assert view_slots(torch.tensor([[0.0, 25.0]], dtype=torch.float64), grid) is None
 
 
 def every_rectangle(rows: Rows, rects: torch.Tensor) -> torch.Tensor:

@@ -288,7 +288,8 @@ def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | s
             inverse = reciprocal(direction)
         else:
             cached = chair_rays(math.isqrt(len(table)), math.isqrt(table.shape[1]), table.device)
-            direction, inverse = (part.index_select(0, near_rows.in_views(slots, table)) for part in cached)
+            index = near_rows.in_views(slots, table)
+            direction, inverse = (part.index_select(0, index) for part in cached)
         t, face = chair_hit(direction, chair, near_rows.image, near, inverse)
         lit = greys.view(-1).index_select(0, (near_rows.image[:, None] * greys.shape[1] + face).view(-1))
         grey.index_copy_(0, active, torch.where(t < math.inf, lit.view_as(t), BACKGROUND))

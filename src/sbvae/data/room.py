@@ -324,7 +324,8 @@ def room_shader(
         if slots is None or len(table) * table.shape[1] > CACHED_RAYS:
             return origin, _meet_room(origin, view.rays(rows.image, rows.local(table))[1])
         cached = room_rays(math.isqrt(len(table)), math.isqrt(table.shape[1]), table.device)
-        return origin, RoomRays(*(part.index_select(0, rows.in_views(slots, table)) for part in cached))
+        index = rows.in_views(slots, table)
+        return origin, RoomRays(*(part.index_select(0, index) for part in cached))
 
     def shade(rows: Rows, table: torch.Tensor) -> Seen:
         origin, room = meet_room(rows, table)
