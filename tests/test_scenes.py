@@ -17,14 +17,16 @@ from sbvae.data.chairs import AZIMUTHS, BACK_TILTS, ChairRenderer, chair_rays, c
 from sbvae.data.memo import Memo, grid_index, grid_labels
 from sbvae.data.raycast import (
     FACE_NORMALS,
+    Light,
     Rows,
     box_entry,
-    capsule,
     capsule_distance,
-    nearest,
+    capsule_lit,
+    lambert,
+    nearest_lit,
     screen_rects,
-    sphere,
-    tube,
+    sphere_lit,
+    tube_lit,
     view_slots,
 )
 from sbvae.data.room import (
@@ -247,8 +249,8 @@ def test_a_ray_enters_a_box_by_a_face_turned_towards_it_and_on_that_face():
 
 
 def test_a_capsule_is_its_side_and_end_spheres_nearest_first():
-    """:func:`capsule` tests one end sphere per ray; it gives, bit for bit, what testing the side
-    and both spheres and keeping the nearest gives."""
+    """:func:`capsule_lit` tests one end sphere per ray; it gives, bit for bit, what testing the
+    side and both spheres and keeping the nearest gives."""
     generator = torch.Generator().manual_seed(4)
     origin = torch.randn(500, 1, 3, generator=generator) * 0.3 + torch.tensor([0.0, 1.5, 4.5])
     aim = torch.randn(500, 64, 3, generator=generator) * 0.5 + torch.tensor([0.0, 0.5, 0.0]) - origin
@@ -256,18 +258,78 @@ def test_a_capsule_is_its_side_and_end_spheres_nearest_first():
     radius = 0.25 + 0.15 * torch.rand(500, generator=generator)
     low, high = radius, radius * 3
     zero = torch.zeros_like(radius)
-    parts = nearest(
-        tube(origin, direction, radius, low, high, 0),
-        sphere(origin, direction, torch.stack([zero, low, zero], dim=1), radius, 0),
-        sphere(origin, direction, torch.stack([zero, high, zero], dim=1), radius, 0),
+    light = Light(torch.nn.functional.normalize(torch.tensor([0.3, 1.0, -0.6]), dim=0), 0.3)
+    parts = nearest_lit(
+        tube_lit(origin, direction, radius, low, high, light),
+        sphere_lit(origin, direction, torch.stack([zero, low, zero], dim=1), radius, light),
+        sphere_lit(origin, direction, torch.stack([zero, high, zero], dim=1), radius, light),
     )
-    whole = capsule(origin, direction, radius, low, high, 0)
+    whole = capsule_lit(origin, direction, radius, low, high, light)
     hit = parts.t < math.inf
     assert 0.1 < hit.float().mean() < 0.9
     assert torch.equal(whole.t, parts.t) and torch.equal(
         capsule_distance(origin, direction, radius, low, high), parts.t
     )
-    assert torch.equal(whole.normal[hit], parts.normal[hit])
+    assert torch.equal(whole.brightness[hit], parts.brightness[hit])
+    assert parts.brightness[hit].unique().numel() > 100  # lit from many angles
+
+
+def _normal_at(primitive: str, point: torch.Tensor, radius: torch.Tensor, low: torch.Tensor, high: torch.Tensor):
+    """The outward unit normal at ``point`` ``[N, P, 3]`` on the surface of each primitive of the
+    test below (``radius``, ``low`` and ``high`` ``[N]``)."""
+    r, low, high = radius[:, None], low[:, None], high[:, None]
+    x, y, z = point.unbind(-1)
+    side = torch.stack([x / r, torch.zeros_like(y), z / r], dim=-1)
+    if primitive == "sphere":
+        return torch.stack([x / r, (y - low) / r, z / r], dim=-1)
+    if primitive == "tube":
+        return side
+    if primitive == "disc":
+        return torch.tensor([0.0, 1.0, 0.0]).expand_as(point)
+    if primitive == "capsule":
+        end = torch.where(y < low, low, high)
+        cap = torch.stack([x / r, (y - end) / r, z / r], dim=-1)
+        return torch.where(((y >= low) & (y <= high))[..., None], side, cap)
+    box_low, box_high = _box(radius, high[:, 0])
+    return ((point - box_high).abs() < 1e-4).float() - ((point - box_low).abs() < 1e-4).float()
+
+
+def _box(radius: torch.Tensor, height: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corners ``[N, 1, 3]`` of boxes ``2 * radius`` wide and deep, standing on y = 0."""
+    zero = torch.zeros_like(radius)
+    return torch.stack([-radius, zero, -radius], 1)[:, None], torch.stack([radius, height, radius], 1)[:, None]
+
+
+@pytest.mark.parametrize("primitive", ["box", "sphere", "tube", "disc", "capsule"])
+def test_a_lit_hit_is_lamberts_law_at_the_normal_where_the_ray_meets_the_surface(primitive):
+    """Each primitive's brightness (computed from the normal's parts, or a box's once per face)
+    is Lambert's law at the surface's outward normal, found here from the hit point alone."""
+    generator = torch.Generator().manual_seed(5)
+    origin = torch.randn(300, 1, 3, generator=generator) * 0.3 + torch.tensor([0.5, 2.5, 4.5])
+    aim = torch.randn(300, 64, 3, generator=generator) * 0.4 + torch.tensor([0.0, 0.6, 0.0]) - origin
+    direction = torch.nn.functional.normalize(aim, dim=-1)
+    radius = 0.3 + 0.2 * torch.rand(300, generator=generator)
+    low, high = radius, radius * 3
+    light = Light(torch.nn.functional.normalize(torch.tensor([0.35, 1.2, -0.9]), dim=0), 0.3)
+    zero = torch.zeros_like(radius)
+    box_low, box_high = _box(radius, high)
+    hit = {
+        "box": lambda: raycast.box_lit(direction, box_low - origin, box_high - origin, light),
+        "sphere": lambda: sphere_lit(origin, direction, torch.stack([zero, low, zero], 1), radius, light),
+        "tube": lambda: tube_lit(origin, direction, radius, low, high, light),
+        "disc": lambda: raycast.disc_lit(origin, direction, radius, high, light),
+        "capsule": lambda: capsule_lit(origin, direction, radius, low, high, light),
+    }[primitive]()
+    met = hit.t < math.inf
+    assert 200 < met.sum() < 0.95 * met.numel()
+    normal = _normal_at(primitive, origin + hit.t.clamp(max=1e3)[..., None] * direction, radius, low, high)
+    # Within 1e-4 of a box's edge a point lies on two faces: no one normal to compare with.
+    clear = met & ((normal.norm(dim=-1) - 1).abs() < 1e-4)
+    assert clear.sum() > 0.99 * met.sum()
+    expected = lambert(normal, light.towards, light.ambient)
+    assert torch.allclose(hit.brightness[clear], expected[clear], atol=1e-4)
+    # Lit from many sides (a box shows three faces here, a disc one).
+    assert hit.brightness[clear].unique().numel() >= {"box": 3, "disc": 1}.get(primitive, 100)
 
 
 @pytest.mark.parametrize("shape", range(4))

@@ -4,9 +4,10 @@ shading and supersampled pixels, on whole batches of images at once (CPU or CUDA
 Conventions: the world's y axis points up; a vector is a tensor whose last dimension holds
 (x, y, z). Rays are batched ``[N, P, 3]``: ``N`` rows of ``P`` rays each, a row being the rays
 through one pixel (:class:`Rows`); a row's parameters are ``[N]`` or ``[N, 3]`` and broadcast
-over its rays. Every intersection returns a :class:`Hit` whose ``t`` is ``inf`` where the ray
-misses, so hits combine with :func:`nearest`. All arithmetic is element-wise (no matrix
-products), so an image comes out the same whether it is rendered alone or in a batch.
+over its rays. Every intersection gives a distance ``t`` that is ``inf`` where the ray misses:
+alone (:data:`DISTANCES`) or with the surface's brightness there (:func:`lit_surfaces`), so hits
+combine with :func:`nearest_lit`. All arithmetic is element-wise (no matrix products), so an
+image comes out the same whether it is rendered alone or in a batch.
 
 What keeps a fresh image cheap (:func:`shade_pixels`): a scene tests a part only on the rows
 whose pixel the rectangle of the part's picture reaches (:func:`screen_rects`, :func:`by_kind`,
@@ -29,13 +30,20 @@ EPS = 1e-4
 UP = (0.0, 1.0, 0.0)
 
 
-class Hit(NamedTuple):
-    """Distance ``t`` ``[N, P]`` (``inf`` on a miss), unit normal ``[N, P, 3]`` and integer
-    material ``[N, P]`` of the nearest surface along each ray."""
+class Light(NamedTuple):
+    """A distant light: the unit direction towards it (``[3]``, or ``[N, 3]`` one per row of
+    rays) and the ambient term of :func:`lambert`."""
+
+    towards: torch.Tensor
+    ambient: float
+
+
+class Lit(NamedTuple):
+    """Distance ``t`` ``[N, P]`` (``inf`` on a miss) to the surface each ray meets and the
+    surface's brightness there ``[N, P]`` (:func:`lambert`; any value on a miss)."""
 
     t: torch.Tensor
-    normal: torch.Tensor
-    material: torch.Tensor
+    brightness: torch.Tensor
 
 
 def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -166,10 +174,6 @@ def rotate_x(v: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     return torch.stack([x, c * y - s * z, s * y + c * z], dim=-1)
 
 
-def _hit(t: torch.Tensor, normal: torch.Tensor, material: int) -> Hit:
-    return Hit(t, normal, torch.tensor(material, device=t.device).expand(t.shape))
-
-
 def _miss_where(hit: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.where(hit & (t > EPS), t, torch.full_like(t, math.inf))
 
@@ -180,14 +184,14 @@ def look_up(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return table.index_select(0, index.reshape(-1)).view(*index.shape, *table.shape[1:])
 
 
-def plane(
-    origin: torch.Tensor, direction: torch.Tensor, normal: tuple[float, float, float], offset: float, material: int
-) -> Hit:
-    """The plane ``dot(normal, p) = offset`` (``normal`` a unit vector), seen from the side
-    ``normal`` points to; rays from behind it miss."""
+def plane_distance(
+    origin: torch.Tensor, direction: torch.Tensor, normal: tuple[float, float, float], offset: float
+) -> torch.Tensor:
+    """Distances ``[N, P]`` to the plane ``dot(normal, p) = offset`` (``normal`` a unit
+    vector), seen from the side ``normal`` points to; rays from behind it miss."""
     facing = dot_constant(direction, normal)
     t = (offset - dot_constant(origin, normal)) / facing.clamp(max=-1e-9)
-    return _hit(_miss_where(facing < 0, t), torch.tensor(normal, device=t.device).expand_as(direction), material)
+    return _miss_where(facing < 0, t)
 
 
 def dot_constant(v: torch.Tensor, constant: tuple[float, float, float]) -> torch.Tensor:
@@ -198,22 +202,20 @@ def dot_constant(v: torch.Tensor, constant: tuple[float, float, float]) -> torch
 
 def reciprocal(direction: torch.Tensor) -> torch.Tensor:
     """``1 / direction`` component by component, a component within 1e-9 of 0 taken as 1e-9 of
-    its sign (what :func:`box` needs)."""
+    its sign (what the slab test of :func:`box_entry` needs)."""
     return 1 / torch.copysign(direction.abs().clamp(min=1e-9), direction)
 
 
-def box(
-    direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, material: int, inverse: torch.Tensor | None = None
-) -> Hit:
+def box_lit(direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, light: Light) -> Lit:
     """The axis-aligned box whose corners, relative to the rays' origins, are ``low`` and ``high``
-    (each ``[N, 1, 3]``, or ``[N, P, 3]`` for one origin per ray): the slab test. ``inverse`` is
-    ``reciprocal(direction)`` if the caller has it."""
-    t, face = box_entry(direction, low, high, inverse)
-    return _hit(t, look_up(FACE_NORMALS.to(t.device), face), material)
+    (each ``[N, 1, 3]``, or ``[N, P, 3]`` for one origin per ray): the slab test; each face's
+    brightness is computed once and looked up."""
+    t, face = box_entry(direction, low, high)
+    return Lit(t, look_up(lambert(FACE_NORMALS.to(t.device), light.towards, light.ambient), face))
 
 
-def box_distance(direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, material: int = 0) -> torch.Tensor:
-    """:func:`box`'s distances alone."""
+def box_distance(direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """:func:`box_lit`'s distances alone."""
     return _slabs(direction, low, high)[0]
 
 
@@ -224,7 +226,7 @@ FACE_NORMALS = torch.tensor([[-1.0, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0,
 def _slabs(
     direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, inverse: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The slab test of :func:`box`: distances ``[N, P]`` and the distance at which each ray
+    """The slab test of :func:`box_lit`: distances ``[N, P]`` and the distance at which each ray
     enters each axis's slab (three ``[N, P]``)."""
     inverse = reciprocal(direction) if inverse is None else inverse
     near, far = low * inverse, high * inverse
@@ -240,7 +242,7 @@ def _slabs(
 def box_entry(
     direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, inverse: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`box` as distances ``t`` ``[N, P]`` and the face each ray enters by ``[N, P]``:
+    """The slab test as distances ``t`` ``[N, P]`` and the face each ray enters by ``[N, P]``:
     ``2 * axis``, plus 1 for the face whose outward normal points along the axis (see
     :data:`FACE_NORMALS`)."""
     t, (enter_x, enter_y, enter_z) = _slabs(direction, low, high, inverse)
@@ -264,22 +266,22 @@ def passes_sphere(
 
 
 def sphere_distance(
-    origin: torch.Tensor, direction: torch.Tensor, centre: torch.Tensor, radius: torch.Tensor, material: int = 0
+    origin: torch.Tensor, direction: torch.Tensor, centre: torch.Tensor, radius: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`sphere`'s distances alone."""
+    """:func:`sphere_lit`'s distances alone."""
     offset = origin - centre[:, None]
     b = dot(offset, direction)
     disc = b * b - (dot(offset, offset) - radius[:, None] ** 2)
     return _miss_where(disc >= 0, -b - disc.clamp(min=0).sqrt())
 
 
-def sphere(
-    origin: torch.Tensor, direction: torch.Tensor, centre: torch.Tensor, radius: torch.Tensor, material: int
-) -> Hit:
+def sphere_lit(
+    origin: torch.Tensor, direction: torch.Tensor, centre: torch.Tensor, radius: torch.Tensor, light: Light
+) -> Lit:
     """The sphere of ``radius`` ``[N]`` around ``centre`` ``[N, 3]`` (rays start outside it)."""
     t = sphere_distance(origin, direction, centre, radius)
     point = origin - centre[:, None] + t[..., None] * direction
-    return _hit(t, point / radius[:, None, None], material)
+    return Lit(t, lambert(point / radius[:, None, None], light.towards, light.ambient))
 
 
 def _side(
@@ -302,9 +304,8 @@ def tube_distance(
     radius: torch.Tensor,
     bottom: torch.Tensor,
     top: torch.Tensor,
-    material: int = 0,
 ) -> torch.Tensor:
-    """:func:`tube`'s distances alone."""
+    """:func:`tube_lit`'s distances alone."""
     disc, t, y = _side(origin, direction, radius)
     return _miss_where((disc >= 0) & (y >= bottom[:, None]) & (y <= top[:, None]), t)
 
@@ -312,7 +313,7 @@ def tube_distance(
 def _capsule(
     origin: torch.Tensor, direction: torch.Tensor, radius: torch.Tensor, low: torch.Tensor, high: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`capsule`'s distances ``[N, P]``, whether each ray meets an end sphere there
+    """:func:`capsule_lit`'s distances ``[N, P]``, whether each ray meets an end sphere there
     (before the side), and the height of each ray's origin above that sphere's centre."""
     disc, t, y = _side(origin, direction, radius)
     low, high = low[:, None], high[:, None]
@@ -333,84 +334,81 @@ def capsule_distance(
     radius: torch.Tensor,
     low: torch.Tensor,
     high: torch.Tensor,
-    material: int = 0,
 ) -> torch.Tensor:
-    """:func:`capsule`'s distances alone."""
+    """:func:`capsule_lit`'s distances alone."""
     return _capsule(origin, direction, radius, low, high)[0]
 
 
-def capsule(
+def capsule_lit(
     origin: torch.Tensor,
     direction: torch.Tensor,
     radius: torch.Tensor,
     low: torch.Tensor,
     high: torch.Tensor,
-    material: int,
-) -> Hit:
+    light: Light,
+) -> Lit:
     """The upright capsule of ``radius`` about the y axis whose end spheres are centred at
     heights ``low`` and ``high`` (each ``[N]``): what the side between them and the two spheres
     give, nearest first, at the cost of the side and one sphere."""
     t, on_end, above = _capsule(origin, direction, radius, low, high)
     x, z = (origin[..., axis] + t * direction[..., axis] for axis in (0, 2))
     height = torch.where(on_end, above + t * direction[..., 1], 0.0)
-    return _hit(t, torch.stack([x, height, z], dim=-1) / radius[:, None, None], material)
+    across = radius[:, None]
+    return Lit(t, _brightness(x / across, height / across, z / across, light))
 
 
-def tube(
+def tube_lit(
     origin: torch.Tensor,
     direction: torch.Tensor,
     radius: torch.Tensor,
     bottom: torch.Tensor,
     top: torch.Tensor,
-    material: int,
-) -> Hit:
+    light: Light,
+) -> Lit:
     """The side of the vertical cylinder of ``radius`` about the y axis between heights
     ``bottom`` and ``top`` (each ``[N]``), without its caps."""
     t = tube_distance(origin, direction, radius, bottom, top)
     x, z = (origin[..., axis] + t * direction[..., axis] for axis in (0, 2))
-    return _hit(t, torch.stack([x, torch.zeros_like(t), z], dim=-1) / radius[:, None, None], material)
+    return Lit(t, _brightness(x / radius[:, None], None, z / radius[:, None], light))
 
 
 def disc_distance(
-    origin: torch.Tensor, direction: torch.Tensor, radius: torch.Tensor, height: torch.Tensor, material: int = 0
+    origin: torch.Tensor, direction: torch.Tensor, radius: torch.Tensor, height: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`disc`'s distances alone."""
+    """:func:`disc_lit`'s distances alone."""
     t = (height[:, None] - origin[..., 1]) / direction[..., 1].clamp(max=-1e-9)
     x = origin[..., 0] + t * direction[..., 0]
     z = origin[..., 2] + t * direction[..., 2]
     return _miss_where((direction[..., 1] < 0) & (x * x + z * z <= radius[:, None] ** 2), t)
 
 
-def disc(
-    origin: torch.Tensor, direction: torch.Tensor, radius: torch.Tensor, height: torch.Tensor, material: int
-) -> Hit:
+def disc_lit(
+    origin: torch.Tensor, direction: torch.Tensor, radius: torch.Tensor, height: torch.Tensor, light: Light
+) -> Lit:
     """The horizontal disc of ``radius`` centred on the y axis at ``height``, seen from above."""
     t = disc_distance(origin, direction, radius, height)
-    return _hit(t, torch.tensor(UP, device=t.device).expand_as(direction), material)
+    up = lambert(torch.tensor(UP, device=t.device), light.towards, light.ambient)
+    return Lit(t, up.expand_as(t) if up.dim() == 0 else up[:, None].expand_as(t))
 
 
-def nearest(*hits: Hit) -> Hit:
+def nearest_lit(*hits: Lit) -> Lit:
     """The nearest of several hits along each ray (the first where they tie)."""
     best = hits[0]
     for other in hits[1:]:
         closer = other.t < best.t
-        best = Hit(
-            torch.where(closer, other.t, best.t),
-            torch.where(closer[..., None], other.normal, best.normal),
-            torch.where(closer, other.material, best.material),
-        )
+        best = Lit(torch.where(closer, other.t, best.t), torch.where(closer, other.brightness, best.brightness))
     return best
 
 
 def nearest_distance(*distances: torch.Tensor) -> torch.Tensor:
-    """:func:`nearest`'s distances alone."""
+    """:func:`nearest_lit`'s distances alone."""
     return functools.reduce(torch.minimum, distances)
 
 
 class Surfaces(NamedTuple):
-    """The primitives, as hits (:data:`HITS`) or as distances alone (:data:`DISTANCES`, several
-    times cheaper where only whether a ray is blocked matters), so that a shape is written once
-    for both."""
+    """The primitives, as hits with their brightness (:func:`lit_surfaces`) or as distances
+    alone (:data:`DISTANCES`, several times cheaper where only whether a ray is blocked
+    matters), so that a shape is written once for both."""
 
     box: Callable[..., Any]
     sphere: Callable[..., Any]
@@ -420,8 +418,14 @@ class Surfaces(NamedTuple):
     nearest: Callable[..., Any]
 
 
-HITS = Surfaces(box, sphere, tube, disc, capsule, nearest)
 DISTANCES = Surfaces(box_distance, sphere_distance, tube_distance, disc_distance, capsule_distance, nearest_distance)
+
+
+def lit_surfaces(light: Light) -> Surfaces:
+    """The primitives as :class:`Lit` hits under ``light``."""
+    primitives = (box_lit, sphere_lit, tube_lit, disc_lit, capsule_lit)
+    box, sphere, tube, disc, capsule = (functools.partial(primitive, light=light) for primitive in primitives)
+    return Surfaces(box, sphere, tube, disc, capsule, nearest_lit)
 
 
 def by_kind(
@@ -469,13 +473,21 @@ def nearest_of(
 def lambert(normal: torch.Tensor, light: torch.Tensor, ambient: float) -> torch.Tensor:
     """Diffuse brightness ``ambient + (1 - ambient) * max(0, n . l)`` of unit normals ``[N, P, 3]``
     under a distant light from unit direction ``light`` (``[3]`` or ``[N, 3]``, towards the light)."""
-    lit = light if light.dim() == 1 else light[:, None]
-    return ambient + (1 - ambient) * dot(normal, lit).clamp(min=0)
+    return _brightness(normal[..., 0], normal[..., 1], normal[..., 2], Light(light, ambient))
+
+
+def _brightness(x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor, light: Light) -> torch.Tensor:
+    """:func:`lambert` of unit normals given component by component, ``y`` None where it is
+    zero (the same values: a zero term changes no sum that ends in the ambient term)."""
+    lit = light.towards if light.towards.dim() == 1 else light.towards[:, None]
+    facing = x * lit[..., 0] + z * lit[..., 2] if y is None else x * lit[..., 0] + y * lit[..., 1] + z * lit[..., 2]
+    return light.ambient + (1 - light.ambient) * facing.clamp(min=0)
 
 
 class Seen(NamedTuple):
     """What rays see: values ``[R, Q, C]`` and the part each hits ``[R, Q]`` (an integer per
-    surface: where two neighbouring rays hit different parts, a border runs between them)."""
+    surface, 0 to 255: where two neighbouring rays hit different parts, a border runs between
+    them)."""
 
     values: torch.Tensor
     part: torch.Tensor
@@ -528,11 +540,12 @@ def view_slots(views: torch.Tensor, grid: torch.Tensor) -> torch.Tensor | None:
 
 
 class Backdrop(NamedTuple):
-    """What lies behind the scene's moving parts: its pixels ``[N, C, S, S]`` (every sample), the
-    number of its parts (its rays see parts numbered below it) and the rectangle ``[N, 1, 4]``
-    outside which the scene is the backdrop (see :func:`screen_rects`)."""
+    """What lies behind the scene's moving parts: its pixels ``[N * S * S, C]`` (every sample;
+    images, then rows of pixels, as :func:`flat_pixels` gives them), the number of its parts (its
+    rays see parts numbered below it) and the rectangle ``[N, 1, 4]`` outside which the scene is
+    the backdrop (see :func:`screen_rects`)."""
 
-    picture: torch.Tensor
+    pixels: torch.Tensor
     parts: int
     rect: torch.Tensor
 
@@ -575,13 +588,15 @@ def shade_pixels(
     if not adaptive or supersample == 1:
         return _picture(_mean(shade, every, image_size, supersample, fov_degrees), count, image_size)
     pixels, part = _centres(shade, every, image_size, fov_degrees, backdrop)
-    part = part.view(count, image_size, image_size)
+    part = _small(part).view(count, image_size, image_size)
     # Where a pixel and its neighbours see one part, only one channel is not zero: testing the
-    # channels' sum is testing that channel, at a third of the work.
-    refine = _edges(pixels.sum(dim=-1).view(count, image_size, image_size, 1), part).view(-1)
+    # channels' sum is testing that channel, at a third of the work (added channel by channel:
+    # the same sums as a reduction over the last dimension, several times faster).
+    total = functools.reduce(torch.add, pixels.unbind(-1))
+    refine = _edges(total.view(count, image_size, image_size, 1), part).view(-1)
     if backdrop is not None:
         behind = ~_near(part >= backdrop.parts).view(-1) | ~every.within(backdrop.rect)[:, 0]
-        pixels = torch.where(behind[:, None], _flat(backdrop.picture), pixels)
+        pixels = torch.where(behind[:, None], backdrop.pixels, pixels)
         refine &= ~behind
     index = refine.nonzero()[:, 0]
     rest = _mean(shade, every.select(index), image_size, supersample, fov_degrees)
@@ -603,19 +618,26 @@ def _centres(
         seen = shade(every, pixel_directions(image_size, 1, fov_degrees, device))
         return seen.values[:, 0], seen.part[:, 0]
     side = CENTRE_SQUARE if image_size % CENTRE_SQUARE == 0 else 1
-    squares = _every_pixel(len(backdrop.picture), image_size // side, device)._replace(span=side)
+    squares = _every_pixel(len(backdrop.rect), image_size // side, device)._replace(span=side)
     near = squares.within(backdrop.rect + torch.tensor([-1.0, 1.0, -1.0, 1.0]).to(backdrop.rect))[:, 0]
     squares = squares.select(near.nonzero()[:, 0])
     seen = shade(squares, pixel_directions(image_size // side, side, fov_degrees, device))
     corner = (squares.image * image_size + squares.y * side) * image_size + squares.x * side
     within = torch.arange(side, device=device)
     index = (corner[:, None] + (within[:, None] * image_size + within).view(-1)).view(-1)
-    values = _flat(backdrop.picture).index_copy(0, index, seen.values.flatten(0, 1))
+    values = backdrop.pixels.index_copy(0, index, seen.values.flatten(0, 1))
     return values, torch.zeros_like(every.image).index_copy(0, index, seen.part.flatten(0, 1))
 
 
-def _flat(picture: torch.Tensor) -> torch.Tensor:
-    """Pictures ``[N, C, S, S]`` as pixels ``[N * S * S, C]``."""
+def _small(part: torch.Tensor) -> torch.Tensor:
+    """Parts (numbered 0 to 255) as bytes, which are compared several times faster."""
+    if len(part) and int(part.max()) > 255:
+        raise ValueError("an adaptive shader numbers its parts from 0 to 255")
+    return part.to(torch.uint8)
+
+
+def flat_pixels(picture: torch.Tensor) -> torch.Tensor:
+    """Pictures ``[N, C, S, S]`` as pixels ``[N * S * S, C]`` (a contiguous copy)."""
     return picture.permute(0, 2, 3, 1).reshape(-1, picture.shape[1])
 
 

@@ -56,10 +56,9 @@ from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
 from sbvae.data.raycast import (
     DISTANCES,
     EVERYWHERE,
-    HITS,
     Backdrop,
     Cameras,
-    Hit,
+    Light,
     Rows,
     Seen,
     Shader,
@@ -68,14 +67,16 @@ from sbvae.data.raycast import (
     by_kind,
     cameras,
     dot_constant,
+    flat_pixels,
     in_chunks,
     lambert,
+    lit_surfaces,
     look_up,
     normalize,
     orbit,
     passes_sphere,
     pixel_directions,
-    plane,
+    plane_distance,
     screen_rects,
     shade_pixels,
     view_slots,
@@ -124,29 +125,29 @@ def objects_room_factors() -> Product:
 def _cube(kit: Surfaces, origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Any:
     zero = torch.zeros_like(scale)
     low = torch.stack([-scale / 2, zero, -scale / 2], dim=1)[:, None] - origin
-    return kit.box(direction, low, low + scale[:, None, None], OBJECT)
+    return kit.box(direction, low, low + scale[:, None, None])
 
 
 def _cylinder(kit: Surfaces, origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Any:
     radius = scale / 2
     return kit.nearest(
-        kit.tube(origin, direction, radius, torch.zeros_like(scale), scale, OBJECT),
-        kit.disc(origin, direction, radius, scale, OBJECT),
+        kit.tube(origin, direction, radius, torch.zeros_like(scale), scale),
+        kit.disc(origin, direction, radius, scale),
     )
 
 
 def _sphere(kit: Surfaces, origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Any:
     centre = torch.stack([torch.zeros_like(scale), scale / 2, torch.zeros_like(scale)], dim=1)
-    return kit.sphere(origin, direction, centre, scale / 2, OBJECT)
+    return kit.sphere(origin, direction, centre, scale / 2)
 
 
 def _capsule(kit: Surfaces, origin: torch.Tensor, direction: torch.Tensor, scale: torch.Tensor) -> Any:
     radius = CAPSULE_RADIUS * scale
-    return kit.capsule(origin, direction, radius, radius, (CAPSULE_HEIGHT - CAPSULE_RADIUS) * scale, OBJECT)
+    return kit.capsule(origin, direction, radius, radius, (CAPSULE_HEIGHT - CAPSULE_RADIUS) * scale)
 
 
 _OBJECTS = (_cube, _cylinder, _sphere, _capsule)
-"""Each shape's surfaces, as hits or distances (see :class:`sbvae.data.raycast.Surfaces`)."""
+"""Each shape's surfaces, as lit hits or distances (see :class:`sbvae.data.raycast.Surfaces`)."""
 
 
 def _on_object(
@@ -184,12 +185,9 @@ def object_lit(
     ``scale`` ``[R]``) of each row where ``near`` ``[R]`` holds: the distance ``[R, Q]`` (``inf``
     on a miss) and the brightness there under ``light`` (see
     :func:`sbvae.data.raycast.lambert`)."""
-
-    def keep(hit: Hit) -> tuple[torch.Tensor, torch.Tensor]:
-        return hit.t, lambert(hit.normal, light, AMBIENT)
-
+    kit = lit_surfaces(Light(light, AMBIENT))
     misses = torch.full(direction.shape[:2], math.inf, device=direction.device)
-    t, lit = _on_object(HITS, keep, origin, direction, shape, scale, near, misses, torch.zeros_like(misses))
+    t, lit = _on_object(kit, tuple, origin, direction, shape, scale, near, misses, torch.zeros_like(misses))
     return t, lit
 
 
@@ -244,7 +242,7 @@ PLANES = ((0.0, 1.0, 0.0), 0.0, FLOOR), *((normal, offset, WALL) for normal, off
 def room_hit(origin: torch.Tensor, direction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays against the room: the distance ``[R, Q]`` to the nearest of :data:`PLANES` and which
     one it is (the first where two tie)."""
-    distances = [plane(origin, direction, normal, offset, material).t for normal, offset, material in PLANES]
+    distances = [plane_distance(origin, direction, normal, offset) for normal, offset, _ in PLANES]
     t, index = distances[0], torch.zeros_like(distances[0], dtype=torch.long)
     for number, distance in enumerate(distances[1:], start=1):
         index = torch.where(distance < t, number, index)
@@ -341,8 +339,10 @@ def room_shader(
             shadow = _shadowed(room.start, light, ~on_object, shapes, scales, rows.within(shadows)[:, 0])
             brightness = torch.where(shadow, AMBIENT, brightness)
             part = material + 3 * shadow
-        seen = torch.stack([(material == m) * brightness for m in (FLOOR, WALL, OBJECT)], dim=-1)
-        return Seen(seen, part)
+        # Each ray's brightness in its material's channel, zero in the others: the values of
+        # "(material == m) * brightness" for m = FLOOR, WALL, OBJECT, written in one step.
+        seen = torch.zeros(*material.shape, 3, device=material.device)
+        return Seen(seen.scatter_(-1, material[..., None], brightness[..., None]), part)
 
     return shade
 
@@ -371,12 +371,13 @@ def _shadowed(
 def empty_room(
     orientation: float, image_size: int, supersample: int, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
-    """``[3, S, S]``: the shaded coverage of the room without its object (every sample),
-    computed once per orientation, size and device."""
+    """``[S * S, 3]``: the shaded coverage of the room without its object (every sample), as
+    pixels (:func:`sbvae.data.raycast.flat_pixels`), computed once per orientation, size and
+    device."""
     shade = room_shader(
         torch.ones(1, device=device), torch.zeros(1, device=device), torch.tensor([orientation]), image_size, False
     )
-    return shade_pixels(shade, 1, image_size, supersample, FOV, device)[0]
+    return flat_pixels(shade_pixels(shade, 1, image_size, supersample, FOV, device))
 
 
 def shaded_coverage(
@@ -398,7 +399,7 @@ def shaded_coverage(
     shade = room_shader(scale, shape, orientation, image_size, bounds=bounds)
     if not adaptive:
         return shade_pixels(shade, len(scale), image_size, supersample, FOV, device)
-    empty = torch.stack([empty_room(o, image_size, supersample, device) for o in orientation.tolist()])
+    empty = torch.cat([empty_room(o, image_size, supersample, device) for o in orientation.tolist()])
     backdrop = Backdrop(empty, OBJECT, bounds[:, :1])
     return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, True, backdrop)
 
