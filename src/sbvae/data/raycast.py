@@ -646,8 +646,10 @@ def _picture(pixels: torch.Tensor, count: int, image_size: int) -> torch.Tensor:
     return pixels.view(count, image_size, image_size, -1).permute(0, 3, 1, 2)
 
 
+@functools.lru_cache(maxsize=4)
 def _every_pixel(count: int, image_size: int, device: torch.device | str) -> Rows:
-    """The rows of every pixel of ``count`` images, image by image, row by row."""
+    """The rows of every pixel of ``count`` images, image by image, row by row (computed once
+    per count, size and device: callers must not modify them)."""
     side = torch.arange(image_size, device=device)
     image = torch.arange(count, device=device).repeat_interleave(image_size * image_size)
     return Rows(image, side.repeat_interleave(image_size).repeat(count), side.repeat(count * image_size))
