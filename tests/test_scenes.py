@@ -16,14 +16,17 @@ from sbvae.data import chairs, find_factor, make_dataset, make_generator, raycas
 from sbvae.data.chairs import AZIMUTHS, BACK_TILTS, ChairRenderer, chair_rays, chairs_factors
 from sbvae.data.memo import Memo, grid_index, grid_labels
 from sbvae.data.raycast import (
+    EVERYWHERE,
     FACE_NORMALS,
     Light,
     Rows,
     box_entry,
     capsule_distance,
     capsule_lit,
+    grid_within,
     lambert,
     nearest_lit,
+    reciprocal,
     screen_rects,
     sphere_lit,
     tube_lit,
@@ -230,6 +233,26 @@ def test_a_rectangle_holds_the_picture_of_its_points_and_everything_if_one_is_be
     assert screen_rects(behind, frame, 32, 90.0)[0, 0].tolist() == [-math.inf, math.inf, -math.inf, math.inf]
 
 
+@pytest.mark.parametrize("grid, span", [(32, 1), (8, 4), (16, 4)])
+def test_every_square_of_a_grid_is_within_a_rectangle_as_its_row_says(grid, span):
+    """:func:`grid_within` (a test per row and per column of squares) answers as
+    :meth:`Rows.within` does square by square, at the rectangle's edges and for one holding
+    everything."""
+    generator = torch.Generator().manual_seed(grid + span)
+    corner = torch.rand(40, 1, 2, generator=generator) * grid * span * 1.2 - 4
+    size = torch.rand(40, 1, 2, generator=generator) * grid * span / 2
+    rects = torch.cat(
+        [corner[..., :1], corner[..., :1] + size[..., :1], corner[..., 1:], corner[..., 1:] + size[..., 1:]], -1
+    )
+    # Edges just either side of the pixel grid, within the margin for rounding.
+    rects[:5], rects[5:10] = rects[:5].round() + 5e-4, rects[5:10].round() - 5e-4
+    rects[10] = EVERYWHERE
+    squares = raycast._every_pixel(len(rects), grid, "cpu")._replace(span=span)
+    expected = squares.within(rects)[:, 0]
+    assert 0.05 < expected.float().mean() < 0.95
+    assert torch.equal(grid_within(rects, grid, span), expected)
+
+
 def test_a_ray_enters_a_box_by_a_face_turned_towards_it_and_on_that_face():
     """The face :func:`box_entry` names (which shades a chair) is the one the hit lies on."""
     generator = torch.Generator().manual_seed(3)
@@ -237,7 +260,7 @@ def test_a_ray_enters_a_box_by_a_face_turned_towards_it_and_on_that_face():
     direction = torch.nn.functional.normalize(ahead, dim=-1)
     low = torch.tensor([[[-0.4, -0.3, 0.8]]]) + 0.5 * torch.randn(1, 1, 3, generator=generator)
     high = low + torch.tensor([[[0.9, 0.6, 1.1]]])
-    t, face = box_entry(direction, low, high)
+    t, face = box_entry(reciprocal(direction), low, high)
     hit = t < math.inf
     assert 200 < hit.sum() < 3800  # rays that hit and rays that miss
     normal, point = FACE_NORMALS[face[hit]], (t[..., None] * direction)[hit]

@@ -44,6 +44,7 @@ from sbvae.data.factors import Discrete, Product, grid
 from sbvae.data.memo import Memo, grid_index, grid_labels, grid_values
 from sbvae.data.raycast import (
     FACE_NORMALS,
+    Backdrop,
     Cameras,
     Rows,
     Seen,
@@ -186,19 +187,20 @@ def place(values: torch.Tensor, view: Cameras, image_size: int) -> Placed:
 
 
 def _part(
-    direction: torch.Tensor, inverse: torch.Tensor, chair: Placed, image: torch.Tensor, index: int
+    direction: torch.Tensor, inverse: torch.Tensor, rows: torch.Tensor, chair: Placed, image: torch.Tensor, index: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rays ``[K, Q, 3]`` (and their :func:`sbvae.data.raycast.reciprocal`) against part
-    ``index`` (see :class:`Placed`) of the chairs of ``image`` ``[K]``: distances ``[K, Q]`` and
-    the faces entered ``[K, Q]`` (numbered part by part: ``6 * index`` plus the face of
+    """Rays ``rows`` ``[K]`` of ``direction`` ``[R, Q, 3]`` (and of its
+    :func:`sbvae.data.raycast.reciprocal` ``inverse``) against part ``index`` (see
+    :class:`Placed`) of the chairs of ``image`` ``[K]``: distances ``[K, Q]`` and the faces
+    entered ``[K, Q]`` (numbered part by part: ``6 * index`` plus the face of
     :func:`sbvae.data.raycast.box_entry`, in the back's own frame for the back)."""
     if index < chair.low.shape[1]:
         low, high = (corner[:, index].index_select(0, image)[:, None] for corner in (chair.low, chair.high))
-        t, face = box_entry(direction, low, high, inverse)
+        t, face = box_entry(inverse.index_select(0, rows), low, high)
     else:
         tilt = chair.tilt.index_select(0, image)
         back_low, back_high = chair.back_low.index_select(0, image), chair.back_high.index_select(0, image)
-        t, face = box_entry(rotate_x(direction, -tilt), back_low, back_high)
+        t, face = box_entry(reciprocal(rotate_x(direction.index_select(0, rows), -tilt)), back_low, back_high)
     return t, face + 6 * index
 
 
@@ -216,8 +218,7 @@ def chair_hit(
     inverse = reciprocal(direction) if inverse is None else inverse
 
     def intersect(part: int, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ray, inverse_ray = direction.index_select(0, rows), inverse.index_select(0, rows)
-        return _part(ray, inverse_ray, chair, image.index_select(0, rows), part)
+        return _part(direction, inverse, rows, chair, image.index_select(0, rows), part)
 
     return nearest_of(near, intersect, torch.tensor(0, device=direction.device), direction.shape[1])
 
@@ -269,10 +270,13 @@ def chair_rays(grid: int, points: int, device: torch.device | str = "cpu") -> tu
     return direction, reciprocal(direction)
 
 
-def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | str = "cpu") -> Shader:
-    """The grey each sample sees, ``[R, Q, 1]``, of chairs ``values`` ``[N, 7]``, and the part;
-    only rows whose pixel a part's picture's rectangle reaches are ray-cast, the others see the
-    background."""
+def chair_shader(
+    values: torch.Tensor, image_size: int, device: torch.device | str = "cpu"
+) -> tuple[Shader, torch.Tensor]:
+    """The grey each sample sees, ``[R, Q, 1]``, of chairs ``values`` ``[N, 7]``, and the part
+    (only rows whose pixel a part's picture's rectangle reaches are ray-cast, the others see the
+    background); and the rectangle holding each chair ``[N, 1, 4]``, outside which every sample
+    sees the background (see :func:`sbvae.data.raycast.screen_rects`)."""
     values = values.to(device, torch.float64)
     view, slots = chair_cameras(values[:, 5], values[:, 6]), view_slots(values[:, 5:7], VIEWS)
     light = normalize(to_world(torch.tensor([LIGHT], device=device), view.frame))[:, 0]
@@ -296,14 +300,16 @@ def chair_shader(values: torch.Tensor, image_size: int, device: torch.device | s
         one_part = torch.zeros((), dtype=torch.int64, device=grey.device).expand(grey.shape)  # no memory
         return Seen(grey[..., None], one_part)
 
-    return shade
+    return shade, chair.bounds
 
 
 def shade_chairs(
     values: torch.Tensor, image_size: int, supersample: int, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
     """Grey images ``[N, 1, S, S]`` in [0, 1] of ``[N, 7]`` factor values, ray-cast afresh."""
-    return shade_pixels(chair_shader(values, image_size, device), len(values), image_size, supersample, FOV, device)
+    shade, bounds = chair_shader(values, image_size, device)
+    background = Backdrop(torch.full((len(values) * image_size**2, 1), BACKGROUND, device=device), 1, bounds)
+    return shade_pixels(shade, len(values), image_size, supersample, FOV, device, backdrop=background)
 
 
 @dataclass(frozen=True)

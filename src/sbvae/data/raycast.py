@@ -210,13 +210,13 @@ def box_lit(direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, ligh
     """The axis-aligned box whose corners, relative to the rays' origins, are ``low`` and ``high``
     (each ``[N, 1, 3]``, or ``[N, P, 3]`` for one origin per ray): the slab test; each face's
     brightness is computed once and looked up."""
-    t, face = box_entry(direction, low, high)
+    t, face = box_entry(reciprocal(direction), low, high)
     return Lit(t, look_up(lambert(FACE_NORMALS.to(t.device), light.towards, light.ambient), face))
 
 
 def box_distance(direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """:func:`box_lit`'s distances alone."""
-    return _slabs(direction, low, high)[0]
+    return _slabs(reciprocal(direction), low, high)[0]
 
 
 FACE_NORMALS = torch.tensor([[-1.0, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]])
@@ -224,33 +224,34 @@ FACE_NORMALS = torch.tensor([[-1.0, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0,
 
 
 def _slabs(
-    direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, inverse: torch.Tensor | None = None
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The slab test of :func:`box_lit`: distances ``[N, P]`` and the distance at which each ray
-    enters each axis's slab (three ``[N, P]``)."""
-    inverse = reciprocal(direction) if inverse is None else inverse
+    inverse: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """The slab test of rays given by their :func:`reciprocal` directions ``inverse``: distances
+    ``[N, P]``, and the distances at which each ray enters the x, y and z slabs and the later of
+    the first two (four ``[N, P]``)."""
     near, far = low * inverse, high * inverse
     enter, leave = torch.minimum(near, far), torch.maximum(near, far)
     # Over the three slabs component by component (a reduction over a last dimension of 3 is
     # several times slower on a CPU).
     (enter_x, enter_y, enter_z), (leave_x, leave_y, leave_z) = enter.unbind(-1), leave.unbind(-1)
-    entry = torch.maximum(torch.maximum(enter_x, enter_y), enter_z)
+    across = torch.maximum(enter_x, enter_y)
+    entry = torch.maximum(across, enter_z)
     exit_ = torch.minimum(torch.minimum(leave_x, leave_y), leave_z)
-    return torch.where((entry <= exit_) & (entry > EPS), entry, math.inf), [enter_x, enter_y, enter_z]
+    t = torch.where((entry <= exit_) & (entry > EPS), entry, math.inf)
+    return t, (enter_x, enter_y, enter_z, across)
 
 
-def box_entry(
-    direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, inverse: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The slab test as distances ``t`` ``[N, P]`` and the face each ray enters by ``[N, P]``:
-    ``2 * axis``, plus 1 for the face whose outward normal points along the axis (see
+def box_entry(inverse: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The slab test of rays given by their :func:`reciprocal` directions ``inverse``: distances
+    ``t`` ``[N, P]`` and, for the rays that hit, the face each enters by ``[N, P]``: ``2 *
+    axis``, plus 1 for the face whose outward normal points along the axis (see
     :data:`FACE_NORMALS`)."""
-    t, (enter_x, enter_y, enter_z) = _slabs(direction, low, high, inverse)
+    t, (enter_x, enter_y, enter_z, across) = _slabs(inverse, low, high)
     # The axis of entry is the first slab entered last.
-    axis = torch.where(enter_z > torch.maximum(enter_x, enter_y), 2, (enter_y > enter_x).long())
-    # A ray enters a slab by the face its direction points away from.
-    x, y, z = direction.unbind(-1)
-    backwards = torch.where(axis == 0, x, torch.where(axis == 1, y, z)) < 0
+    axis = torch.where(enter_z > across, 2, (enter_y > enter_x).long())
+    # A ray enters a slab by the face its direction points away from (the sign of its reciprocal:
+    # a direction's zero component can be an axis of entry only for a ray that misses).
+    backwards = inverse.gather(-1, axis[..., None])[..., 0] < 0
     return t, 2 * axis + backwards
 
 
@@ -530,6 +531,18 @@ class Rows(NamedTuple):
         )
 
 
+def grid_within(rects: torch.Tensor, grid: int, span: int = 1) -> torch.Tensor:
+    """``[N * grid * grid]``: :meth:`Rows.within` of the rows of every square (``span`` pixels a
+    side) of a ``grid`` x ``grid`` in each of ``N`` images, in the order of :func:`_every_pixel`,
+    for one rectangle per image ``[N, 1, 4]``: the same answers from a test per row and per
+    column of squares."""
+    left, right, top, bottom = rects[:, 0, :, None].unbind(1)
+    side = torch.arange(grid, device=rects.device).float() * span
+    columns = (side + span + RECT_MARGIN >= left) & (side - RECT_MARGIN <= right)
+    rows = (side + span + RECT_MARGIN >= top) & (side - RECT_MARGIN <= bottom)
+    return (rows[:, :, None] & columns[:, None, :]).view(-1)
+
+
 def view_slots(views: torch.Tensor, grid: torch.Tensor) -> torch.Tensor | None:
     """``[N]``: which row of ``grid`` ``[V, K]`` each image's view ``views`` ``[N, K]`` is
     (compared exactly, in float64), or None if one is none of them: where rays cached for every
@@ -583,10 +596,27 @@ def shade_pixels(
     curved one it is off by a small fraction of the tolerance. Every other pixel (an edge, a
     shadow's border) gets the mean of all its samples, or, if its centre and its neighbours' all
     see the ``backdrop``, the backdrop's pixel. A part or a gap narrower than a pixel that no
-    centre sees can be missed: for scenes without one."""
+    centre sees can be missed: for scenes without one.
+
+    With a ``backdrop``, adaptive or not, a pixel outside its rectangle is the backdrop's pixel,
+    and only the pixels within it are shaded."""
     every = _every_pixel(count, image_size, device)
     if not adaptive or supersample == 1:
-        return _picture(_mean(shade, every, image_size, supersample, fov_degrees), count, image_size)
+        if backdrop is None:
+            return _picture(_mean(shade, every, image_size, supersample, fov_degrees), count, image_size)
+        pixels, refine = backdrop.pixels, grid_within(backdrop.rect, image_size)
+    else:
+        pixels, refine = _adapt(shade, every, count, image_size, fov_degrees, backdrop)
+    index = refine.nonzero()[:, 0]
+    rest = _mean(shade, every.select(index), image_size, supersample, fov_degrees)
+    return _picture(pixels.index_copy(0, index, rest), count, image_size)
+
+
+def _adapt(
+    shade: Shader, every: Rows, count: int, image_size: int, fov_degrees: float, backdrop: Backdrop | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first pass of :func:`shade_pixels` when ``adaptive``: the pixels ``[N * S * S, C]``
+    from their centres (or the backdrop), and which of them to shade from every sample."""
     pixels, part = _centres(shade, every, image_size, fov_degrees, backdrop)
     part = _small(part).view(count, image_size, image_size)
     # Where a pixel and its neighbours see one part, only one channel is not zero: testing the
@@ -595,12 +625,10 @@ def shade_pixels(
     total = functools.reduce(torch.add, pixels.unbind(-1))
     refine = _edges(total.view(count, image_size, image_size, 1), part).view(-1)
     if backdrop is not None:
-        behind = ~_near(part >= backdrop.parts).view(-1) | ~every.within(backdrop.rect)[:, 0]
+        behind = ~_near(part >= backdrop.parts).view(-1) | ~grid_within(backdrop.rect, image_size)
         pixels = torch.where(behind[:, None], backdrop.pixels, pixels)
         refine &= ~behind
-    index = refine.nonzero()[:, 0]
-    rest = _mean(shade, every.select(index), image_size, supersample, fov_degrees)
-    return _picture(pixels.index_copy(0, index, rest), count, image_size)
+    return pixels, refine
 
 
 CENTRE_SQUARE = 4
@@ -619,7 +647,7 @@ def _centres(
         return seen.values[:, 0], seen.part[:, 0]
     side = CENTRE_SQUARE if image_size % CENTRE_SQUARE == 0 else 1
     squares = _every_pixel(len(backdrop.rect), image_size // side, device)._replace(span=side)
-    near = squares.within(backdrop.rect + torch.tensor([-1.0, 1.0, -1.0, 1.0]).to(backdrop.rect))[:, 0]
+    near = grid_within(backdrop.rect + torch.tensor([-1.0, 1.0, -1.0, 1.0]).to(backdrop.rect), image_size // side, side)
     squares = squares.select(near.nonzero()[:, 0])
     seen = shade(squares, pixel_directions(image_size // side, side, fov_degrees, device))
     corner = (squares.image * image_size + squares.y * side) * image_size + squares.x * side
