@@ -215,24 +215,20 @@ def object_corners(shape: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return box_corners(torch.stack([-half, torch.zeros_like(half), -half], 1), torch.stack([half, height, half], 1))
 
 
-def object_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_size: int) -> torch.Tensor:
-    """``[N, 1, 4]``: the rectangle holding each image's object in the picture (see
-    :func:`sbvae.data.raycast.screen_rects`)."""
-    return screen_rects((object_corners(shape, scale) - view.eye[:, None])[:, None], view.frame, image_size, FOV)
-
-
-def shadow_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_size: int) -> torch.Tensor:
-    """``[N, 2, 4]``: rectangles holding each image's object and its shadow (outside which the
-    picture is the empty room) and its shadow alone (outside which nothing is in shadow): the
-    object's box and its shadow on the floor; the whole picture where that shadow could reach a
+def scene_rects(shape: torch.Tensor, scale: torch.Tensor, view: Cameras, image_size: int) -> torch.Tensor:
+    """``[N, 3, 4]``: rectangles (see :func:`sbvae.data.raycast.screen_rects`) holding each
+    image's object and its shadow (outside which the picture is the empty room), its shadow
+    alone (outside which nothing is in shadow), and its object alone: from the object's box and
+    its shadow on the floor; the first two the whole picture where that shadow could reach a
     wall."""
     light = normalize(torch.tensor(LIGHT, device=scale.device))
     corners = object_corners(shape, scale)
     floor = corners - corners[..., 1:2] / light[1] * light
     on_floor = torch.stack([dot_constant(floor, normal) >= offset for normal, offset in WALLS]).all(0).all(1)
-    points = torch.stack([torch.cat([corners, floor], dim=1), torch.cat([floor, floor], dim=1)], dim=1)
-    rects = screen_rects(points - view.eye[:, None, None], view.frame, image_size, FOV)
-    return torch.where(on_floor[:, None, None], rects, EVERYWHERE.to(rects))
+    groups = [torch.cat(pair, dim=1) for pair in ((corners, floor), (floor, floor), (corners, corners))]
+    rects = screen_rects(torch.stack(groups, dim=1) - view.eye[:, None, None], view.frame, image_size, FOV)
+    shadowed = torch.where(on_floor[:, None, None], rects[:, :2], EVERYWHERE.to(rects))
+    return torch.cat([shadowed, rects[:, 2:]], dim=1)
 
 
 PLANES = ((0.0, 1.0, 0.0), 0.0, FLOOR), *((normal, offset, WALL) for normal, offset in WALLS)
@@ -301,18 +297,17 @@ def room_shader(
     orientation: torch.Tensor,
     image_size: int,
     with_object: bool = True,
-    bounds: torch.Tensor | None = None,
-) -> Shader:
+) -> tuple[Shader, torch.Tensor]:
     """What each sample seen from ``orientation`` ``[N]`` (degrees) sees (see
     :func:`shaded_coverage`): for floor, wall and object, "the sample sees it" times its
     brightness, ``[R, Q, 3]``; the part is the material, plus 3 in the object's shadow. Without
     ``with_object``, the empty room. Orientations on the grid take the room's rays from
-    :func:`room_rays`, exactly what they would meet anew. ``bounds``: :func:`shadow_rects`, if
-    the caller has them."""
+    :func:`room_rays`, exactly what they would meet anew. And the rectangle ``[N, 1, 4]``
+    outside which the picture is the empty room (see :func:`scene_rects`)."""
     view = room_cameras(orientation, scale.device)
     light = normalize(torch.tensor(LIGHT, device=view.eye.device))
-    bounds = shadow_rects(shape, scale, view, image_size) if bounds is None else bounds
-    rects, shadows = object_rects(shape, scale, view, image_size), bounds[:, 1:]
+    bounds = scene_rects(shape, scale, view, image_size)
+    shadows, rects = bounds[:, 1:2], bounds[:, 2:]
     materials = torch.tensor([material for _, _, material in PLANES], device=light.device)
     brightness_of_plane = lambert(PLANE_NORMALS.to(light.device), light, AMBIENT)
     slots = view_slots(orientation[:, None], torch.tensor(ORIENTATIONS, dtype=torch.float64)[:, None])
@@ -344,7 +339,7 @@ def room_shader(
         seen = torch.zeros(*material.shape, 3, device=material.device)
         return Seen(seen.scatter_(-1, material[..., None], brightness[..., None]), part)
 
-    return shade
+    return shade, bounds[:, :1]
 
 
 def _shadowed(
@@ -374,7 +369,7 @@ def empty_room(
     """``[S * S, 3]``: the shaded coverage of the room without its object (every sample), as
     pixels (:func:`sbvae.data.raycast.flat_pixels`), computed once per orientation, size and
     device."""
-    shade = room_shader(
+    shade, _ = room_shader(
         torch.ones(1, device=device), torch.zeros(1, device=device), torch.tensor([orientation]), image_size, False
     )
     return flat_pixels(shade_pixels(shade, 1, image_size, supersample, FOV, device))
@@ -394,13 +389,11 @@ def shaded_coverage(
     or (``adaptive``) only where the picture changes within the pixel, and away from the object
     and its shadow taken from the empty room (:func:`empty_room`; see
     :func:`sbvae.data.raycast.shade_pixels`)."""
-    scale, shape, view = scale.to(device, torch.float32), shape.to(device), room_cameras(orientation, device)
-    bounds = shadow_rects(shape, scale, view, image_size)
-    shade = room_shader(scale, shape, orientation, image_size, bounds=bounds)
+    shade, bounds = room_shader(scale.to(device, torch.float32), shape.to(device), orientation, image_size)
     if not adaptive:
         return shade_pixels(shade, len(scale), image_size, supersample, FOV, device)
     empty = torch.cat([empty_room(o, image_size, supersample, device) for o in orientation.tolist()])
-    backdrop = Backdrop(empty, OBJECT, bounds[:, :1])
+    backdrop = Backdrop(empty, OBJECT, bounds)
     return shade_pixels(shade, len(scale), image_size, supersample, FOV, device, True, backdrop)
 
 
