@@ -187,40 +187,45 @@ def place(values: torch.Tensor, view: Cameras, image_size: int) -> Placed:
 
 
 def _part(
-    direction: torch.Tensor, inverse: torch.Tensor, rows: torch.Tensor, chair: Placed, image: torch.Tensor, index: int
+    rays: ChairRays, rows: torch.Tensor, chair: Placed, image: torch.Tensor, index: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rays ``rows`` ``[K]`` of ``direction`` ``[R, Q, 3]`` (and of its
-    :func:`sbvae.data.raycast.reciprocal` ``inverse``) against part ``index`` (see
-    :class:`Placed`) of the chairs of ``image`` ``[K]``: distances ``[K, Q]`` and the faces
-    entered ``[K, Q]`` (numbered part by part: ``6 * index`` plus the face of
-    :func:`sbvae.data.raycast.box_entry`, in the back's own frame for the back)."""
+    """Rays ``rows`` ``[K]`` of ``rays`` against part ``index`` (see :class:`Placed`) of the
+    chairs of ``image`` ``[K]``: distances ``[K, Q]`` and the faces entered ``[K, Q]`` (numbered
+    part by part: ``6 * index`` plus the face of :func:`sbvae.data.raycast.box_entry`, in the
+    back's own frame for the back)."""
+    where = rays.source.index_select(0, rows)
     if index < chair.low.shape[1]:
         low, high = (corner[:, index].index_select(0, image)[:, None] for corner in (chair.low, chair.high))
-        t, face = box_entry(inverse.index_select(0, rows), low, high)
+        t, face = box_entry(rays.inverse.index_select(0, where), low, high)
     else:
         tilt = chair.tilt.index_select(0, image)
         back_low, back_high = chair.back_low.index_select(0, image), chair.back_high.index_select(0, image)
-        t, face = box_entry(reciprocal(rotate_x(direction.index_select(0, rows), -tilt)), back_low, back_high)
+        turned = rotate_x(rays.direction.index_select(0, where), -tilt)
+        t, face = box_entry(reciprocal(turned), back_low, back_high)
     return t, face + 6 * index
 
 
+class ChairRays(NamedTuple):
+    """Rows of rays ``[R, Q, 3]`` and their :func:`sbvae.data.raycast.reciprocal`, and for each
+    row to be cast, which of them it is, ``source`` ``[K]`` (rays looked up where a part needs
+    them, not copied for every row first)."""
+
+    direction: torch.Tensor
+    inverse: torch.Tensor
+    source: torch.Tensor
+
+
 def chair_hit(
-    direction: torch.Tensor,
-    chair: Placed,
-    image: torch.Tensor,
-    near: torch.Tensor,
-    inverse: torch.Tensor | None = None,
+    rays: ChairRays, chair: Placed, image: torch.Tensor, near: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rays ``[R, Q, 3]`` against the chairs of ``image`` ``[R]``, part ``b`` only in the rows
-    where ``near[:, b]`` ``[R, 10]`` holds: the distance to the nearest part ``[R, Q]`` (``inf``
-    on a miss) and the face it enters by (see :func:`_part`). ``inverse``:
-    ``reciprocal(direction)``, if the caller has it."""
-    inverse = reciprocal(direction) if inverse is None else inverse
+    """Rays (rows ``rays.source``, ``[K]``) against the chairs of ``image`` ``[K]``, part ``b``
+    only in the rows where ``near[:, b]`` ``[K, 10]`` holds: the distance to the nearest part
+    ``[K, Q]`` (``inf`` on a miss) and the face it enters by (see :func:`_part`)."""
 
     def intersect(part: int, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _part(direction, inverse, rows, chair, image.index_select(0, rows), part)
+        return _part(rays, rows, chair, image.index_select(0, rows), part)
 
-    return nearest_of(near, intersect, torch.tensor(0, device=direction.device), direction.shape[1])
+    return nearest_of(near, intersect, torch.tensor(0, device=near.device), rays.direction.shape[1])
 
 
 def face_greys(chair: Placed, light: torch.Tensor) -> torch.Tensor:
@@ -289,12 +294,11 @@ def chair_shader(
         near_rows = rows.select(active)
         if slots is None or len(VIEWS) * len(table) * table.shape[1] > CACHED_RAYS:
             direction = view.rays(near_rows.image, near_rows.local(table))[1]
-            inverse = reciprocal(direction)
+            rays = ChairRays(direction, reciprocal(direction), torch.arange(len(active), device=direction.device))
         else:
             cached = chair_rays(math.isqrt(len(table)), math.isqrt(table.shape[1]), table.device)
-            index = near_rows.in_views(slots, table)
-            direction, inverse = (part.index_select(0, index) for part in cached)
-        t, face = chair_hit(direction, chair, near_rows.image, near, inverse)
+            rays = ChairRays(*cached, near_rows.in_views(slots, table))
+        t, face = chair_hit(rays, chair, near_rows.image, near)
         lit = greys.view(-1).index_select(0, (near_rows.image[:, None] * greys.shape[1] + face).view(-1))
         grey.index_copy_(0, active, torch.where(t < math.inf, lit.view_as(t), BACKGROUND))
         one_part = torch.zeros((), dtype=torch.int64, device=grey.device).expand(grey.shape)  # no memory
