@@ -186,6 +186,16 @@ def place(values: torch.Tensor, view: Cameras, image_size: int) -> Placed:
     return Placed(low, high, there, tilt, back_low, back_high, rects, bounds)
 
 
+class ChairRays(NamedTuple):
+    """Rows of rays ``[R, Q, 3]`` and their :func:`sbvae.data.raycast.reciprocal`, and for each
+    row to be cast, which of them it is, ``source`` ``[K]`` (rays looked up where a part needs
+    them, not copied for every row first)."""
+
+    direction: torch.Tensor
+    inverse: torch.Tensor
+    source: torch.Tensor
+
+
 def _part(
     rays: ChairRays, rows: torch.Tensor, chair: Placed, image: torch.Tensor, index: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,16 +213,6 @@ def _part(
         turned = rotate_x(rays.direction.index_select(0, where), -tilt)
         t, face = box_entry(reciprocal(turned), back_low, back_high)
     return t, face + 6 * index
-
-
-class ChairRays(NamedTuple):
-    """Rows of rays ``[R, Q, 3]`` and their :func:`sbvae.data.raycast.reciprocal`, and for each
-    row to be cast, which of them it is, ``source`` ``[K]`` (rays looked up where a part needs
-    them, not copied for every row first)."""
-
-    direction: torch.Tensor
-    inverse: torch.Tensor
-    source: torch.Tensor
 
 
 def chair_hit(
