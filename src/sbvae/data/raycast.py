@@ -261,9 +261,8 @@ def passes_sphere(
     """``[N, P]``: which rays come within ``radius`` ``[N]`` of ``centre`` ``[N, 3]`` ahead of
     their origin (or start within it): a cheap bound before exact tests."""
     offset = centre[:, None] - origin
-    along = dot(offset, direction)
-    gap = dot(offset, offset) - along * along
-    return (gap <= radius[:, None] ** 2) & ((along > 0) | (dot(offset, offset) <= radius[:, None] ** 2))
+    along, square, reach = dot(offset, direction), dot(offset, offset), radius[:, None] ** 2
+    return (square - along * along <= reach) & ((along > 0) | (square <= reach))
 
 
 def sphere_distance(
@@ -623,7 +622,7 @@ def _adapt(
     # channels' sum is testing that channel, at a third of the work (added channel by channel:
     # the same sums as a reduction over the last dimension, several times faster).
     total = functools.reduce(torch.add, pixels.unbind(-1))
-    refine = _edges(total.view(count, image_size, image_size, 1), part).view(-1)
+    refine = _edges(total.view(count, image_size, image_size), part).view(-1)
     if backdrop is not None:
         behind = ~_near(part >= backdrop.parts).view(-1) | ~grid_within(backdrop.rect, image_size)
         pixels = torch.where(behind[:, None], backdrop.pixels, pixels)
@@ -689,14 +688,15 @@ def _mean(shade: Shader, rows: Rows, image_size: int, supersample: int, fov_degr
 
 
 def _edges(grid: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
-    """``[N, H, W]``: where a pixel's centre (values ``grid`` ``[N, H, W, C]``, parts ``part``
-    ``[N, H, W]``) sees another part than a neighbour's, or ``grid`` has a second difference
-    along a row, a column or a diagonal above ``EDGE_TOLERANCE`` (edges repeated outwards)."""
+    """``[N, H, W]``: where a pixel's centre (one value each, ``grid`` ``[N, H, W]``, and parts
+    ``part`` ``[N, H, W]``) sees another part than a neighbour's, or ``grid`` has a second
+    difference along a row, a column or a diagonal above ``EDGE_TOLERANCE`` (edges repeated
+    outwards)."""
     values, parts = _padded(grid), _padded(part)
     twice = 2 * grid
     edges = torch.zeros_like(part, dtype=torch.bool)
     for before, after in _opposite(values):
-        edges |= ((before + after - twice).abs() > EDGE_TOLERANCE).any(dim=-1)
+        edges |= (before + after - twice).abs() > EDGE_TOLERANCE
     for before, after in _opposite(parts):
         edges |= (before != part) | (after != part)
     return edges
