@@ -271,17 +271,23 @@ def test_a_ray_enters_a_box_by_a_face_turned_towards_it_and_on_that_face():
     assert torch.allclose(point[on_axis], side[on_axis], atol=1e-5)
 
 
+def _rays_at_an_upright_object(seed: int, rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Light]:
+    """Rows of 64 rays from above and in front of an object on the y axis, which some miss; the
+    object's radius ``[rows]``; a light from above."""
+    generator = torch.Generator().manual_seed(seed)
+    origin = torch.randn(rows, 1, 3, generator=generator) * 0.3 + torch.tensor([0.5, 2.5, 4.5])
+    aim = torch.randn(rows, 64, 3, generator=generator) * 0.4 + torch.tensor([0.0, 0.6, 0.0]) - origin
+    radius = 0.3 + 0.2 * torch.rand(rows, generator=generator)
+    light = Light(torch.nn.functional.normalize(torch.tensor([0.35, 1.2, -0.9]), dim=0), 0.3)
+    return origin, torch.nn.functional.normalize(aim, dim=-1), radius, light
+
+
 def test_a_capsule_is_its_side_and_end_spheres_nearest_first():
     """:func:`capsule_lit` tests one end sphere per ray; it gives, bit for bit, what testing the
     side and both spheres and keeping the nearest gives."""
-    generator = torch.Generator().manual_seed(4)
-    origin = torch.randn(500, 1, 3, generator=generator) * 0.3 + torch.tensor([0.0, 1.5, 4.5])
-    aim = torch.randn(500, 64, 3, generator=generator) * 0.5 + torch.tensor([0.0, 0.5, 0.0]) - origin
-    direction = torch.nn.functional.normalize(aim, dim=-1)
-    radius = 0.25 + 0.15 * torch.rand(500, generator=generator)
+    origin, direction, radius, light = _rays_at_an_upright_object(4, 500)
     low, high = radius, radius * 3
     zero = torch.zeros_like(radius)
-    light = Light(torch.nn.functional.normalize(torch.tensor([0.3, 1.0, -0.6]), dim=0), 0.3)
     parts = nearest_lit(
         tube_lit(origin, direction, radius, low, high, light),
         sphere_lit(origin, direction, torch.stack([zero, low, zero], dim=1), radius, light),
@@ -327,13 +333,8 @@ def _box(radius: torch.Tensor, height: torch.Tensor) -> tuple[torch.Tensor, torc
 def test_a_lit_hit_is_lamberts_law_at_the_normal_where_the_ray_meets_the_surface(primitive):
     """Each primitive's brightness (computed from the normal's parts, or a box's once per face)
     is Lambert's law at the surface's outward normal, found here from the hit point alone."""
-    generator = torch.Generator().manual_seed(5)
-    origin = torch.randn(300, 1, 3, generator=generator) * 0.3 + torch.tensor([0.5, 2.5, 4.5])
-    aim = torch.randn(300, 64, 3, generator=generator) * 0.4 + torch.tensor([0.0, 0.6, 0.0]) - origin
-    direction = torch.nn.functional.normalize(aim, dim=-1)
-    radius = 0.3 + 0.2 * torch.rand(300, generator=generator)
+    origin, direction, radius, light = _rays_at_an_upright_object(5, 300)
     low, high = radius, radius * 3
-    light = Light(torch.nn.functional.normalize(torch.tensor([0.35, 1.2, -0.9]), dim=0), 0.3)
     zero = torch.zeros_like(radius)
     box_low, box_high = _box(radius, high)
     hit = {
