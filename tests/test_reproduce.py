@@ -134,7 +134,10 @@ def test_tiny_study_writes_results_and_reuses_runs(tmp_path, run_cli):
     assert all(0 <= r["values"]["factor_vae_eval_accuracy"] <= 1 for r in results["runs"])
     assert "factor_vae_eval_accuracy" in text
     for scores in (folder / "runs").glob("*/metrics.json"):  # a study's votes: a tenth of --num-train and half that
-        assert json.loads(scores.read_text())["votes"] == [30, 15]
+        evaluated = json.loads(scores.read_text())
+        assert evaluated["votes"] == [30, 15]
+        # Fidelity and reconstruction on --num-train samples, fewer than their 2,000.
+        assert evaluated["fidelity"]["samples"] == evaluated["reconstruction"]["test_images"] == 300
     command = f"sbvae reproduce held-out --out {tmp_path} --seeds 2 --steps 6 --set {' '.join(STUDY[7:])}"
     assert results["command"] == command and f"`{command}`" in text
     assert (folder / "compare" / "compare.html").is_file()
@@ -300,6 +303,7 @@ def test_paper_scale_runs_a_few_steps_here(tmp_path, run_cli):
         "--set",
         "data.val_size=16",
         "train.mig_samples=200",
+        "train.fidelity_samples=64",
     )  # evaluation sizes only
     assert code == 0, err
     results = json.loads((tmp_path / "colored-sprites" / "results.json").read_text())

@@ -375,7 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", default="cpu", help="cpu (default) or paper (64 px, 1.5M steps: for a GPU)")
     p.add_argument("--fresh", action="store_true", help="set earlier runs aside and train again")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra overrides for every run")
-    p.add_argument("--num-train", type=int, default=10_000, help="evaluation samples per run (test: half)")
+    p.add_argument(
+        "--num-train",
+        type=int,
+        default=10_000,
+        help="evaluation samples per run (test: half; fidelity samples and test images: this many, at most 2,000)",
+    )
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     _backend_options(p)
     p.set_defaults(func=cmd_reproduce)
@@ -392,7 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="the fixed part: a preset name or a YAML file (default: default)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="the fixed part: overrides for every run")
     p.add_argument("--metrics", default="mig", help="comma-separated, as sbvae evaluate takes them (default mig)")
-    p.add_argument("--num-train", type=int, default=10_000, help="evaluation samples per run (test: half)")
+    p.add_argument(
+        "--num-train",
+        type=int,
+        default=10_000,
+        help="evaluation samples per run (test: half; fidelity samples and test images: this many, at most 2,000)",
+    )
     p.add_argument("--out", help="the sweep's folder: runs/, sweep.json, results.json, results.md, compare/")
     p.add_argument("--summarise", metavar="DIR", help="only summarise the sweep in DIR from the runs finished so far")
     p.add_argument("--fresh", action="store_true", help="set earlier runs aside and train again")

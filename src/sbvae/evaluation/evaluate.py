@@ -37,6 +37,8 @@ SAMPLER_METRICS = ("factor_vae", "beta_vae")
 MODEL_METRICS = ("fidelity",)
 """Scores that need the decoder too, not only codes."""
 ALL_METRICS = ARRAY_METRICS + SAMPLER_METRICS + MODEL_METRICS
+TEST_IMAGES = 2_000
+"""The test images whose reconstruction ``metrics.json`` reports."""
 
 
 def parse_metric_names(text: str | Sequence[str] | None) -> list[str]:
@@ -230,7 +232,7 @@ def evaluate_model(
     seed: int = 0,
     num_train: int = 10_000,
     num_test: int = 5_000,
-    num_test_images: int = 2_000,
+    num_test_images: int = TEST_IMAGES,
     log: Callable[[str], None] | None = None,
     fidelity_samples: int = FIDELITY_SAMPLES,
     fidelity_factors: Sequence[str] | None = None,
@@ -289,10 +291,12 @@ def evaluate_run(
     fidelity_samples: int | None = None,
     fidelity_factors: str | Sequence[str] | None = None,
     votes: tuple[int, int] | None = None,
+    num_test_images: int = TEST_IMAGES,
 ) -> dict[str, Any]:
     """Evaluate the run's checkpoint and write ``RUN_DIR/metrics.json``; returns its content.
     ``fidelity_samples``: default :data:`FIDELITY_SAMPLES`; ``fidelity_factors`` (``"shape,x"``)
-    restricts the fidelity scores to those factors; ``votes``: as for ``compute_metrics``."""
+    restricts the fidelity scores to those factors; ``votes``: as for ``compute_metrics``;
+    ``num_test_images``: the test images whose reconstruction is measured."""
     fidelity_samples = FIDELITY_SAMPLES if fidelity_samples is None else fidelity_samples
     names = parse_metric_names(names)
     if representation not in ("mean", "sampled"):
@@ -318,6 +322,7 @@ def evaluate_run(
         num_train,
         num_test,
         log=log,
+        num_test_images=num_test_images,
         fidelity_samples=fidelity_samples,
         fidelity_factors=factors,
         votes=votes,

@@ -112,7 +112,8 @@ def reproduce(
 ) -> int:
     """Run (or finish) one experiment and write its results folder ``OUT/NAME``; returns how
     many of its runs failed (each reported with its last error line; the others go on).
-    ``num_train``: evaluation samples per run (disentanglement_lib's 10,000; half as many test);
+    ``num_train``: evaluation samples per run (disentanglement_lib's 10,000; half as many test;
+    fidelity samples and test images as many, at most 2,000);
     ``backend``: where the runs are made (:mod:`sbvae.study.backends`; default: in turn, here).
     """
     backend = LocalBackend() if backend is None else backend

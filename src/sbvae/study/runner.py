@@ -28,7 +28,8 @@ import yaml
 
 from sbvae.config import BOOKKEEPING, EXECUTION, Config, build_config, field_roles, run_identity
 from sbvae.errors import ConfigError, UserError, first_line
-from sbvae.evaluation.evaluate import evaluate_run
+from sbvae.evaluation.evaluate import TEST_IMAGES, evaluate_run
+from sbvae.evaluation.fidelity import FIDELITY_SAMPLES
 from sbvae.study.experiments import RunSpec
 from sbvae.study.records import RunRecord, record
 from sbvae.training.loop import resume_config, train
@@ -159,7 +160,18 @@ def ensure_run(
         train(spec.config, run, device, progress=False, callbacks=standard_callbacks())
     log(f"evaluating {run}")
     num_test, votes = max(2, num_train // 2), study_votes(num_train)
-    evaluate_run(run, metrics, num_train=num_train, num_test=num_test, device=device, votes=votes)
+    # A quick study (fewer samples than these) measures fidelity and reconstruction on fewer too.
+    fidelity, test_images = min(FIDELITY_SAMPLES, num_train), min(TEST_IMAGES, num_train)
+    evaluate_run(
+        run,
+        metrics,
+        num_train=num_train,
+        num_test=num_test,
+        device=device,
+        votes=votes,
+        fidelity_samples=fidelity,
+        num_test_images=test_images,
+    )
     return run
 
 
