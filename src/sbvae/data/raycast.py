@@ -211,7 +211,8 @@ def box_lit(direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor, ligh
     (each ``[N, 1, 3]``, or ``[N, P, 3]`` for one origin per ray): the slab test; each face's
     brightness is computed once and looked up."""
     t, face = box_entry(reciprocal(direction), low, high)
-    return Lit(t, look_up(lambert(FACE_NORMALS.to(t.device), light.towards, light.ambient), face))
+    faces = lambert(FACE_NORMALS.to(t.device), light.towards, light.ambient)  # [6], or [N, 6]: a light per row
+    return Lit(t, look_up(faces, face) if faces.dim() == 1 else faces.gather(1, face))
 
 
 def box_distance(direction: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -388,7 +389,7 @@ def disc_lit(
     """The horizontal disc of ``radius`` centred on the y axis at ``height``, seen from above."""
     t = disc_distance(origin, direction, radius, height)
     up = lambert(torch.tensor(UP, device=t.device), light.towards, light.ambient)
-    return Lit(t, up.expand_as(t) if up.dim() == 0 else up[:, None].expand_as(t))
+    return Lit(t, up.expand_as(t))  # one brightness, or one per row of rays
 
 
 def nearest_lit(*hits: Lit) -> Lit:
