@@ -418,15 +418,33 @@ def every_rectangle(rows: Rows, rects: torch.Tensor) -> torch.Tensor:
     return torch.ones(len(rows.image), rects.shape[1], dtype=torch.bool)
 
 
+def every_square(rects: torch.Tensor, grid: int, span: int = 1) -> torch.Tensor:
+    return torch.ones(len(rects) * grid * grid, dtype=torch.bool)
+
+
 @pytest.mark.parametrize("preset, size, count", [("objects_room", 32, 16), ("chairs", 32, 16), ("chairs", 64, 8)])
 def test_culling_by_the_rectangles_of_the_parts_drops_no_hit(preset, size, count, monkeypatch):
-    """Every sample cast with each part tested only where its picture's rectangle reaches equals
-    every part tested on every ray, bit for bit."""
+    """Every sample cast with each part tested only where its picture's rectangle reaches (and a
+    chair's pixels cast only within its rectangle) equals every part tested on every ray of every
+    pixel, bit for bit."""
     values = sample(preset, count, seed=size + 1)
     renderer = RoomRenderer(size, adaptive=False) if preset == "objects_room" else ChairRenderer(size)
     culled = renderer.cast(values)
     monkeypatch.setattr(Rows, "within", every_rectangle)
+    monkeypatch.setattr(raycast, "grid_within", every_square)
     assert torch.equal(culled, renderer.cast(values))
+
+
+def test_an_adaptive_shader_with_more_than_256_parts_is_refused():
+    """Parts are compared as bytes: a shader numbering one above 255 is an error, not a wrong
+    picture."""
+
+    def shade(rows: Rows, table: torch.Tensor) -> raycast.Seen:
+        part = torch.full((len(rows.image), table.shape[1]), 300)
+        return raycast.Seen(torch.zeros(len(rows.image), table.shape[1], 1), part)
+
+    with pytest.raises(ValueError, match="0 to 255"):
+        raycast.shade_pixels(shade, 2, 8, 2, 40.0, adaptive=True)
 
 
 def test_the_room_renderer_has_a_new_version_so_cached_probes_are_trained_anew():
