@@ -60,3 +60,58 @@ def test_pretrained_encoder_probe_refuses_a_used_folder_and_keeps_it(tmp_path, c
         raise AssertionError("a used folder was accepted")
     assert "already exists" in capsys.readouterr().err
     assert (used / "keep.txt").read_text() == "earlier work"
+
+
+def _sprite_readings():
+    from sbvae.config import load_config
+    from sbvae.data import build_dataset
+    from sbvae.evaluation.probe import Probe, factor_readings
+
+    data = build_dataset(load_config("default", ["data.image_size=32"]).data)
+    readings = factor_readings(data)
+    return data, Probe(readings, torch.nn.Identity())
+
+
+def test_latent_readout_reads_factors_from_codes_that_hold_them_and_nothing_from_noise():
+    from sbvae.data import make_generator
+    from sbvae.evaluation.fidelity import chance, score
+
+    readout = _load("latent_readout")
+    data, probe = _sprite_readings()
+    values = data.draw(1200, make_generator(0, "test"))
+    # Codes that hold every factor: each reading's own target (a class as its index).
+    held = torch.cat([r.target(values).float().reshape(len(values), -1) for r in probe.readings], dim=1)
+    noise = torch.randn(held.shape, generator=torch.Generator().manual_seed(0))
+    train, test = slice(0, 1000), slice(1000, None)
+    for codes, near_truth in ((held, True), (noise, False)):
+        outputs = probe.split(readout.read_latents(probe, codes[train], values[train], codes[test], steps=400))
+        for reading, output in zip(probe.readings, outputs):
+            got = score(reading, output, values[test])
+            if near_truth:
+                assert got > 0.9, (reading.name, got)
+            else:
+                assert got < chance(reading, values[test]) + 0.15, (reading.name, got)
+
+
+def test_latent_readout_reports_every_factor_of_a_run(trained_run, capsys):
+    readout = _load("latent_readout")
+    readout.main([str(trained_run), "--train", "100", "--test", "50", "--steps", "20"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{trained_run} (step 6)")
+    data, _ = _sprite_readings()  # the tiny run's data: the default preset's
+    assert [line.split()[0] for line in lines[1:]] == list(data.factor_names)
+    for line in lines[1:]:
+        latent, recon, control = (float(v) for v in line.split()[1:])
+        assert -5 < latent <= 1 and recon <= 1 and control <= 1
+
+
+def test_latent_readout_refuses_a_folder_without_a_run(tmp_path, capsys):
+    readout = _load("latent_readout")
+    try:
+        readout.main([str(tmp_path)])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("a folder without a run was accepted")
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
