@@ -63,9 +63,9 @@ def train_readout(steps: int, width: int) -> dict[str, torch.Tensor]:
     stream = make_generator(1, "probe-train")
 
     def predict(images: torch.Tensor) -> torch.Tensor:
-        return torch.cat(encoder(images), 1)[:, :len(labels)]
+        return torch.cat(encoder(images), 1)[:, : len(labels)]
 
-    for step in range(1, steps + 1):
+    for _step in range(1, steps + 1):
         batch = data.sample(16, stream)
         goal = (factor_targets(batch.values, data.factor_names)[0] - mean) / std
         loss = ((predict(batch.images) - goal) ** 2).mean()
@@ -89,8 +89,17 @@ def main(argv: list[str] | None = None) -> None:
         prepare_new_run(args.out)  # refuse a used folder before the read-out's minutes, not after
     except UserError as exc:
         parser.exit(2, f"error: {exc}\n")
-    config = load_config("cpu", [f"data.preset={PRESET}", f"data.image_size={IMAGE_SIZE}", "train.seed=1",
-                                 "train.threads=1", f"train.steps={args.steps}", f"model.decoder={args.decoder}"])
+    config = load_config(
+        "cpu",
+        [
+            f"data.preset={PRESET}",
+            f"data.image_size={IMAGE_SIZE}",
+            "train.seed=1",
+            "train.threads=1",
+            f"train.steps={args.steps}",
+            f"model.decoder={args.decoder}",
+        ],
+    )
     convs = train_readout(args.readout_steps, config.model.encoder_channels)
 
     def build_with_readout_convs(*build_args: object, **build_kwargs: object) -> VAE:
