@@ -27,6 +27,10 @@ import torch
 # Ray otherwise swaps a loopback address for the machine's own (its nodes would listen there):
 # read when Ray is imported, so set before, and inherited by the drivers started here.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+# Ray runs its workers at niceness 15: beside the other test processes (pytest-xdist), or any
+# busy process, they would get a few per cent of a core and miss the bounds of a broken run.
+# The test cluster's workers run at the tests' own priority.
+os.environ["RAY_worker_niceness"] = "0"
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sbvae[ray]')")
 
