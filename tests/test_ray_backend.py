@@ -30,7 +30,7 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 # Ray runs its workers at niceness 15: beside the other test processes (pytest-xdist), or any
 # busy process, they would get a few per cent of a core and miss the bounds of a broken run.
 # The test cluster's workers run at the tests' own priority.
-os.environ["RAY_worker_niceness"] = "0"
+os.environ["RAY_worker_niceness"] = "0"  # noqa: SIM112 (Ray reads this spelling)
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sbvae[ray]')")
 
