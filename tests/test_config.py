@@ -282,6 +282,14 @@ def test_a_preset_extends_another_key_by_key():
     assert long.train.lr == default.train.lr and long.train.micro_batch == default.train.micro_batch
 
 
+def test_the_scenes_preset_is_the_default_with_a_deeper_sbd_on_a_3d_scene():
+    scenes, default = load_config("scenes"), load_config("default")
+    assert scenes.data.preset == "objects_room" and scenes.model.sbd_layers > default.model.sbd_layers
+    assert scenes.train == default.train and scenes.objective == default.objective
+    assert dataclasses.replace(scenes.model, sbd_layers=default.model.sbd_layers) == default.model
+    assert load_config("scenes", ["data.preset=chairs"]).data.preset == "chairs"
+
+
 @pytest.mark.parametrize("target", ["nonsense", "mine"])
 def test_extends_must_name_another_built_in_preset(target, tmp_path):
     path = tmp_path / "mine"
