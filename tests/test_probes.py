@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 PROBES = Path(__file__).resolve().parents[1] / "probes"
@@ -105,13 +106,20 @@ def test_latent_readout_reports_every_factor_of_a_run(trained_run, capsys):
         assert -5 < latent <= 1 and recon <= 1 and control <= 1
 
 
-def test_latent_readout_refuses_a_folder_without_a_run(tmp_path, capsys):
+def _refused_in_one_line(argv: list[str], capsys) -> str:
     readout = _load("latent_readout")
-    try:
-        readout.main([str(tmp_path)])
-    except SystemExit as exc:
-        assert exc.code == 2
-    else:
-        raise AssertionError("a folder without a run was accepted")
+    with pytest.raises(SystemExit) as exit_info:
+        readout.main(argv)
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    return err
+
+
+def test_latent_readout_refuses_a_folder_without_a_run(tmp_path, capsys):
+    _refused_in_one_line([str(tmp_path)], capsys)
+
+
+@pytest.mark.parametrize("option", ["--train", "--test", "--steps"])
+def test_latent_readout_refuses_sample_or_step_counts_under_two(option, trained_run, capsys):
+    assert "at least 2" in _refused_in_one_line([str(trained_run), option, "1"], capsys)
