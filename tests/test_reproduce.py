@@ -19,6 +19,7 @@ from sbvae.study.equal_time import logged_at, snapshot_specs
 from sbvae.study.experiments import DECODER_KEYS, experiment_names, load_experiment, plan
 from sbvae.study.invocations import PENDING_FILE
 from sbvae.study.records import RunRecord
+from sbvae.study.reproduce import expected_time
 from sbvae.study.runner import set_aside
 from sbvae.training.device import available_cores
 
@@ -74,6 +75,16 @@ def _log(seconds_per_step: float, steps: int = 6) -> list[dict]:
         if step % 3 == 0:
             rows.append({"step": step, "split": "val", "sse": 100.0 - step})
     return [*rows, {"step": steps, "split": "mig", "discrete_mig": 0.5}]
+
+
+@pytest.mark.parametrize("name", experiment_names())
+def test_the_expected_wall_time_is_announced_only_for_the_packaged_study(name):
+    experiment = load_experiment(name)
+    line = expected_time(experiment, None, None, "cpu")
+    assert line is not None and f"about {experiment.wall_time.minutes} min" in line
+    assert expected_time(experiment, experiment.seeds, None, "cpu") == line
+    for seeds, steps, scale in ((2, None, "cpu"), (None, 6, "cpu"), (None, None, "paper")):
+        assert expected_time(experiment, seeds, steps, scale) is None
 
 
 def test_equal_time_reads_the_last_rows_logged_within_the_budget():

@@ -97,6 +97,18 @@ OLDER_FILES: dict[str, Any] = {"equal_time_snapshots": [], "unfinished": [], "ab
 """The study keys of a file written before they were listed, as they were then."""
 
 
+def expected_time(experiment: Experiment, seeds: int | None, steps: int | None, scale: str) -> str | None:
+    """A line with the wall time the experiment's YAML expects, when it is run as packaged (its
+    seeds and steps at the CPU scale, the setting the estimate was made for); else ``None``."""
+    packaged = seeds in (None, experiment.seeds) and steps is None and scale == "cpu"
+    if experiment.wall_time is None or not packaged:
+        return None
+    return (
+        f"{experiment.name}: about {experiment.wall_time.minutes} min in all with --jobs 2 on a 2-core CPU "
+        "(finished runs are reused, so a resumed study takes less)"
+    )
+
+
 def reproduce(
     name: str,
     out: str | Path = "results",
@@ -131,6 +143,8 @@ def reproduce(
             if earlier.exists():
                 log(f"--fresh: earlier runs set aside in {set_aside(earlier)}")
     check_runs(specs, runs_dir, backend)  # a study that would be refused writes nothing
+    if (expected := expected_time(experiment, seeds, steps, scale)) is not None:
+        log(expected)
     runs_dir.mkdir(parents=True, exist_ok=True)
     clock = InvocationClock(folder)
     try:
