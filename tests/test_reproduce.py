@@ -15,6 +15,8 @@ import yaml
 
 from conftest import TINY, snapshot, study_metrics
 from sbvae.config import load_config, run_identity
+from sbvae.errors import UserError
+from sbvae.study import reproduce as reproduce_module
 from sbvae.study.equal_time import logged_at, snapshot_specs
 from sbvae.study.experiments import DECODER_KEYS, experiment_names, load_experiment, plan
 from sbvae.study.invocations import PENDING_FILE
@@ -85,6 +87,17 @@ def test_the_expected_wall_time_is_announced_only_for_the_packaged_study(name):
     assert expected_time(experiment, experiment.seeds, None, "cpu") == line
     for seeds, steps, scale in ((2, None, "cpu"), (None, 6, "cpu"), (None, None, "paper")):
         assert expected_time(experiment, seeds, steps, scale) is None
+
+
+def test_reproduce_announces_the_expected_wall_time_before_training(tmp_path, monkeypatch):
+    def stop_before_training(*args, **kwargs):
+        raise UserError("stopped before training")
+
+    monkeypatch.setattr(reproduce_module, "ensure_runs", stop_before_training)
+    logged: list[str] = []
+    with pytest.raises(UserError, match="stopped before training"):
+        reproduce_module.reproduce("held-out", out=tmp_path, log=logged.append)
+    assert logged == [expected_time(load_experiment("held-out"), None, None, "cpu")]
 
 
 def test_equal_time_reads_the_last_rows_logged_within_the_budget():
