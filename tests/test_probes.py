@@ -1,6 +1,7 @@
 """The diagnostic probe scripts under probes/ still run against the package."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,53 @@ def test_latent_readout_refuses_a_folder_without_a_run(tmp_path, capsys):
 @pytest.mark.parametrize("option", ["--train", "--test", "--steps"])
 def test_latent_readout_refuses_sample_or_step_counts_under_two(option, trained_run, capsys):
     assert "at least 2" in _refused_in_one_line([str(trained_run), option, "1"], capsys)
+
+
+def test_the_oracle_latent_holds_each_factor_as_the_probe_reads_it():
+    from sbvae.data import make_generator
+    from sbvae.evaluation.probe import outputs_width
+
+    oracle = _load("decoder_from_factors")
+    data, probe = _sprite_readings()
+    values = data.draw(500, make_generator(0, "test"))
+    latent = oracle.oracle_latent(probe.readings, values)
+    assert latent.shape == (500, outputs_width(probe.readings))
+    columns = iter(latent.split([r.width for r in probe.readings], dim=1))
+    for reading, part in zip(probe.readings, columns):
+        if reading.kind == "class":
+            assert torch.equal(part.sum(1), torch.ones(500)) and torch.equal(part.argmax(1), reading.target(values))
+        elif reading.kind == "angle":
+            assert torch.allclose(part.pow(2).sum(1), torch.ones(500), atol=1e-5)
+        else:
+            assert part.min() >= -1 and part.max() <= 1 and part.std() > 0.2, reading.name
+
+
+def test_decoder_from_factors_trains_the_decoder_and_writes_its_curve_and_picture(tmp_path, capsys):
+    oracle = _load("decoder_from_factors")
+    out = tmp_path / "oracle"
+    argv = ["--steps", "40", "--every", "20", "--samples", "300", "--set", "train.lr_warmup=10", "train.threads=1"]
+    oracle.main([str(out), *argv])
+    rows = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [20, 40]
+    assert rows[1]["sse"] < rows[0]["sse"]  # the decoder learns from the true factors
+    assert 0 <= rows[1]["fidelity_shape"] <= 1 and "fidelity_shape_control" in rows[1]
+    assert (out / "shapes.png").stat().st_size > 0
+    assert "step 40: sse" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--every", "0"], ["--samples", "0"]])
+def test_decoder_from_factors_refuses_counts_under_one(argv, tmp_path, capsys):
+    oracle = _load("decoder_from_factors")
+    with pytest.raises(SystemExit) as exit_info:
+        oracle.main([str(tmp_path / "new"), *argv])
+    assert exit_info.value.code == 2 and "at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_decoder_from_factors_refuses_a_used_folder_and_keeps_it(tmp_path, capsys):
+    oracle = _load("decoder_from_factors")
+    (tmp_path / "keep.txt").write_text("earlier work")
+    with pytest.raises(SystemExit) as exit_info:
+        oracle.main([str(tmp_path), "--steps", "5"])
+    assert exit_info.value.code == 2 and "already exists" in capsys.readouterr().err
+    assert (tmp_path / "keep.txt").read_text() == "earlier work"

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from sbvae.config import Config, config_yaml
+from sbvae.config import Config, TrainConfig, config_yaml
 from sbvae.data import Batch, Dataset, build_dataset, make_dataset, make_generator
 from sbvae.errors import CheckpointError, DivergenceError, UserError, first_line
 from sbvae.models import VAE, build_vae, count_parameters
@@ -91,6 +91,19 @@ def _gather_rows(world: World, rows: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def learning_rate(t: TrainConfig, step: int) -> float:
+    """The learning rate at ``step`` (counted from 1): rising linearly to ``t.lr`` over the
+    first ``t.lr_warmup`` steps (``lr / lr_warmup`` at the first; 0: ``lr`` from the start),
+    then, with ``t.lr_decay_steps``, falling along a half cosine to ``lr * lr_final`` at that
+    step and staying there."""
+    if t.lr_warmup and step < t.lr_warmup:
+        return t.lr * step / t.lr_warmup
+    if not t.lr_decay_steps:
+        return t.lr
+    progress = min(1.0, (step - t.lr_warmup) / (t.lr_decay_steps - t.lr_warmup))
+    return t.lr * (t.lr_final + (1 - t.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 class Trainer:
     """Owns the model, optimizer, data stream and run folder of one training run."""
 
@@ -157,18 +170,8 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------
     def learning_rate(self) -> float:
-        """The learning rate at the current step: rising linearly to ``train.lr`` over the first
-        ``train.lr_warmup`` steps (``lr / lr_warmup`` at the first; 0: ``lr`` from the start),
-        then, with ``train.lr_decay_steps``, falling along a half cosine to ``lr * lr_final`` at
-        that step and staying there."""
-        t = self.config.train
-        step = self.step + 1
-        if t.lr_warmup and step < t.lr_warmup:
-            return t.lr * step / t.lr_warmup
-        if not t.lr_decay_steps:
-            return t.lr
-        progress = min(1.0, (step - t.lr_warmup) / (t.lr_decay_steps - t.lr_warmup))
-        return t.lr * (t.lr_final + (1 - t.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
+        """The learning rate of the coming step (see :func:`learning_rate`)."""
+        return learning_rate(self.config.train, self.step + 1)
 
     def train_step(self) -> LossTerms:
         """One optimizer step on a fresh batch. Across processes, every rank draws the global
