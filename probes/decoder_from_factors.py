@@ -15,7 +15,7 @@ that does not draw them lacks them in its latent (encoder, KL, training); if it 
 decoder itself (its size, depth or way of drawing) is the limit at that budget.
 
     python probes/decoder_from_factors.py OUT [--config default] [--set KEY=VALUE ...]
-        [--steps N] [--every K] [--samples N]
+        [--steps N] [--every K] [--samples N] [--orientation-as-seen]
 """
 
 from __future__ import annotations
@@ -23,13 +23,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from sbvae.config import load_config
-from sbvae.data import GroundTruthDataset, make_generator
+from sbvae.data import GroundTruthDataset, build_dataset, make_generator
+from sbvae.data.sprites import SHAPES
 from sbvae.errors import UserError
 from sbvae.evaluation.fidelity import FIDELITY_SAMPLES, fidelity_probe, fidelity_scores
 from sbvae.evaluation.probe import Reading, outputs_width
@@ -40,17 +42,38 @@ from sbvae.training.loop import learning_rate
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def oracle_latent(readings: list[Reading], values: torch.Tensor) -> torch.Tensor:
+SYMMETRY = {"square": 4, "ellipse": 2, "heart": 1}
+"""The turns after which each sprite looks the same again in a whole turn (dSprites' shapes)."""
+
+
+def oracle_latent(readings: list[Reading], values: torch.Tensor, as_seen: bool = False) -> torch.Tensor:
     """``[N, width]``: the factor ``values`` ``[N, K]`` as the decoder's latent, column by
-    column as the probe reads them (a category one-hot)."""
+    column as the probe reads them (a category one-hot). ``as_seen``: a sprite's orientation as
+    the angle the picture shows, the cosine and sine of ``k`` times it for a shape that looks
+    the same after a ``k``-th of a turn (:data:`SYMMETRY`)."""
     parts = []
     for reading in readings:
         target = reading.target(values)
         if reading.kind == "class":
             parts.append(F.one_hot(target, reading.width).float())
+        elif as_seen and reading.name == "orientation":
+            parts.append(_angle_as_seen(readings, reading, values))
         else:
             parts.append(target.view(len(values), -1))
     return torch.cat(parts, dim=1)
+
+
+def _angle_as_seen(readings: list[Reading], orientation: Reading, values: torch.Tensor) -> torch.Tensor:
+    shape = next(r for r in readings if r.name == "shape")
+    turns = torch.tensor([SYMMETRY[name] for name in SHAPES], dtype=torch.float64)[shape.target(values)]
+    angle = values[:, orientation.column].double() * (2 * math.pi / orientation.turn) * turns
+    return torch.stack([angle.cos(), angle.sin()], dim=1).float()
+
+
+def _sprites(data: GroundTruthDataset) -> bool:
+    """Whether ``data`` has the sprites' shapes and an orientation."""
+    names = data.factor_names
+    return "orientation" in names and "shape" in names and tuple(data.factor("shape").value_names or ()) == SHAPES
 
 
 def shape_by_eye():  # type: ignore[no-untyped-def]
@@ -61,9 +84,15 @@ def shape_by_eye():  # type: ignore[no-untyped-def]
     return module
 
 
-def train(config_name: str, overrides: list[str], steps: int | None, every: int, samples: int, out: Path) -> None:
+def train(
+    config_name: str, overrides: list[str], steps: int | None, every: int, samples: int, as_seen: bool, out: Path
+) -> None:
     """Train the oracle-fed decoder and write its curve and picture into ``out``."""
     base = load_config(config_name, overrides)
+    if as_seen and not _sprites(build_dataset(base.data)):
+        raise UserError(
+            f"--orientation-as-seen is for sprites, with a shape and an orientation; not {base.data.preset}"
+        )
     data, probe = fidelity_probe(base, log=print)
     width = outputs_width(probe.readings)
     steps = steps or base.train.steps
@@ -76,7 +105,7 @@ def train(config_name: str, overrides: list[str], steps: int | None, every: int,
     optimizer = torch.optim.Adam(decoder.parameters(), lr=t.lr, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_eps)
     stream = make_generator(t.seed, "train")
     values = data.draw(samples, make_generator(0, "fidelity"))
-    truth, latent = data.render(values), oracle_latent(probe.readings, values)
+    truth, latent = data.render(values), oracle_latent(probe.readings, values, as_seen)
     print(
         f"{config_name}: {config.model.decoder} decoder, latent: {width} factor columns, "
         f"{steps} steps of {t.batch_size}"
@@ -86,7 +115,7 @@ def train(config_name: str, overrides: list[str], steps: int | None, every: int,
         for step in range(1, steps + 1):
             batch = data.draw(t.batch_size, stream)
             images = data.render(batch)
-            decoded = decoder(oracle_latent(probe.readings, batch))
+            decoded = decoder(oracle_latent(probe.readings, batch, as_seen))
             loss = reconstruction_nll(images, decoded, objective.likelihood, objective.sigma).mean()
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(t, step)
@@ -125,13 +154,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the preset's)")
     parser.add_argument("--every", type=int, default=1000, help="steps between fidelity readings")
     parser.add_argument("--samples", type=int, default=FIDELITY_SAMPLES, help="fresh samples each reading draws")
+    parser.add_argument(
+        "--orientation-as-seen", action="store_true", help="a sprite's orientation up to its shape's symmetry"
+    )
     args = parser.parse_args(argv)
     if (args.steps is not None and args.steps < 1) or min(args.every, args.samples) < 1:
         parser.exit(2, "error: --steps, --every and --samples must be at least 1\n")
     if args.out.exists():
         parser.exit(2, f"error: {args.out} already exists; give a new folder\n")
     try:
-        train(args.config, args.set, args.steps, args.every, args.samples, args.out)
+        train(args.config, args.set, args.steps, args.every, args.samples, args.orientation_as_seen, args.out)
     except UserError as exc:
         parser.exit(2, f"error: {exc}\n")
 

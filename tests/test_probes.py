@@ -174,3 +174,32 @@ def test_decoder_from_factors_refuses_a_used_folder_and_keeps_it(tmp_path, capsy
         oracle.main([str(tmp_path), "--steps", "5"])
     assert exit_info.value.code == 2 and "already exists" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "earlier work"
+
+
+def test_the_oracle_latent_as_seen_gives_a_sprite_the_angle_its_picture_shows():
+    oracle = _load("decoder_from_factors")
+    data, probe = _sprite_readings()
+    names = list(data.factor_names)
+    quarter = 2 * torch.pi / 4
+    rows = []
+    for shape in (0, 0, 1, 1, 2, 2):  # square, ellipse, heart, each unturned and a quarter turn
+        row = torch.tensor([data.factor(name).centre for name in names], dtype=torch.float64)
+        row[names.index("shape")] = shape
+        row[names.index("orientation")] = quarter * (len(rows) % 2)
+        rows.append(row)
+    values = torch.stack(rows)
+    seen = oracle.oracle_latent(probe.readings, values, as_seen=True)
+    plain = oracle.oracle_latent(probe.readings, values)
+    assert torch.allclose(seen[0], seen[1], atol=1e-6)  # a square turned by a quarter looks the same
+    assert not torch.allclose(seen[2], seen[3], atol=1e-3)  # an ellipse does not, nor a heart
+    assert not torch.allclose(seen[4], seen[5], atol=1e-3)
+    assert not torch.allclose(plain[0], plain[1], atol=1e-3)
+
+
+def test_decoder_from_factors_refuses_orientation_as_seen_without_sprites(tmp_path, capsys):
+    oracle = _load("decoder_from_factors")
+    with pytest.raises(SystemExit) as exit_info:
+        oracle.main([str(tmp_path / "new"), "--orientation-as-seen", "--set", "data.preset=objects_room"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "for sprites" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
