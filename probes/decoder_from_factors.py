@@ -15,7 +15,10 @@ that does not draw them lacks them in its latent (encoder, KL, training); if it 
 decoder itself (its size, depth or way of drawing) is the limit at that budget.
 
     python probes/decoder_from_factors.py OUT [--config default] [--set KEY=VALUE ...]
-        [--steps N] [--every K] [--samples N] [--orientation-as-seen]
+        [--steps N] [--every K] [--samples N] [--orientation-as-seen] [--without FACTOR ...]
+
+``--without`` leaves factors out of the latent: what the decoder then draws is its best guess
+over them, which shows what a VAE whose latent lacks them can draw at most.
 """
 
 from __future__ import annotations
@@ -46,13 +49,18 @@ SYMMETRY = {"square": 4, "ellipse": 2, "heart": 1}
 """The turns after which each sprite looks the same again in a whole turn (dSprites' shapes)."""
 
 
-def oracle_latent(readings: list[Reading], values: torch.Tensor, as_seen: bool = False) -> torch.Tensor:
+def oracle_latent(
+    readings: list[Reading], values: torch.Tensor, as_seen: bool = False, without: frozenset[str] = frozenset()
+) -> torch.Tensor:
     """``[N, width]``: the factor ``values`` ``[N, K]`` as the decoder's latent, column by
-    column as the probe reads them (a category one-hot). ``as_seen``: a sprite's orientation as
-    the angle the picture shows, the cosine and sine of ``k`` times it for a shape that looks
-    the same after a ``k``-th of a turn (:data:`SYMMETRY`)."""
+    column as the probe reads them (a category one-hot), leaving out the factors named in
+    ``without``. ``as_seen``: a sprite's orientation as the angle the picture shows, the cosine
+    and sine of ``k`` times it for a shape that looks the same after a ``k``-th of a turn
+    (:data:`SYMMETRY`)."""
     parts = []
     for reading in readings:
+        if reading.name in without:
+            continue
         target = reading.target(values)
         if reading.kind == "class":
             parts.append(F.one_hot(target, reading.width).float())
@@ -85,16 +93,27 @@ def shape_by_eye():  # type: ignore[no-untyped-def]
 
 
 def train(
-    config_name: str, overrides: list[str], steps: int | None, every: int, samples: int, as_seen: bool, out: Path
+    config_name: str,
+    overrides: list[str],
+    steps: int | None,
+    every: int,
+    samples: int,
+    as_seen: bool,
+    out: Path,
+    without: frozenset[str] = frozenset(),
 ) -> None:
     """Train the oracle-fed decoder and write its curve and picture into ``out``."""
     base = load_config(config_name, overrides)
-    if as_seen and not _sprites(build_dataset(base.data)):
+    dataset = build_dataset(base.data)
+    if as_seen and not _sprites(dataset):
         raise UserError(
             f"--orientation-as-seen is for sprites, with a shape and an orientation; not {base.data.preset}"
         )
+    unknown = sorted(without - set(dataset.factor_names))
+    if unknown:
+        raise UserError(f"--without: {base.data.preset} has no factor {', '.join(unknown)}")
     data, probe = fidelity_probe(base, log=print)
-    width = outputs_width(probe.readings)
+    width = outputs_width([r for r in probe.readings if r.name not in without])
     steps = steps or base.train.steps
     config = load_config(config_name, [*overrides, f"model.latent_dim={width}"])
     t, objective = config.train, config.objective
@@ -105,7 +124,7 @@ def train(
     optimizer = torch.optim.Adam(decoder.parameters(), lr=t.lr, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_eps)
     stream = make_generator(t.seed, "train")
     values = data.draw(samples, make_generator(0, "fidelity"))
-    truth, latent = data.render(values), oracle_latent(probe.readings, values, as_seen)
+    truth, latent = data.render(values), oracle_latent(probe.readings, values, as_seen, without)
     print(
         f"{config_name}: {config.model.decoder} decoder, latent: {width} factor columns, "
         f"{steps} steps of {t.batch_size}"
@@ -115,7 +134,7 @@ def train(
         for step in range(1, steps + 1):
             batch = data.draw(t.batch_size, stream)
             images = data.render(batch)
-            decoded = decoder(oracle_latent(probe.readings, batch, as_seen))
+            decoded = decoder(oracle_latent(probe.readings, batch, as_seen, without))
             loss = reconstruction_nll(images, decoded, objective.likelihood, objective.sigma).mean()
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(t, step)
@@ -157,13 +176,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--orientation-as-seen", action="store_true", help="a sprite's orientation up to its shape's symmetry"
     )
+    parser.add_argument("--without", nargs="+", default=[], metavar="FACTOR", help="factors left out of the latent")
     args = parser.parse_args(argv)
     if (args.steps is not None and args.steps < 1) or min(args.every, args.samples) < 1:
         parser.exit(2, "error: --steps, --every and --samples must be at least 1\n")
     if args.out.exists():
         parser.exit(2, f"error: {args.out} already exists; give a new folder\n")
     try:
-        train(args.config, args.set, args.steps, args.every, args.samples, args.orientation_as_seen, args.out)
+        train(
+            args.config,
+            args.set,
+            args.steps,
+            args.every,
+            args.samples,
+            args.orientation_as_seen,
+            args.out,
+            frozenset(args.without),
+        )
     except UserError as exc:
         parser.exit(2, f"error: {exc}\n")
 

@@ -203,3 +203,26 @@ def test_decoder_from_factors_refuses_orientation_as_seen_without_sprites(tmp_pa
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "for sprites" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "new").exists()
+
+
+def test_the_oracle_latent_without_a_factor_drops_only_its_columns():
+    from sbvae.data import make_generator
+
+    oracle = _load("decoder_from_factors")
+    data, probe = _sprite_readings()
+    values = data.draw(50, make_generator(0, "test"))
+    full = oracle.oracle_latent(probe.readings, values)
+    widths = {r.name: r.width for r in probe.readings}
+    start = sum(w for name, w in widths.items() if list(widths).index(name) < list(widths).index("orientation"))
+    kept = torch.cat([full[:, :start], full[:, start + widths["orientation"] :]], dim=1)
+    dropped = oracle.oracle_latent(probe.readings, values, without=frozenset({"orientation"}))
+    assert torch.equal(dropped, kept)
+
+
+def test_decoder_from_factors_refuses_an_unknown_factor_in_one_line(tmp_path, capsys):
+    oracle = _load("decoder_from_factors")
+    with pytest.raises(SystemExit) as exit_info:
+        oracle.main([str(tmp_path / "new"), "--without", "colour", "--steps", "5"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no factor colour" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
