@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from sbvae.config import load_config
 from sbvae.data import GroundTruthDataset, build_dataset, make_generator
-from sbvae.data.sprites import SHAPES
+from sbvae.data.sprites import SHAPES, angle_as_seen
 from sbvae.errors import UserError
 from sbvae.evaluation.fidelity import FIDELITY_SAMPLES, fidelity_probe, fidelity_scores
 from sbvae.evaluation.probe import Reading, outputs_width
@@ -45,10 +45,6 @@ from sbvae.training.loop import learning_rate
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-SYMMETRY = {"square": 4, "ellipse": 2, "heart": 1}
-"""The turns after which each sprite looks the same again in a whole turn (dSprites' shapes)."""
-
-
 def oracle_latent(
     readings: list[Reading], values: torch.Tensor, as_seen: bool = False, without: frozenset[str] = frozenset()
 ) -> torch.Tensor:
@@ -56,7 +52,7 @@ def oracle_latent(
     column as the probe reads them (a category one-hot), leaving out the factors named in
     ``without``. ``as_seen``: a sprite's orientation as the angle the picture shows, the cosine
     and sine of ``k`` times it for a shape that looks the same after a ``k``-th of a turn
-    (:data:`SYMMETRY`)."""
+    (:data:`sbvae.data.sprites.SYMMETRY`)."""
     parts = []
     for reading in readings:
         if reading.name in without:
@@ -73,9 +69,8 @@ def oracle_latent(
 
 def _angle_as_seen(readings: list[Reading], orientation: Reading, values: torch.Tensor) -> torch.Tensor:
     shape = next(r for r in readings if r.name == "shape")
-    turns = torch.tensor([SYMMETRY[name] for name in SHAPES], dtype=torch.float64)[shape.target(values)]
-    angle = values[:, orientation.column].double() * (2 * math.pi / orientation.turn) * turns
-    return torch.stack([angle.cos(), angle.sin()], dim=1).float()
+    radians = values[:, orientation.column].double() * (2 * math.pi / orientation.turn)
+    return angle_as_seen(shape.target(values), radians)
 
 
 def _sprites(data: GroundTruthDataset) -> bool:

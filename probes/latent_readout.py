@@ -15,11 +15,13 @@ where a factor is lost. See docs/learning.md, "The 3D scenes at the default budg
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from sbvae.data import make_generator
+from sbvae.data import GroundTruthDataset, make_generator
+from sbvae.data.sprites import SHAPES, angle_as_seen
 from sbvae.errors import UserError
 from sbvae.evaluation.fidelity import fidelity_probe, model_fidelity, score
 from sbvae.evaluation.probe import Probe, outputs_width, probe_loss
@@ -36,8 +38,22 @@ def latent_means(model: VAE, images: torch.Tensor, batch_size: int = 500) -> tor
 def read_latents(
     probe: Probe, codes: torch.Tensor, values: torch.Tensor, test_codes: torch.Tensor, steps: int, seed: int = 0
 ) -> torch.Tensor:
-    """Train a read-out of every factor of ``probe.readings`` from standardised ``codes`` ``[N, D]``
-    (full-batch Adam, ``steps`` steps), and return its outputs on ``test_codes``."""
+    """Train a read-out of every factor of ``probe.readings`` from ``codes`` ``[N, D]`` and
+    return its outputs on ``test_codes``."""
+    width = outputs_width(probe.readings)
+    return fit_readout(codes, test_codes, width, lambda out: probe_loss(probe.readings, out, values), steps, seed)
+
+
+def fit_readout(
+    codes: torch.Tensor,
+    test_codes: torch.Tensor,
+    width: int,
+    loss: Callable[[torch.Tensor], torch.Tensor],
+    steps: int,
+    seed: int = 0,
+) -> torch.Tensor:
+    """A two-hidden-layer network from standardised ``codes`` to ``width`` outputs, trained by
+    full-batch Adam for ``steps`` steps on ``loss(outputs)``; its outputs on ``test_codes``."""
     torch.manual_seed(seed)
     centre, spread = codes.mean(dim=0), codes.std(dim=0) + 1e-6
     hidden = 64
@@ -46,16 +62,44 @@ def read_latents(
         nn.ReLU(),
         nn.Linear(hidden, hidden),
         nn.ReLU(),
-        nn.Linear(hidden, outputs_width(probe.readings)),
+        nn.Linear(hidden, width),
     )
     optimiser = torch.optim.Adam(net.parameters(), lr=3e-3)
     inputs = (codes - centre) / spread
     for _ in range(steps):
         optimiser.zero_grad()
-        probe_loss(probe.readings, net(inputs), values).backward()
+        loss(net(inputs)).backward()
         optimiser.step()
     with torch.no_grad():
         return net((test_codes - centre) / spread)
+
+
+def orientation_as_seen(
+    data: GroundTruthDataset, codes: torch.Tensor, values: torch.Tensor, train: int, steps: int
+) -> dict[str, tuple[float, float]]:
+    """For each sprite shape, R^2 of the angle its picture shows (:func:`angle_as_seen`) read
+    from ``codes`` and, as the control, from the true factor values; fitted on the first
+    ``train`` rows, scored on the rest."""
+    names = list(data.factor_names)
+    shapes = values[:, names.index("shape")].round().long()
+    target = angle_as_seen(shapes, values[:, names.index("orientation")])
+    readings = {}
+    for name, inputs in (("latent", codes), ("control", values.float())):
+        outputs = fit_readout(
+            inputs[:train], inputs[train:], 2, lambda out: (out - target[:train]).pow(2).mean(), steps
+        )
+        readings[name] = outputs
+    scores = {}
+    for index, shape in enumerate(SHAPES):
+        rows = shapes[train:] == index
+        truth = target[train:][rows]
+        scores[shape] = tuple(r_squared(readings[k][rows], truth) for k in ("latent", "control"))
+    return scores  # type: ignore[return-value]
+
+
+def r_squared(outputs: torch.Tensor, truth: torch.Tensor) -> float:
+    """1 - residual / total sum of squares, over all columns of ``truth``."""
+    return float(1 - (outputs - truth).pow(2).sum() / (truth - truth.mean(dim=0)).pow(2).sum())
 
 
 def report(run: str, train: int, test: int, steps: int) -> None:
@@ -72,6 +116,10 @@ def report(run: str, train: int, test: int, steps: int) -> None:
         key = "fidelity_" + reading.name
         latent = score(reading, output, values[train:])
         print(f"  {reading.name:14s} {latent:6.3f} {fidelity[key]:6.3f} {fidelity[key + '_control']:6.3f}")
+    if {"shape", "orientation"} <= set(data.factor_names) and data.factor("shape").value_names == SHAPES:
+        print("  orientation as seen, by shape: latent read-out, read-out of the true factors (control)")
+        for shape, (latent, control) in orientation_as_seen(data, codes, values, train, steps).items():
+            print(f"    {shape:12s} {latent:6.3f} {control:6.3f}")
 
 
 def main(argv: list[str] | None = None) -> None:

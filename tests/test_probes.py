@@ -101,10 +101,39 @@ def test_latent_readout_reports_every_factor_of_a_run(trained_run, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"{trained_run} (step 6)")
     data, _ = _sprite_readings()  # the tiny run's data: the default preset's
-    assert [line.split()[0] for line in lines[1:]] == list(data.factor_names)
-    for line in lines[1:]:
+    factors = len(data.factor_names)
+    assert [line.split()[0] for line in lines[1 : 1 + factors]] == list(data.factor_names)
+    for line in lines[1 : 1 + factors]:
         latent, recon, control = (float(v) for v in line.split()[1:])
         assert -5 < latent <= 1 and recon <= 1 and control <= 1
+    assert lines[1 + factors].strip().startswith("orientation as seen, by shape")
+    assert [line.split()[0] for line in lines[2 + factors :]] == ["square", "ellipse", "heart"]
+
+
+def test_orientation_as_seen_is_read_from_codes_that_hold_it_and_not_from_noise():
+    from sbvae.data import make_generator
+    from sbvae.data.sprites import angle_as_seen
+
+    readout = _load("latent_readout")
+    data, _ = _sprite_readings()
+    names = list(data.factor_names)
+    values = data.draw(1500, make_generator(0, "test"))
+    seen = angle_as_seen(values[:, names.index("shape")].long(), values[:, names.index("orientation")])
+    noise = torch.randn(len(values), 4, generator=torch.Generator().manual_seed(0))
+    held = readout.orientation_as_seen(data, torch.cat([seen, noise], dim=1), values, 1200, steps=600)
+    lost = readout.orientation_as_seen(data, noise, values, 1200, steps=600)
+    for shape in ("square", "ellipse", "heart"):
+        assert held[shape][0] > 0.9 and lost[shape][0] < 0.1, (shape, held[shape], lost[shape])
+        assert held[shape][1] == lost[shape][1]  # the control reads the true factors, not the codes
+
+
+def test_angle_as_seen_is_the_same_for_a_square_turned_by_a_quarter():
+    from sbvae.data.sprites import angle_as_seen
+
+    quarter = torch.tensor([0.3, 0.3 + torch.pi / 2, 0.3 + torch.pi])
+    square, ellipse = angle_as_seen(torch.zeros(3), quarter), angle_as_seen(torch.ones(3), quarter)
+    assert torch.allclose(square[0], square[1], atol=1e-6) and torch.allclose(square[0], square[2], atol=1e-6)
+    assert not torch.allclose(ellipse[0], ellipse[1], atol=1e-3) and torch.allclose(ellipse[0], ellipse[2], atol=1e-6)
 
 
 def _refused_in_one_line(argv: list[str], capsys) -> str:

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 SHAPES = ("square", "ellipse", "heart")
+SYMMETRY = (4, 2, 1)
+"""For each of :data:`SHAPES`, the turns after which it looks the same again in a whole turn."""
 MARGIN = 0.21
 UNIT = 0.13
 
@@ -41,6 +43,15 @@ _HEART_R = _HEART_D / math.sqrt(2)  # radius of its two lobes
 _HEART_SHIFT = (math.pi / 2 * _HEART_D**2) * (0.5 * _HEART_D + 4 * _HEART_R / (3 * math.pi * math.sqrt(2))) / 4
 
 ShapeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # of unit-shape coordinates u, v
+
+
+def angle_as_seen(shapes: torch.Tensor, radians: torch.Tensor) -> torch.Tensor:
+    """``[N, 2]``: the angle each sprite's picture shows, as the cosine and sine of ``k`` times
+    its orientation, ``k`` its shape's :data:`SYMMETRY` (a square turned by a quarter looks
+    unturned). ``shapes`` ``[N]`` are indices into :data:`SHAPES`."""
+    turns = torch.tensor(SYMMETRY, dtype=torch.float64, device=shapes.device)[shapes.long()]
+    angle = radians.double() * turns
+    return torch.stack([angle.cos(), angle.sin()], dim=1).float()
 
 
 def _inside_square(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
