@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from sbvae.data import GroundTruthDataset, make_generator
-from sbvae.data.sprites import SHAPES, angle_as_seen
+from sbvae.data.sprites import SHAPES, seen_angles
 from sbvae.errors import UserError
-from sbvae.evaluation.fidelity import fidelity_probe, model_fidelity, score
+from sbvae.evaluation.fidelity import fidelity_probe, model_fidelity, r_squared_by_class, score
 from sbvae.evaluation.probe import Probe, outputs_width, probe_loss
 from sbvae.models import VAE
 from sbvae.training.run_folder import load_model
@@ -77,29 +77,18 @@ def fit_readout(
 def orientation_as_seen(
     data: GroundTruthDataset, codes: torch.Tensor, values: torch.Tensor, train: int, steps: int
 ) -> dict[str, tuple[float, float]]:
-    """For each sprite shape, R^2 of the angle its picture shows (:func:`angle_as_seen`) read
+    """For each sprite shape, R^2 of the angle its picture shows (:func:`seen_angles`) read
     from ``codes`` and, as the control, from the true factor values; fitted on the first
     ``train`` rows, scored on the rest."""
-    names = list(data.factor_names)
-    shapes = values[:, names.index("shape")].round().long()
-    target = angle_as_seen(shapes, values[:, names.index("orientation")])
-    readings = {}
-    for name, inputs in (("latent", codes), ("control", values.float())):
+    shapes, target = seen_angles(values, data.factor_names)
+    readings = []
+    for inputs in (codes, values.float()):
         outputs = fit_readout(
             inputs[:train], inputs[train:], 2, lambda out: (out - target[:train]).pow(2).mean(), steps
         )
-        readings[name] = outputs
-    scores = {}
-    for index, shape in enumerate(SHAPES):
-        rows = shapes[train:] == index
-        truth = target[train:][rows]
-        scores[shape] = tuple(r_squared(readings[k][rows], truth) for k in ("latent", "control"))
-    return scores  # type: ignore[return-value]
-
-
-def r_squared(outputs: torch.Tensor, truth: torch.Tensor) -> float:
-    """1 - residual / total sum of squares, over all columns of ``truth``."""
-    return float(1 - (outputs - truth).pow(2).sum() / (truth - truth.mean(dim=0)).pow(2).sum())
+        readings.append(r_squared_by_class(outputs, target[train:], shapes[train:], SHAPES))
+    latent, control = readings
+    return {shape: (latent[shape], control[shape]) for shape in SHAPES}
 
 
 def report(run: str, train: int, test: int, steps: int) -> None:

@@ -255,3 +255,30 @@ def test_decoder_from_factors_refuses_an_unknown_factor_in_one_line(tmp_path, ca
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "no factor colour" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "new").exists()
+
+
+def test_encoder_orientation_trains_the_encoder_and_prints_r2_by_shape(capsys):
+    probe = _load("encoder_orientation")
+    probe.main(["--steps", "4", "--every", "2", "--batch", "8", "--set", "train.threads=1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["step 2", "step 4"]
+    for line in lines:
+        parts = line.split(": ")[1].split(" | ")
+        assert [part.split()[0] for part in parts] == ["square", "ellipse", "heart"]
+        assert all(float(part.split()[1]) <= 1 for part in parts)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--set", "data.preset=objects_room"], "no sprite shape"),
+        (["--steps", "0"], "at least 1"),
+        (["--lr", "0"], "above 0"),
+    ],
+)
+def test_encoder_orientation_refuses_bad_input_in_one_line(argv, message, capsys):
+    probe = _load("encoder_orientation")
+    with pytest.raises(SystemExit) as exit_info:
+        probe.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -21,7 +21,7 @@ it runs with tensor ops over the whole batch (no Python loop per image), on the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +52,14 @@ def angle_as_seen(shapes: torch.Tensor, radians: torch.Tensor) -> torch.Tensor:
     turns = torch.tensor(SYMMETRY, dtype=torch.float64, device=shapes.device)[shapes.long()]
     angle = radians.double() * turns
     return torch.stack([angle.cos(), angle.sin()], dim=1).float()
+
+
+def seen_angles(values: torch.Tensor, factor_names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The shapes ``[N]`` of sprite factor ``values`` ``[N, K]`` (columns named by
+    ``factor_names``) and the angles their pictures show ``[N, 2]`` (:func:`angle_as_seen`)."""
+    names = list(factor_names)
+    shapes = values[:, names.index("shape")].round().long()
+    return shapes, angle_as_seen(shapes, values[:, names.index("orientation")])
 
 
 def _inside_square(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,13 @@ def r_squared(predicted: torch.Tensor, target: torch.Tensor) -> float:
     return 1.0 - error / spread if spread > 0 else 0.0
 
 
+def r_squared_by_class(
+    predicted: torch.Tensor, target: torch.Tensor, classes: torch.Tensor, names: Sequence[str]
+) -> dict[str, float]:
+    """:func:`r_squared` over the rows of each class (``classes`` ``[N]`` indexes ``names``)."""
+    return {name: r_squared(predicted[classes == i], target[classes == i]) for i, name in enumerate(names)}
+
+
 def score(reading: Reading, outputs: torch.Tensor, values: torch.Tensor) -> float:
     """How well a probe's outputs ``[N, reading.width]`` read the factor of ``values`` ``[N, K]``."""
     target = reading.target(values)
