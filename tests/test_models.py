@@ -109,6 +109,20 @@ def test_vae_reparameterisation_uses_given_noise():
     assert torch.equal(zero.decoded, vae.decode(zero.mean))
 
 
+def test_logvar_bias_starts_every_latent_precise_and_leaves_the_rest_alone():
+    images = torch.rand(5, 3, 32, 32)
+    torch.manual_seed(0)
+    plain = Encoder(32, 3, 4, 8, 16)
+    torch.manual_seed(0)
+    precise = Encoder(32, 3, 4, 8, 16, logvar_bias=-8.0)
+    with torch.no_grad():
+        mean, logvar = plain(images)
+        precise_mean, precise_logvar = precise(images)
+    assert torch.equal(precise_mean, mean)
+    assert torch.allclose(precise_logvar, logvar - 8.0, atol=1e-5)
+    assert precise_logvar.max() < -7.0 < logvar.min()
+
+
 # -- parameter counts (64 px, 3 channels, latent 10, widths 64) ----------------------------
 
 

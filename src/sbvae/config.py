@@ -102,6 +102,7 @@ class ModelConfig:
     latent_dim: int = identity(10)
     encoder_channels: int = identity(64)
     encoder_hidden: int = identity(256)
+    logvar_bias: float = identity(0.0)
     sbd_layers: int = identity(4)
     sbd_channels: int = identity(64)
     sbd_kernel: int = identity(3)

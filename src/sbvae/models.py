@@ -31,11 +31,19 @@ class Encoder(nn.Module):
     """Image ``[N, C, S, S]`` -> Gaussian posterior parameters ``(mean, logvar)``, each ``[N, k]``.
 
     Four 4x4 stride-2 convs with ReLU halve the image four times, so any size divisible by 16
-    works; then Linear to ``hidden`` with ReLU and Linear to ``2 k``.
+    works; then Linear to ``hidden`` with ReLU and Linear to ``2 k``. ``logvar_bias`` is added
+    to the initial bias of the log-variance outputs: below 0, every latent starts with noise of
+    standard deviation about ``exp(logvar_bias / 2)`` instead of about 1.
     """
 
     def __init__(
-        self, image_size: int = 64, channels: int = 3, latent_dim: int = 10, width: int = 64, hidden: int = 256
+        self,
+        image_size: int = 64,
+        channels: int = 3,
+        latent_dim: int = 10,
+        width: int = 64,
+        hidden: int = 256,
+        logvar_bias: float = 0.0,
     ) -> None:
         super().__init__()
         _check_size(image_size)
@@ -48,6 +56,8 @@ class Encoder(nn.Module):
         self.convs = nn.Sequential(*layers)
         flat = width * (image_size // 16) ** 2
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
+        with torch.no_grad():
+            cast(nn.Linear, self.head[-1]).bias[latent_dim:] += logvar_bias
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.head(self.convs(images)).chunk(2, dim=1)
@@ -225,7 +235,7 @@ def count_parameters(module: nn.Module) -> int:
 def build_vae(model_config: ModelConfig, image_size: int, channels: int) -> VAE:
     """The VAE a :class:`sbvae.config.ModelConfig` describes."""
     m = model_config
-    encoder = Encoder(image_size, channels, m.latent_dim, m.encoder_channels, m.encoder_hidden)
+    encoder = Encoder(image_size, channels, m.latent_dim, m.encoder_channels, m.encoder_hidden, m.logvar_bias)
     decoder: nn.Module
     if m.decoder == "sbd":
         decoder = SpatialBroadcastDecoder(
