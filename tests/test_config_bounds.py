@@ -18,6 +18,8 @@ from sbvae.errors import ConfigError
         ("objective.beta=-.inf", "objective.beta must be a finite number"),
         ("train.seed=100000000000000000000000", "train.seed must be in [0, 2147483648)"),
         ("train.threads=100000", "train.threads must be in [0, 1024]"),
+        ("model.logvar_bias=-21", "model.logvar_bias must be in [-20, 20]"),
+        ("model.logvar_bias=.nan", "model.logvar_bias must be a finite number"),
         ("train.steps=1000000000000000000000000", "train.steps must be at most 1,000,000,000,000"),
     ],
 )

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sbvae.config import load_config
 from sbvae.data import make_dataset, make_generator
 from sbvae.models import (
     VAE,
     DeconvDecoder,
     Encoder,
     SpatialBroadcastDecoder,
+    build_vae,
     count_parameters,
 )
 from sbvae.objectives import to_image, vae_loss
@@ -121,6 +123,14 @@ def test_logvar_bias_starts_every_latent_precise_and_leaves_the_rest_alone():
     assert torch.equal(precise_mean, mean)
     assert torch.allclose(precise_logvar, logvar - 8.0, atol=1e-5)
     assert precise_logvar.max() < -7.0 < logvar.min()
+
+
+def test_the_config_s_logvar_bias_reaches_the_encoder():
+    config = load_config("default", ["model.logvar_bias=-6"])
+    torch.manual_seed(0)
+    vae = build_vae(config.model, 32, 3)
+    bias = vae.encoder.head[-1].bias
+    assert bias[config.model.latent_dim :].max() < -5.0 < bias[: config.model.latent_dim].min()
 
 
 # -- parameter counts (64 px, 3 channels, latent 10, widths 64) ----------------------------

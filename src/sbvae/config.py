@@ -465,6 +465,7 @@ MAX_SUPERSAMPLE = 16
 MAX_WIDTH = 2**16
 MAX_IMAGE_SIZE = 2**14
 MAX_KERNEL = 2**8
+MAX_LOGVAR_BIAS = 20.0  # a posterior's first noise between exp(-10) and exp(10)
 
 
 def _positive(where: str, value: float) -> None:
@@ -525,6 +526,10 @@ def validate(config: Config) -> None:
     bounds += [(key, MAX_WIDTH) for key in ("encoder_channels", "encoder_hidden", "sbd_channels", "deconv_channels")]
     for key, most in bounds:
         _at_most(f"model.{key}", getattr(m, key), most)
+    if abs(m.logvar_bias) > MAX_LOGVAR_BIAS:
+        raise ConfigError(
+            f"model.logvar_bias must be in [-{MAX_LOGVAR_BIAS:g}, {MAX_LOGVAR_BIAS:g}], not {m.logvar_bias}"
+        )
     if m.latent_dim < MIN_LATENTS:
         why = "the metrics and figures compare latents"
         raise ConfigError(f"model.latent_dim must be at least {MIN_LATENTS} ({why}), not {m.latent_dim}")
